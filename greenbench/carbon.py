@@ -1,0 +1,84 @@
+"""Carbon intensity sources: carbon = measured energy x a documented intensity.
+
+Every intensity carries its source, year, basis (life-cycle ``lca`` or ``direct``) and the PUE
+applied, so a co2e figure is never detached from where its factor came from.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+
+J_PER_KWH = 3.6e6
+DEFAULT_ZONE = "US-MIDA-PJM"  # PJM (US Mid-Atlantic), home of the largest data-centre market
+DEFAULT_BASIS = "lca"
+BASES = ("lca", "direct")
+
+
+class CarbonError(Exception):
+    """Bad intensity input; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Intensity:
+    gco2e_per_kwh: float
+    source: str
+    zone: str | None = None
+    year: int | None = None
+    basis: str | None = None
+    pue: float = 1.0
+
+    def co2e_g(self, energy_j: float | None) -> float | None:
+        """Grams CO2e for ``energy_j`` joules at the meter, times PUE; None stays None."""
+        if energy_j is None:
+            return None
+        return energy_j / J_PER_KWH * self.gco2e_per_kwh * self.pue
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def annual_means() -> dict[tuple[str, str], float]:
+    """(zone, basis) -> 2023 annual mean gCO2e/kWh, from the bundled Electricity Maps data."""
+    text = resources.files("greenbench.data").joinpath("carbon_2023_annual_mean.csv").read_text("utf-8")
+    rows = csv.DictReader(text.splitlines())
+    return {(r["zone"], r["basis"]): float(r["mean_gco2e_per_kwh"]) for r in rows}
+
+
+def zones() -> list[str]:
+    return sorted({zone for zone, _ in annual_means()})
+
+
+def static_intensity(
+    *,
+    zone: str | None = None,
+    gco2e_per_kwh: float | None = None,
+    basis: str = DEFAULT_BASIS,
+    pue: float = 1.0,
+) -> Intensity:
+    """A fixed intensity: a number the user gives, or a zone's 2023 annual mean (default zone)."""
+    if pue < 1.0:
+        raise CarbonError(f"PUE must be at least 1.0 (got {pue})")
+    if gco2e_per_kwh is not None:
+        if not 0 <= gco2e_per_kwh <= 2000:
+            raise CarbonError(
+                f"intensity {gco2e_per_kwh} gCO2e/kWh is outside 0-2000; give grams per kWh"
+            )
+        return Intensity(gco2e_per_kwh, "user (--intensity)", pue=pue)
+    if basis not in BASES:
+        raise CarbonError(f"unknown basis {basis!r} (use {' or '.join(BASES)})")
+    zone = zone or DEFAULT_ZONE
+    key = (zone, basis)
+    if key not in annual_means():
+        raise CarbonError(f"unknown zone {zone!r} (known: {', '.join(zones())})")
+    return Intensity(
+        annual_means()[key],
+        f"Electricity Maps 2023 annual mean ({basis}), ODbL",
+        zone=zone,
+        year=2023,
+        basis=basis,
+        pue=pue,
+    )

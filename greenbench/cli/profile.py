@@ -1,0 +1,182 @@
+"""greenbench profile: measure accuracy, latency and energy over a ladder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .common import EXIT_CODES_HELP, Exit, default_cache_dir, err, fail, out, user_errors
+
+HELP = f"""Measure each operating point of a ladder: accuracy (95% Wilson interval), latency
+per batch (p50/p90/p95/p99), throughput, and energy per item (mean, CV, 95% t interval) with
+the method that measured it (nvml_counter, rapl, estimate, or unavailable and null).
+
+With no LADDER, runs the embedded default ladder (MNIST-1D, trained here at first use; offline).
+The profile is written after every finished point; --resume finishes an interrupted run.
+
+{EXIT_CODES_HELP}"""
+
+
+def profile_command(
+    ladder: Optional[str] = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
+    zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
+    out_dir: Path = typer.Option(Path("profiles"), "--out", help="Folder for the profile JSON."),
+    name: Optional[str] = typer.Option(None, "--name", help="Profile file stem. Default: the ladder name (+ '-quick')."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke run: 3 repeats of 0.25 s windows, 1 s idle; flagged 'quick' in the profile."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted profile without measuring finished points again."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing profile."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Trials per point (default 5; quick 3)."),
+    min_window: Optional[float] = typer.Option(None, "--min-window", min=0.01, help="Minimum window in seconds (default 2; quick 0.25)."),
+    min_updates: Optional[int] = typer.Option(None, "--min-updates", min=1, help="Minimum energy-counter updates per window (default 20)."),
+    warmup: Optional[float] = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
+    idle: Optional[float] = typer.Option(None, "--idle", min=0, help="Idle-baseline seconds before the sweep (default 5; 0 turns it off)."),
+    max_cv: float = typer.Option(0.05, "--max-cv", min=0, help="Flag points whose energy or throughput CV exceeds this."),
+    device: Optional[list[str]] = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="Only these models (repeatable)."),
+    batch_size: Optional[list[int]] = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
+    precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, bf16, fp16 (repeatable)."),
+    meter: str = typer.Option("auto", "--meter", help="auto, nvml, rapl, codecarbon, none, or fake (a constant-power test meter)."),
+    zone: Optional[str] = typer.Option(None, "--zone", help="Grid zone whose 2023 mean intensity converts energy to carbon (default US-MIDA-PJM; see `greenbench env --zones`)."),
+    intensity: Optional[float] = typer.Option(None, "--intensity", help="Carbon intensity in gCO2e/kWh (overrides --zone)."),
+    basis: str = typer.Option("lca", "--basis", help="Intensity basis: lca (life-cycle) or direct."),
+    pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness applied to carbon (default 1.0)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where trained models and data are cached. Default: $GREENBENCH_CACHE or ~/.cache/greenbench."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile document (JSON) instead of the table."),
+    export_csv: Optional[Path] = typer.Option(None, "--export-csv", help="Also write the records as CSV (one row per point)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the interleaved order of batch sizes."),
+) -> None:
+    from .. import carbon, profile as prof, runner, zoo as zoomod
+    from ..measure import QUICK, Protocol
+
+    base = QUICK if quick else Protocol()
+    choices = {"auto", "nvml", "rapl", "codecarbon", "none", "fake"}
+    if meter not in choices:
+        raise fail(f"--meter {meter!r}: choose one of {', '.join(sorted(choices))}")
+    for p in precision or []:
+        if p not in zoomod.PRECISIONS:
+            raise fail(f"--precision {p!r}: choose one of {', '.join(zoomod.PRECISIONS)}")
+    with user_errors():
+        lad = zoomod.get_ladder(ladder, zoo)
+        intens = carbon.static_intensity(zone=zone, gco2e_per_kwh=intensity, basis=basis, pue=pue)
+        proto = Protocol(
+            repeats=repeats or base.repeats,
+            min_window_s=min_window or base.min_window_s,
+            min_counter_updates=min_updates or base.min_counter_updates,
+            warmup_s=base.warmup_s if warmup is None else warmup,
+            idle_s=base.idle_s if idle is None else idle,
+            max_cv=max_cv, seed=seed, quick=quick,
+        )
+        stem = name or (lad.name + ("-quick" if quick else ""))
+        cfg = runner.RunConfig(
+            ladder=lad, out_path=out_dir / f"{stem}.json", protocol=proto, intensity=intens,
+            cache_dir=cache_dir or default_cache_dir(), meter=meter,
+            models=tuple(model) if model else None,
+            batch_sizes=tuple(batch_size) if batch_size else None,
+            precisions=tuple(precision) if precision else None,
+            devices=tuple(device) if device else None, resume=resume, force=force,
+        )
+        try:
+            result = _run_with_progress(cfg)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: finished points are saved in {cfg.out_path}; "
+                      "run again with --resume to finish", highlight=False)
+            raise typer.Exit(int(Exit.INTERRUPTED)) from None
+        if export_csv:
+            try:
+                prof.export_csv(result, export_csv)
+            except OSError as e:
+                raise fail(f"{export_csv}: cannot write CSV: {e.strerror or e}") from None
+    if as_json:
+        out.print_json(result.to_json()) if out.is_terminal else print(result.to_json(), end="")
+    else:
+        out.print(summary_table(result))
+        for line in summary_lines(result):
+            out.print(line, highlight=False)
+        err.print(f"profile: {cfg.out_path}", highlight=False)
+    if not result.ok_records():
+        raise typer.Exit(int(Exit.NOTHING_MEASURED))
+
+
+def _run_with_progress(cfg):
+    from ..runner import run_profile
+
+    live = err.is_terminal
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} windows"), TimeRemainingColumn(),
+        console=err, transient=True, disable=not live,
+    )
+    task = None
+
+    def on_event(e) -> None:
+        nonlocal task
+        if e.kind == "start":
+            task = progress.add_task(e.text, total=e.total)
+        elif e.kind == "window" and task is not None:
+            progress.update(task, completed=e.done, description=e.text)
+        elif e.kind == "note":
+            progress.console.print(f"[dim]{e.text}[/]", highlight=False)
+        elif e.kind == "warning":
+            progress.console.print(f"[yellow]warning:[/] {e.text}", highlight=False)
+        elif e.kind == "point" and not live:
+            r = e.record
+            progress.console.print(f"[{e.done}/{e.total}] {r.model} b{r.batch_size} {r.precision} {r.device}: {r.status}", highlight=False)
+
+    with progress:
+        return run_profile(cfg, on_event)
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def summary_table(profile) -> Table:
+    t = Table(title=f"greenbench profile: {profile.ladder['name']}"
+              + (" (quick)" if profile.settings["protocol"].get("quick") else ""))
+    for col, just in [("model", "left"), ("params", "right"), ("batch", "right"), ("prec", "left"),
+                      ("device", "left"), ("accuracy [95% CI]", "right"), ("p50 ms/batch", "right"),
+                      ("p95 ms/batch", "right"), ("items/s", "right"), ("J/item ± σ", "right"),
+                      ("CV", "right"), ("method", "left"), ("W", "right"), ("mgCO2e/item", "right"),
+                      ("flags", "left")]:
+        t.add_column(col, justify=just)
+    for r in profile.records:
+        if r.status != "ok":
+            t.add_row(r.model, _fmt(r.params, ","), str(r.batch_size), r.precision, r.device,
+                      f"[red]{r.status}[/]", "", "", "", "", "", "", "", "", r.error or "")
+            continue
+        acc = f"{r.accuracy:.3f} [{r.accuracy_ci95[0]:.3f}, {r.accuracy_ci95[1]:.3f}]"
+        energy = "null" if r.energy_j_per_item is None else f"{r.energy_j_per_item:.3g} ± {r.energy_j_per_item_std:.2g}"
+        co2 = None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3
+        t.add_row(r.model, f"{r.params:,}", str(r.batch_size), r.precision, r.device, acc,
+                  _fmt(r.latency_p50_ms), _fmt(r.latency_p95_ms), f"{r.items_per_s:,.0f}", energy,
+                  "—" if r.energy_j_per_item_cv is None else f"{r.energy_j_per_item_cv:.1%}",
+                  r.energy_method, _fmt(r.power_w, ".1f"), _fmt(co2), ",".join(r.flags))
+    return t
+
+
+def summary_lines(profile) -> list[str]:
+    """The hyperfine-style verdict: best accuracy, least energy, and the spread between them."""
+    ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None]
+    lines = []
+    if not ok:
+        reasons = {r.energy_reason or r.error for r in profile.records}
+        return [f"No energy figure: {'; '.join(sorted(x for x in reasons if x))}"]
+    best_acc = max(ok, key=lambda r: (r.accuracy, -r.energy_j_per_item))
+    least = min(ok, key=lambda r: r.energy_j_per_item)
+    method = {r.energy_method for r in ok}
+    label = "estimated" if method == {"estimate"} else "measured"
+    lines.append(f"Most accurate: {best_acc.model} (accuracy {best_acc.accuracy:.3f}) at "
+                 f"{best_acc.energy_j_per_item:.3g} J/item (batch {best_acc.batch_size}, {label}).")
+    if least is not best_acc:
+        ratio = best_acc.energy_j_per_item / least.energy_j_per_item
+        lines.append(f"Least energy: {least.model} batch {least.batch_size}: {ratio:.3g} x less energy "
+                     f"per item, accuracy {least.accuracy:.3f} ({least.accuracy - best_acc.accuracy:+.3f}).")
+    carbon = profile.carbon
+    where = f"zone {carbon.get('zone')}" if carbon.get("zone") else carbon.get("source")
+    lines.append(f"Carbon at {carbon.get('gco2e_per_kwh')} gCO2e/kWh ({where}, PUE {carbon.get('pue')}); "
+                 f"energy method(s): {', '.join(sorted(method))}.")
+    return lines

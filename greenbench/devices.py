@@ -1,0 +1,130 @@
+"""Devices: what ``auto``, ``cuda``, ``cuda:N`` and GPU UUIDs mean here, and machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+class DeviceError(Exception):
+    """A device that does not exist here; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Device:
+    spec: str  # what the profile records: "cpu" or "cuda:N"
+    name: str  # CPU model or GPU name
+    uuid: str | None = None  # GPU UUID (NVML selects by it, whatever CUDA_VISIBLE_DEVICES says)
+    note: str | None = None  # e.g. why "auto" meant the CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.spec.startswith("cuda")
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _cuda_device(index: int) -> Device:
+    import torch
+
+    props = torch.cuda.get_device_properties(index)
+    uuid = getattr(props, "uuid", None)
+    uuid = f"GPU-{uuid}" if uuid is not None and not str(uuid).startswith(("GPU-", "MIG-")) else uuid
+    return Device(f"cuda:{index}", props.name, str(uuid) if uuid else None)
+
+
+def resolve(spec: str) -> Device:
+    """``auto`` -> first visible GPU, else the CPU (with a note); ``cuda:N``; a GPU UUID; ``cpu``."""
+    if spec == "cpu":
+        return Device("cpu", cpu_model())
+    count = _cuda_count()
+    if spec == "auto":
+        if count == 0:
+            return Device("cpu", cpu_model(), note="no GPU visible to torch: measuring on the CPU")
+        return _cuda_device(0)
+    if count == 0:
+        raise DeviceError(f"device {spec!r}: no CUDA GPU is visible to torch here (use --device cpu)")
+    if spec == "cuda":
+        return _cuda_device(0)
+    if spec.startswith("cuda:"):
+        try:
+            index = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise DeviceError(f"device {spec!r}: expected cuda:N with N an integer") from None
+        if not 0 <= index < count:
+            raise DeviceError(f"device {spec!r}: only {count} GPU(s) visible (cuda:0..cuda:{count - 1})")
+        return _cuda_device(index)
+    for i in range(count):  # a UUID, possibly abbreviated as nvidia-smi allows
+        dev = _cuda_device(i)
+        if dev.uuid and dev.uuid.startswith(spec):
+            return dev
+    raise DeviceError(f"device {spec!r}: no visible GPU has that UUID")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """The commit of the working directory's repository, with '+dirty' when it has changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=5,
+        )
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict[str, Any]:
+    """Machine and software facts stored in every profile (measurement.md, item 9)."""
+    import torch
+
+    return {
+        "host": socket.gethostname(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "torch_threads": torch.get_num_threads(),
+        "transformers": _version("transformers"),
+        "codecarbon": _version("codecarbon"),
+        "nvidia_ml_py": _version("nvidia-ml-py"),
+        "greenbench": _version("greenbench"),
+        "git_commit": git_commit(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }

@@ -1,0 +1,143 @@
+"""The window protocol: warm-up, device sync at the edges, a minimum window, idle baseline.
+
+One trial = one window in which a step (one batch of inference) runs back to back, exactly as a
+user would run it: no per-step device sync and no meter call inside the loop (both change what is
+measured; see shared/docs/measurement.md). Meters are read only at the window edges, after a
+device sync. Per-step times come from ``perf_counter`` on the CPU, and from CUDA events recorded in
+the stream on a GPU (read after the closing sync, so they never stall the queue).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .meters.base import EnergyReading, Meter
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Measurement settings; every one is a command-line option."""
+
+    repeats: int = 5
+    min_window_s: float = 2.0
+    min_counter_updates: int = 20
+    min_steps: int = 3
+    warmup_s: float = 0.5  # before every window: the previous point left other state in caches
+    idle_s: float = 5.0
+    max_cv: float = 0.05
+    seed: int = 0  # order of batch sizes within each round
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        if self.min_window_s <= 0 or self.warmup_s < 0 or self.idle_s < 0:
+            raise ValueError("window, warm-up and idle times must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# A smoke run: fewer repeats and short windows. Profiles made with it carry the flag "quick".
+QUICK = Protocol(
+    repeats=3, min_window_s=0.25, min_counter_updates=3, warmup_s=0.05, idle_s=1.0, quick=True
+)
+
+
+def required_window_s(min_window_s: float, min_counter_updates: int, period_s: float | None) -> float:
+    """A window must last ``min_window_s`` and span ``min_counter_updates`` counter updates."""
+    if period_s is None or period_s <= 0:
+        return min_window_s
+    return max(min_window_s, min_counter_updates * period_s)
+
+
+@dataclass(frozen=True)
+class Trial:
+    steps: int
+    window_s: float  # first step start to closing sync
+    step_durations_s: np.ndarray = field(repr=False)
+    readings: tuple[EnergyReading, ...]  # same order as the meters given
+
+
+def warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float, min_steps: int = 2) -> None:
+    """Run ``step`` for ``seconds`` (and at least ``min_steps`` times); excluded from all figures."""
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while n < min_steps or time.perf_counter() < deadline:
+        step()
+        n += 1
+    sync()
+
+
+def _cpu_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple[float, np.ndarray]:
+    clock = time.perf_counter
+    marks = [clock()]
+    append = marks.append
+    deadline = marks[0] + window_s
+    while True:
+        step()
+        now = clock()
+        append(now)
+        if now >= deadline and len(marks) > min_steps:
+            break
+    t = np.asarray(marks)
+    return float(t[0]), np.diff(t)
+
+
+def _cuda_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple[float, Any]:
+    import torch
+
+    clock = time.perf_counter
+    first = torch.cuda.Event(enable_timing=True)
+    events = [first]
+    t0 = clock()
+    first.record()
+    deadline = t0 + window_s
+    while True:
+        step()
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        events.append(ev)
+        if len(events) > min_steps and clock() >= deadline:
+            break
+    return t0, events
+
+
+def run_window(
+    step: Callable[[], Any],
+    sync: Callable[[], None],
+    meters: Sequence[Meter],
+    window_s: float,
+    *,
+    min_steps: int = 3,
+    cuda: bool = False,
+) -> Trial:
+    """One measured window. ``meters[0]`` is the headline meter: it begins last and ends first,
+    so its edges sit closest to the work."""
+    sync()
+    starts = [m.begin() for m in reversed(meters)][::-1]
+    if cuda:
+        t0, events = _cuda_loop(step, window_s, min_steps)
+    else:
+        t0, durations = _cpu_loop(step, window_s, min_steps)
+    sync()
+    t_end = time.perf_counter()
+    readings = [m.end(s) for m, s in zip(meters, starts)]
+    if cuda:
+        durations = np.asarray(
+            [a.elapsed_time(b) / 1e3 for a, b in zip(events[:-1], events[1:])], dtype=float
+        )
+    return Trial(int(durations.size), t_end - t0, durations, tuple(readings))
+
+
+def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], None] | None = None) -> list[EnergyReading]:
+    """Energy each meter sees while nothing runs: the idle baseline for net energy."""
+    if sync is not None:
+        sync()
+    starts = [m.begin() for m in reversed(meters)][::-1]
+    time.sleep(seconds)
+    return [m.end(s) for m, s in zip(meters, starts)]

@@ -1,0 +1,197 @@
+"""The meter interface (after Zeus): begin a window, end it, get the energy with its method.
+
+Vendor calls and vendor errors stay inside one module per meter; nothing touches hardware at
+import time; a meter that cannot measure says so (``available() -> (False, reason)``) and the
+caller falls back to a labelled estimate or to ``unavailable`` -- never to a silent zero.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Every energy value carries one of these.
+NVML_COUNTER = "nvml_counter"
+NVML_POWER = "nvml_power"
+RAPL = "rapl"
+ESTIMATE = "estimate"
+UNAVAILABLE = "unavailable"
+FAKE = "fake"  # only from the test meters; never produced on real hardware
+METHODS = (NVML_COUNTER, NVML_POWER, RAPL, ESTIMATE, UNAVAILABLE, FAKE)
+
+# Flags a reading can carry.
+COUNTER_DID_NOT_MOVE = "counter_did_not_move"
+COUNTER_WRAPPED = "counter_wrapped"
+COUNTER_WENT_BACKWARDS = "counter_went_backwards"
+
+
+class MeterError(Exception):
+    """A meter failed in a way the caller should record (the message is one clear line)."""
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """What one meter saw over one window."""
+
+    domain: str  # what was metered: "gpu:0", "cpu_package", "dram", "cpu+ram"
+    method: str  # one of METHODS
+    energy_j: float | None  # None when not measured; reason then says why
+    duration_s: float
+    counter_updates: int | None = None  # counter changes inside the window, where known
+    reason: str | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.energy_j is not None and COUNTER_DID_NOT_MOVE not in self.flags
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    """What ``greenbench env`` shows for a meter."""
+
+    domain: str
+    method: str
+    available: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Meter(ABC):
+    """One energy source. ``begin()`` returns an opaque start state that ``end()`` consumes."""
+
+    domain: str = "?"
+    method: str = UNAVAILABLE
+
+    @abstractmethod
+    def info(self) -> MeterInfo: ...
+
+    @abstractmethod
+    def begin(self) -> Any: ...
+
+    @abstractmethod
+    def end(self, start: Any) -> EnergyReading: ...
+
+    def update_period_s(self) -> float | None:
+        """How often the underlying counter changes (None: not a counter, or unknown)."""
+        return None
+
+    def power_limit_w(self) -> float | None:
+        """The enforced power limit, for the validity check; None where the meter has none."""
+        return None
+
+    def close(self) -> None:
+        """Release vendor handles; safe to call twice."""
+
+
+class NullMeter(Meter):
+    """Measures nothing and says why: every reading is ``unavailable`` with a null value."""
+
+    method = UNAVAILABLE
+
+    def __init__(self, domain: str, reason: str):
+        self.domain = domain
+        self.reason = reason
+
+    def info(self) -> MeterInfo:
+        return MeterInfo(self.domain, UNAVAILABLE, False, self.reason)
+
+    def begin(self) -> float:
+        return time.perf_counter()
+
+    def end(self, start: float) -> EnergyReading:
+        return EnergyReading(
+            self.domain, UNAVAILABLE, None, time.perf_counter() - start, reason=self.reason
+        )
+
+
+@dataclass(frozen=True)
+class _Edge:
+    t_s: float  # perf_counter time at which the counter value was first seen
+    counter_j: float
+
+
+class CounterMeter(Meter):
+    """A meter over a cumulative energy counter that changes in discrete ticks (NVML, RAPL).
+
+    Subclasses give ``_read_j()`` (the raw counter in joules) and ``_wrap_j`` (the value at
+    which it wraps, or None). The window protocol (shared/docs/measurement.md) lives here:
+
+    * ``begin`` spin-reads until the counter ticks, so the window starts on a tick;
+    * ``end`` spin-reads to the next tick after the work stopped, then to one more tick to learn
+      the power just after the work, and takes that power times the idle tail off the total
+      (the tail would otherwise add about 2% at 1 s windows);
+    * the number of counter updates in the window is its duration over the tick period seen at
+      the end; a counter that did not move at all makes the reading invalid, never 0 J.
+
+    Reads happen only at the edges, outside the timed loop, so measuring does not perturb it.
+    """
+
+    _wrap_j: float | None = None
+    max_align_s: float = 0.5  # give up aligning after this long (a stuck counter)
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self._clock = clock
+        self._period_s: float | None = None
+
+    @abstractmethod
+    def _read_j(self) -> float: ...
+
+    def _delta_j(self, before: float, after: float) -> tuple[float, tuple[str, ...]]:
+        if after >= before:
+            return after - before, ()
+        if self._wrap_j is not None:
+            return after + self._wrap_j - before, (COUNTER_WRAPPED,)
+        return 0.0, (COUNTER_WENT_BACKWARDS,)
+
+    def _next_tick(self, after: float) -> _Edge | None:
+        """Spin until the counter differs from ``after``; None if it does not within max_align_s."""
+        deadline = self._clock() + self.max_align_s
+        while True:
+            value = self._read_j()
+            now = self._clock()
+            if value != after:
+                return _Edge(now, value)
+            if now > deadline:
+                return None
+
+    def begin(self) -> _Edge:
+        first = self._read_j()
+        return self._next_tick(first) or _Edge(self._clock(), first)
+
+    def end(self, start: _Edge) -> EnergyReading:
+        t_end = self._clock()
+        at_end = self._read_j()
+        tick = self._next_tick(at_end)
+        if tick is None:  # stuck counter: report the plain edge and let the flags say so
+            delta, flags = self._delta_j(start.counter_j, at_end)
+            flags = flags + ((COUNTER_DID_NOT_MOVE,) if delta == 0 else ())
+            return EnergyReading(
+                self.domain, self.method, delta, t_end - start.t_s, counter_updates=0, flags=flags
+            )
+        after = self._next_tick(tick.counter_j)
+        delta, flags = self._delta_j(start.counter_j, tick.counter_j)
+        tail_j = 0.0
+        if after is not None and after.t_s > tick.t_s:
+            period = after.t_s - tick.t_s
+            self._period_s = period
+            tail_power_w = self._delta_j(tick.counter_j, after.counter_j)[0] / period
+            tail_j = tail_power_w * max(0.0, tick.t_s - t_end)
+        window_s = t_end - start.t_s
+        updates = round((tick.t_s - start.t_s) / self._period_s) if self._period_s else None
+        energy = max(0.0, delta - tail_j)
+        if delta == 0:
+            flags = flags + (COUNTER_DID_NOT_MOVE,)
+        return EnergyReading(
+            self.domain, self.method, energy, window_s, counter_updates=updates, flags=flags
+        )
+
+    def update_period_s(self) -> float | None:
+        if self._period_s is None:
+            first = self._next_tick(self._read_j())
+            second = self._next_tick(first.counter_j) if first else None
+            if first and second:
+                self._period_s = second.t_s - first.t_s
+        return self._period_s

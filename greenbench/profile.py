@@ -1,0 +1,197 @@
+"""The profile file: the contract between measuring and everything after it (fit, price, compare).
+
+A versioned JSON document: settings, provenance, idle baseline, carbon intensity, and one flat
+record per operating point (finished, failed or skipped). It is rewritten atomically after every
+finished point, so a run killed at any moment leaves a valid file holding every finished point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+SCHEMA = "greenbench/profile"
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "failed", "skipped"]
+
+
+class ProfileError(Exception):
+    """A profile file is missing, unreadable or not a greenbench profile (one line)."""
+
+
+class Record(BaseModel):
+    """One operating point. Missing values are null and say why; a null is never a zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ladder: str
+    model: str
+    params: int | None = None
+    batch_size: int
+    precision: str
+    device: str
+    device_name: str | None = None
+    status: Status = "ok"
+    error: str | None = None
+
+    accuracy: float | None = None
+    accuracy_ci95: tuple[float, float] | None = None
+    accuracy_n: int | None = None
+
+    latency_mean_ms: float | None = None  # per batch: what every request in the batch waits
+    latency_p50_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    latency_per_item_ms: float | None = None  # mean batch latency / batch size
+    items_per_s: float | None = None
+    items_per_s_ci95: tuple[float, float] | None = None
+
+    energy_j_per_item: float | None = None  # gross: what the meter saw
+    energy_j_per_item_std: float | None = None
+    energy_j_per_item_cv: float | None = None
+    energy_j_per_item_ci95: tuple[float, float] | None = None
+    energy_net_j_per_item: float | None = None  # gross minus idle power x time
+    energy_method: str = "unavailable"
+    energy_domain: str | None = None
+    energy_reason: str | None = None  # why energy is null, or what an estimate rests on
+    power_w: float | None = None  # mean power over the windows
+    idle_power_w: float | None = None
+    components: list[dict[str, Any]] = []  # other meters (host CPU beside a GPU), never summed in
+
+    co2e_g_per_item: float | None = None
+    intensity_gco2e_per_kwh: float | None = None
+    intensity_source: str | None = None
+
+    repeats: int = 0
+    window_s: float | None = None  # mean window length
+    counter_updates_min: int | None = None
+    samples: dict[str, list[float]] = {}  # per-repeat values, for significance tests
+    flags: list[str] = []
+    model_spec: dict[str, Any] = {}
+    workload: dict[str, Any] = {}
+    measured_utc: str | None = None
+
+    def key(self) -> tuple[str, str, int, str, str]:
+        return point_key(self.ladder, self.model, self.batch_size, self.precision, self.device)
+
+
+def point_key(ladder: str, model: str, batch_size: int, precision: str, device: str) -> tuple:
+    return (ladder, model, int(batch_size), precision, device)
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+    greenbench_version: str
+    created_utc: str
+    updated_utc: str
+    complete: bool = False
+    ladder: dict[str, Any]
+    settings: dict[str, Any]
+    provenance: dict[str, Any]
+    idle: dict[str, Any] = {}  # device -> {power_w, method, duration_s, measured_utc, ...}
+    carbon: dict[str, Any] = {}
+    records: list[Record] = []
+
+    def finished_keys(self) -> set[tuple]:
+        return {r.key() for r in self.records}
+
+    def ok_records(self) -> list[Record]:
+        return [r for r in self.records if r.status == "ok"]
+
+    def to_json(self) -> str:
+        doc = self.model_dump(mode="json")
+        doc["schema"] = doc.pop("schema_")
+        return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save(profile: Profile, path: Path) -> None:
+    profile.updated_utc = utc_now()
+    write_atomic(path, profile.to_json())
+
+
+def load(path: Path) -> Profile:
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProfileError(f"{path}: not JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ProfileError(f"{path}: not a greenbench profile (no \"schema\": \"{SCHEMA}\")")
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        raise ProfileError(
+            f"{path}: profile schema version {doc.get('schema_version')!r} is not supported "
+            f"(this greenbench reads version {SCHEMA_VERSION})"
+        )
+    doc["schema_"] = doc.pop("schema")
+    try:
+        return Profile.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ProfileError(f"{path}: invalid profile at {loc}: {first['msg']}") from None
+
+
+# Columns of the CSV export, in order (long form: one row per operating point).
+CSV_COLUMNS = [
+    "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
+    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "latency_p50_ms", "latency_p90_ms",
+    "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "items_per_s", "energy_j_per_item",
+    "energy_j_per_item_ci95_low", "energy_j_per_item_ci95_high", "energy_j_per_item_cv",
+    "energy_net_j_per_item", "energy_method", "energy_domain", "power_w", "idle_power_w",
+    "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "repeats", "flags", "error",
+]
+
+
+def to_rows(profile: Profile) -> list[dict[str, Any]]:
+    rows = []
+    for r in profile.records:
+        d = r.model_dump()
+        for name in ("accuracy_ci95", "energy_j_per_item_ci95"):
+            lo, hi = d.pop(name) or (None, None)
+            d[f"{name}_low"], d[f"{name}_high"] = lo, hi
+        d["flags"] = ";".join(r.flags)
+        rows.append({c: d.get(c) for c in CSV_COLUMNS})
+    return rows
+
+
+def export_csv(profile: Profile, path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame(to_rows(profile), columns=CSV_COLUMNS).to_csv(path, index=False)

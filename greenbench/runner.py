@@ -1,0 +1,418 @@
+"""Sweeps a ladder: builds each model once, measures its batch sizes in interleaved rounds, writes
+each finished operating point to the profile at once (atomically), and resumes.
+
+The unit of work is a group (model, precision, device): within it, every round visits the batch
+sizes in a fresh random order (seeded), so slow drifts (thermal, clocks, other tenants) spread
+over all points instead of biasing the last ones. A point is finished when all its repeats are;
+an interrupted group is measured again on resume, finished points never are.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import devices as devmod
+from . import meters as metermod
+from . import profile as prof
+from .carbon import Intensity
+from .measure import Protocol, Trial, measure_idle, required_window_s, run_window, warm_up
+from .meters.base import Meter
+from .stats import percentiles_ms, summarize, wilson_interval
+from .workloads import Workload, WorkloadError, WorkloadSkipped, build_workload
+from .zoo import Ladder, model_dict
+
+
+class RunError(Exception):
+    """The run cannot start (bad output folder, mismatched resume); one line for the user."""
+
+
+# Events for whoever renders progress (the CLI); the library itself never prints.
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "note", "warning", "start", "window", "point"
+    text: str = ""
+    done: int = 0  # windows finished so far
+    total: int = 0  # windows planned
+    eta_s: float | None = None
+    record: prof.Record | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    batch_size: int
+    precision: str
+    device: str  # the ladder's or user's device spec ("auto", "cuda:0", ...)
+
+
+@dataclass
+class RunConfig:
+    ladder: Ladder
+    out_path: Path
+    protocol: Protocol
+    intensity: Intensity
+    cache_dir: Path
+    meter: str = "auto"
+    models: tuple[str, ...] | None = None
+    batch_sizes: tuple[int, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    devices: tuple[str, ...] | None = None
+    resume: bool = False
+    force: bool = False
+    country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """What must match for a resumed run to continue an earlier one."""
+        return {
+            "protocol": self.protocol.to_dict(),
+            "meter": self.meter,
+            "energy_basis": "gross",
+            "models": list(self.models) if self.models else None,
+            "batch_sizes": list(self.batch_sizes) if self.batch_sizes else None,
+            "precisions": list(self.precisions) if self.precisions else None,
+            "devices": list(self.devices) if self.devices else None,
+        }
+
+
+def plan(cfg: RunConfig) -> list[Point]:
+    lad = cfg.ladder
+    models = cfg.models or tuple(m.name for m in lad.models)
+    for name in models:
+        lad.model(name)  # raises ZooError naming the known models
+    return [
+        Point(m, b, p, d)
+        for d in (cfg.devices or lad.devices)
+        for m in models
+        for p in (cfg.precisions or lad.precisions)
+        for b in (cfg.batch_sizes or lad.batch_sizes)
+    ]
+
+
+def _open_profile(cfg: RunConfig) -> prof.Profile:
+    path = cfg.out_path
+    if not path.parent.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"{path.parent}: cannot create the output folder: {e.strerror or e}") from None
+    settings = cfg.settings()
+    if path.exists() and not cfg.force:
+        if not cfg.resume:
+            raise RunError(
+                f"{path} exists: pass --resume to finish it, or --force to measure it again"
+            )
+        old = prof.load(path)
+        if old.ladder.get("name") != cfg.ladder.name:
+            raise RunError(f"{path} holds ladder {old.ladder.get('name')!r}, not {cfg.ladder.name!r}")
+        if old.settings != settings:
+            changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
+            raise RunError(
+                f"{path} was measured with other settings ({', '.join(changed)}); "
+                "resume with the same options, or pass --force to start over"
+            )
+        return old
+    try:  # fail now, not after the first model has been measured
+        prof.write_atomic(path, "")
+        path.unlink()
+    except OSError as e:
+        raise RunError(f"{path}: cannot write the profile: {e.strerror or e}") from None
+    now = prof.utc_now()
+    return prof.Profile(
+        greenbench_version=devmod._version("greenbench") or "0+unknown",
+        created_utc=now,
+        updated_utc=now,
+        ladder={"name": cfg.ladder.name, "source": cfg.ladder.source,
+                "definition": cfg.ladder.model_dump(mode="json", exclude={"source"})},
+        settings=settings,
+        provenance=devmod.provenance(),
+        carbon=cfg.intensity.to_dict(),
+    )
+
+
+class _Clock:
+    """ETA from the mean seconds per finished window."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.t0 = total, 0, time.monotonic()
+
+    def tick(self) -> float | None:
+        self.done += 1
+        rate = (time.monotonic() - self.t0) / self.done
+        return rate * (self.total - self.done)
+
+
+def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None) -> prof.Profile:
+    """Measure every unfinished point of the plan, saving after each group. Returns the profile."""
+    emit = on_event or (lambda e: None)
+    profile = _open_profile(cfg)
+    done_keys = profile.finished_keys()
+    todo = [p for p in plan(cfg) if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
+    if done_keys and cfg.resume:
+        emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
+    clock = _Clock(len(todo) * cfg.protocol.repeats)
+    emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for p in todo:
+        groups.setdefault((p.model, p.precision, p.device), []).append(p.batch_size)
+    sessions: dict[str, tuple[devmod.Device, Meter, list[Meter]]] = {}
+    try:
+        for (model, precision, device_spec), batches in groups.items():
+            if device_spec not in sessions:
+                sessions[device_spec] = _open_device(cfg, profile, device_spec, emit)
+            device, headline, components = sessions[device_spec]
+            records = _measure_group(cfg, profile, model, precision, device, device_spec,
+                                     headline, components, batches, clock, emit)
+            profile.records.extend(records)
+            prof.save(profile, cfg.out_path)
+            for r in records:
+                emit(Event("point", record=r, done=clock.done, total=clock.total))
+        profile.complete = True
+        prof.save(profile, cfg.out_path)
+    finally:
+        for _, headline, components in sessions.values():
+            for m in [headline, *components]:
+                m.close()
+    return profile
+
+
+def _open_device(cfg: RunConfig, profile: prof.Profile, spec: str, emit) -> tuple:
+    device = devmod.resolve(spec)
+    if device.note:
+        emit(Event("note", device.note))
+    headline, components = metermod.select_meters(
+        device.uuid or device.spec, prefer=cfg.meter, country_iso_code=cfg.country_iso_code
+    )
+    info = headline.info()
+    if not info.available:
+        emit(Event("warning", f"{device.spec}: no energy meter ({info.reason}); energy will be null"))
+    elif info.method == "estimate":
+        emit(Event("warning", f"{device.spec}: energy is an estimate ({info.reason})"))
+    if spec in profile.idle:  # resumed run: keep the baseline measured with the finished points
+        return device, headline, components
+    meters = [headline, *components]
+    idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
+    profile.idle[spec] = {
+        "device": device.spec,
+        "device_name": device.name,
+        "measured_utc": prof.utc_now(),
+        "duration_s": cfg.protocol.idle_s,
+        "meters": [
+            {"domain": r.domain, "method": r.method,
+             "power_w": (r.energy_j / r.duration_s) if r.valid and r.duration_s > 0 else None,
+             "reason": r.reason, "flags": list(r.flags)}
+            for r in idle
+        ],
+        "update_period_s": headline.update_period_s(),
+        "power_limit_w": headline.power_limit_w(),
+        "meter": info.__dict__ | {"details": info.details},
+    }
+    return device, headline, components
+
+
+def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devmod.Device,
+            spec: str, status: str, error: str, params: int | None = None) -> prof.Record:
+    return prof.Record(
+        ladder=cfg.ladder.name, model=model, params=params, batch_size=batch, precision=precision,
+        device=spec, device_name=device.name, status=status, error=error,
+        energy_reason=f"not measured: {status}", measured_utc=prof.utc_now(),
+        model_spec=model_dict(cfg.ladder.model(model)),
+    )
+
+
+def _build(cfg: RunConfig, model: str, precision: str, device: devmod.Device, emit) -> Workload:
+    lad = cfg.ladder
+    return build_workload(
+        lad.workload,
+        model=model_dict(lad.model(model)),
+        dataset=lad.dataset.model_dump(),
+        train=lad.train.model_dump(),
+        precision=precision,
+        device=device.spec,
+        cache_dir=cfg.cache_dir,
+        on_note=lambda text: emit(Event("note", text)),
+    )
+
+
+def _measure_group(cfg, profile, model, precision, device, spec, headline, components,
+                   batches, clock, emit) -> list[prof.Record]:
+    proto = cfg.protocol
+    try:
+        workload = _build(cfg, model, precision, device, emit)
+    except WorkloadSkipped as e:
+        emit(Event("warning", f"{model} {precision} on {device.spec}: skipped: {e}"))
+        return [_failed(cfg, model, b, precision, device, spec, "skipped", str(e)) for b in batches]
+    except (WorkloadError, RuntimeError, MemoryError) as e:
+        emit(Event("warning", f"{model} {precision} on {device.spec}: failed: {_one_line(e)}"))
+        return [_failed(cfg, model, b, precision, device, spec, "failed", _one_line(e)) for b in batches]
+    meters = [headline, *components]
+    window_s = required_window_s(proto.min_window_s, proto.min_counter_updates, headline.update_period_s())
+    steps: dict[int, Callable] = {}
+    scores: dict[int, Any] = {}
+    failures: dict[int, str] = {}
+    trials: dict[int, list[Trial]] = {b: [] for b in batches}
+    try:
+        for b in batches:
+            try:
+                scores[b] = workload.evaluate(b)
+                steps[b] = workload.make_step(b)
+            except (RuntimeError, MemoryError, WorkloadError) as e:  # OOM lands here
+                failures[b] = _one_line(e)
+                emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
+        rng = random.Random(f"{proto.seed}:{model}:{precision}:{spec}")
+        for _ in range(proto.repeats):
+            order = [b for b in batches if b not in failures]
+            rng.shuffle(order)
+            for b in order:
+                try:
+                    warm_up(steps[b], workload.sync, proto.warmup_s)
+                    trial = run_window(steps[b], workload.sync, meters, window_s,
+                                       min_steps=proto.min_steps, cuda=device.is_cuda)
+                except (RuntimeError, MemoryError) as e:
+                    failures[b] = _one_line(e)
+                    emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
+                    continue
+                trials[b].append(trial)
+                eta = clock.tick()
+                emit(Event("window", _window_text(model, b, trial), done=clock.done,
+                           total=clock.total, eta_s=eta))
+    finally:
+        params = workload.params
+        provenance = workload.provenance()
+        workload.close()
+    records = []
+    for b in batches:
+        if b in failures:
+            records.append(_failed(cfg, model, b, precision, device, spec, "failed", failures[b], params))
+        else:
+            records.append(_record(cfg, profile, model, params, b, precision, device, spec,
+                                   scores[b], trials[b], provenance))
+            for w in _warnings(records[-1]):
+                emit(Event("warning", w))
+    return records
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".strip()
+
+
+def _window_text(model: str, batch: int, trial: Trial) -> str:
+    r = trial.readings[0]
+    items = trial.steps * batch
+    energy = f"{r.energy_j / items:.3g} J/item ({r.method})" if r.valid and items else "energy n/a"
+    return f"{model} b{batch}: {items / trial.window_s:,.0f} items/s, {energy}"
+
+
+def _record(cfg, profile, model, params, batch, precision, device, spec, score, trials,
+            provenance) -> prof.Record:
+    proto = cfg.protocol
+    flags: list[str] = ["quick"] if proto.quick else []
+    items = np.array([t.steps * batch for t in trials], dtype=float)
+    windows = np.array([t.window_s for t in trials])
+    throughput = summarize(items / windows)
+    durations = np.concatenate([t.step_durations_s for t in trials])
+    pct = percentiles_ms(durations)
+    lat_mean_ms = float(durations.mean() * 1e3)
+    acc_lo, acc_hi = wilson_interval(score.correct, score.total)
+
+    head = [t.readings[0] for t in trials]
+    method = head[0].method
+    valid = [i for i, r in enumerate(head) if r.valid]
+    for r in head:
+        flags.extend(f for f in r.flags if f not in flags)
+    energy_reason = head[0].reason
+    e_item = e_std = e_cv = e_ci = e_net = power = None
+    idle_w = _idle_power(profile, spec)
+    samples: dict[str, list[float]] = {
+        "items_per_s": [float(x) for x in items / windows],
+        "latency_p50_ms": [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in trials],
+        "latency_p95_ms": [float(np.percentile(t.step_durations_s, 95) * 1e3) for t in trials],
+        "window_s": [float(x) for x in windows],
+        "steps": [float(t.steps) for t in trials],
+    }
+    if valid:
+        per_item = np.array([head[i].energy_j / items[i] for i in valid])
+        e = summarize(per_item)
+        e_item, e_std, e_cv, e_ci = e.mean, e.std, e.cv, e.ci95
+        samples["energy_j_per_item"] = [float(x) for x in per_item]
+        power = float(np.mean([head[i].energy_j / head[i].duration_s for i in valid]))
+        if idle_w is not None:
+            net = [(head[i].energy_j - idle_w * head[i].duration_s) / items[i] for i in valid]
+            e_net = float(np.mean(net))
+            if power < idle_w:
+                flags.append("power_below_idle")
+        limit = profile.idle.get(spec, {}).get("power_limit_w")
+        if limit and power > limit:
+            flags.append("power_above_limit")
+        if e_cv is not None and e_cv > proto.max_cv:
+            flags.append("energy_cv_high")
+        if len(valid) < len(head):
+            flags.append("invalid_windows_dropped")
+        updates = [head[i].counter_updates for i in valid if head[i].counter_updates is not None]
+        if updates and min(updates) < proto.min_counter_updates:
+            flags.append("too_few_counter_updates")
+    elif method != "unavailable":
+        energy_reason = "the counter did not move in any window; lengthen --min-window"
+    if throughput.cv is not None and throughput.cv > proto.max_cv:
+        flags.append("throughput_cv_high")
+    components = []
+    for j in range(1, len(trials[0].readings)):
+        rs = [t.readings[j] for t in trials]
+        ok = [r.energy_j / n for r, n in zip(rs, items) if r.valid]
+        components.append({
+            "domain": rs[0].domain, "method": rs[0].method,
+            "energy_j_per_item": float(np.mean(ok)) if ok else None,
+            "reason": rs[0].reason if not ok else None,
+        })
+    updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
+    return prof.Record(
+        ladder=cfg.ladder.name, model=model, params=params, batch_size=batch,
+        precision=precision, device=spec, device_name=device.name,
+        accuracy=score.correct / score.total, accuracy_ci95=(acc_lo, acc_hi), accuracy_n=score.total,
+        latency_mean_ms=lat_mean_ms, latency_p50_ms=pct[50], latency_p90_ms=pct[90],
+        latency_p95_ms=pct[95], latency_p99_ms=pct[99], latency_per_item_ms=lat_mean_ms / batch,
+        items_per_s=throughput.mean, items_per_s_ci95=throughput.ci95,
+        energy_j_per_item=e_item, energy_j_per_item_std=e_std, energy_j_per_item_cv=e_cv,
+        energy_j_per_item_ci95=e_ci, energy_net_j_per_item=e_net,
+        energy_method=method if e_item is not None else "unavailable",
+        energy_domain=head[0].domain, energy_reason=energy_reason,
+        power_w=power, idle_power_w=idle_w, components=components,
+        co2e_g_per_item=cfg.intensity.co2e_g(e_item),
+        intensity_gco2e_per_kwh=cfg.intensity.gco2e_per_kwh,
+        intensity_source=_intensity_label(cfg.intensity),
+        repeats=len(trials), window_s=float(windows.mean()),
+        counter_updates_min=min(updates_all) if updates_all else None,
+        samples=samples, flags=flags, model_spec=model_dict(cfg.ladder.model(model)),
+        workload=provenance, measured_utc=prof.utc_now(),
+    )
+
+
+def _intensity_label(i: Intensity) -> str:
+    return f"{i.source}, zone {i.zone}" if i.zone else i.source
+
+
+def _idle_power(profile: prof.Profile, spec: str) -> float | None:
+    meters = profile.idle.get(spec, {}).get("meters") or []
+    return meters[0]["power_w"] if meters else None
+
+
+def _warnings(r: prof.Record) -> list[str]:
+    """Warnings that name the option which fixes them (hyperfine style)."""
+    out = []
+    where = f"{r.model} b{r.batch_size} {r.precision} {r.device}"
+    if "energy_cv_high" in r.flags:
+        out.append(f"{where}: energy CV {r.energy_j_per_item_cv:.1%} is high; raise --repeats or --min-window")
+    if "throughput_cv_high" in r.flags:
+        out.append(f"{where}: throughput varies between repeats; close other programs or raise --min-window")
+    if "too_few_counter_updates" in r.flags:
+        out.append(f"{where}: windows spanned few counter updates; raise --min-window")
+    if "counter_did_not_move" in r.flags:
+        out.append(f"{where}: the energy counter did not move in a window; raise --min-window")
+    return out

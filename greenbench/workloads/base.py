@@ -1,0 +1,58 @@
+"""The workload interface: one model, at one precision, on one device.
+
+An adapter builds the model and its evaluation data; the runner asks it for a ``step`` that runs
+one batch of inference on inputs already staged on the device (so the timed loop measures the
+model, not data loading), for the accuracy on the held-out split, and for ``sync`` (the device
+barrier used at window edges).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class WorkloadError(Exception):
+    """A workload could not be built or run; the message is one clear line for the user."""
+
+
+class WorkloadSkipped(WorkloadError):
+    """The point cannot run here (a model that is neither cached nor reachable, say)."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """Quality on the evaluation split: ``correct`` of ``total`` items."""
+
+    correct: int
+    total: int
+    metric: str = "accuracy"
+
+
+class Workload(ABC):
+    """Built once per (model, precision, device); reused for every batch size."""
+
+    @property
+    @abstractmethod
+    def params(self) -> int:
+        """Number of parameters of the model."""
+
+    @abstractmethod
+    def make_step(self, batch_size: int) -> Callable[[], Any]:
+        """A callable that runs one batch of ``batch_size`` items (inputs staged in advance)."""
+
+    @abstractmethod
+    def evaluate(self, batch_size: int) -> Score:
+        """Score the model on the whole evaluation split, in batches of ``batch_size``."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Wait until all queued device work is done (``torch.cuda.synchronize`` on a GPU)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """Model id and revision, dataset id and split, seeds: stored with each record."""
+        return {}
+
+    def close(self) -> None:
+        """Free device memory before the next model is built."""

@@ -1,0 +1,180 @@
+"""model_zoo.yaml -> validated ladders.
+
+A ladder is a task, a dataset, models from smallest to largest, batch sizes, precisions and
+devices; each combination is an operating point. YAML is loaded with ``yaml.safe_load``; every
+problem becomes a ``ZooError`` whose message is one line naming the file, the ladder and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_LADDER = "mnist1d"
+ZOO_ENV = "GREENBENCH_ZOO"
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+class ZooError(Exception):
+    """A model zoo file or ladder name is wrong; the message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddedModel(_Strict):
+    name: str = Field(min_length=1)
+    arch: Literal["linear", "mlp", "cnn"]
+    width: int | None = Field(default=None, gt=0)
+    depth: int | None = Field(default=None, gt=0)
+
+
+class EmbeddedDataset(_Strict):
+    name: Literal["mnist1d"] = "mnist1d"
+    num_samples: int = Field(default=10000, ge=100)
+    test_share: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 42
+
+
+class EmbeddedTrain(_Strict):
+    steps: int = Field(default=3000, gt=0)
+    batch_size: int = Field(default=128, gt=0)
+    lr: float = Field(default=3e-3, gt=0)
+    seed: int = 0
+
+
+class Ladder(_Strict):
+    """One ladder; ``models`` and ``dataset`` are checked against the workload's own schema."""
+
+    name: str
+    description: str = ""
+    workload: Literal["embedded"]
+    task: Literal["classification"] = "classification"
+    dataset: EmbeddedDataset = EmbeddedDataset()
+    train: EmbeddedTrain = EmbeddedTrain()
+    models: tuple[EmbeddedModel, ...] = Field(min_length=1)
+    batch_sizes: tuple[int, ...] = Field(min_length=1)
+    precisions: tuple[Literal["fp32", "bf16", "fp16", "int8"], ...] = ("fp32",)
+    devices: tuple[str, ...] = ("auto",)
+    trust_remote_code: bool = False
+    source: str = ""  # where the ladder was defined (file path or "built-in")
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b <= 0 for b in v):
+            raise ValueError("batch sizes must be positive integers")
+        if len(set(v)) != len(v):
+            raise ValueError("batch sizes must not repeat")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, v: tuple[EmbeddedModel, ...]) -> tuple[EmbeddedModel, ...]:
+        names = [m.name for m in v]
+        if len(set(names)) != len(names):
+            raise ValueError("model names must be unique within a ladder")
+        return v
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for d in v:
+            if not (d in ("auto", "cpu", "cuda") or d.startswith(("cuda:", "GPU-", "MIG-"))):
+                raise ValueError(f"unknown device {d!r} (use auto, cpu, cuda:N or a GPU UUID)")
+        return v
+
+    def model(self, name: str) -> EmbeddedModel:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ZooError(f"ladder {self.name!r} has no model {name!r} (has: {self.model_names()})")
+
+    def model_names(self) -> str:
+        return ", ".join(m.name for m in self.models)
+
+
+def _format_error(source: str, ladder: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(ladder)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: ladder {ladder!r}: {loc}: {first['msg']}{more}"
+
+
+def parse_zoo(text: str, source: str) -> dict[str, Ladder]:
+    """Parse a zoo document (YAML text) into ladders; ``source`` names it in errors."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "not valid YAML"
+        raise ZooError(f"{source}: not valid YAML{where}: {problem}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("ladders"), dict):
+        raise ZooError(f"{source}: expected a mapping with a 'ladders' key")
+    unknown = set(doc) - {"version", "ladders"}
+    if unknown:
+        raise ZooError(f"{source}: unknown top-level key {sorted(unknown)[0]!r} (allowed: version, ladders)")
+    if doc.get("version", 1) != 1:
+        raise ZooError(f"{source}: version {doc.get('version')!r} is not supported (expected 1)")
+    ladders: dict[str, Ladder] = {}
+    for name, body in doc["ladders"].items():
+        if not isinstance(body, dict):
+            raise ZooError(f"{source}: ladder {name!r}: expected a mapping of keys")
+        try:
+            ladders[str(name)] = Ladder(name=str(name), source=source, **body)
+        except ValidationError as e:
+            raise ZooError(_format_error(source, str(name), e)) from None
+        except TypeError as e:  # e.g. a key that is not a string
+            raise ZooError(f"{source}: ladder {name!r}: {e}") from None
+    return ladders
+
+
+def builtin_ladders() -> dict[str, Ladder]:
+    text = resources.files("greenbench.data").joinpath("builtin_zoo.yaml").read_text("utf-8")
+    return parse_zoo(text, "built-in")
+
+
+def default_zoo_path() -> Path | None:
+    """``$GREENBENCH_ZOO``, else ./model_zoo.yaml when present, else none (built-ins only)."""
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env)
+    here = Path("model_zoo.yaml")
+    return here if here.is_file() else None
+
+
+def load_zoo(path: Path | None = None) -> dict[str, Ladder]:
+    """Built-in ladders plus those of ``path`` (or the default zoo file)."""
+    ladders = builtin_ladders()
+    path = path if path is not None else default_zoo_path()
+    if path is None:
+        return ladders
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as e:
+        raise ZooError(f"{path}: cannot read the model zoo: {e.strerror or e}") from None
+    for name, ladder in parse_zoo(text, str(path)).items():
+        if name in ladders:
+            raise ZooError(f"{path}: ladder {name!r} is built in; give yours another name")
+        ladders[name] = ladder
+    return ladders
+
+
+def get_ladder(name: str | None, path: Path | None = None) -> Ladder:
+    ladders = load_zoo(path)
+    name = name or DEFAULT_LADDER
+    if name not in ladders:
+        raise ZooError(f"unknown ladder {name!r} (known: {', '.join(sorted(ladders))})")
+    return ladders[name]
+
+
+def model_dict(model: EmbeddedModel) -> dict[str, Any]:
+    """The model spec as a plain dict (what workloads and the profile record take)."""
+    return model.model_dump(exclude_none=True)

@@ -1,0 +1,111 @@
+import time
+
+import numpy as np
+import pytest
+
+from greenbench.measure import QUICK, Protocol, measure_idle, required_window_s, run_window, warm_up
+from greenbench.meters.base import COUNTER_DID_NOT_MOVE, CounterMeter, MeterInfo
+
+
+class ClockMeter(CounterMeter):
+    """A counter at constant power that ticks every ``tick_s`` of real time."""
+
+    method = "fake"
+    domain = "test"
+
+    def __init__(self, power_w=100.0, tick_s=0.005, stuck=False):
+        super().__init__()
+        self.power_w, self.tick_s, self.stuck = power_w, tick_s, stuck
+        self.t0 = time.perf_counter()
+
+    def _read_j(self):
+        if self.stuck:
+            return 7.0
+        ticks = int((time.perf_counter() - self.t0) / self.tick_s)
+        return ticks * self.tick_s * self.power_w
+
+    def info(self):
+        return MeterInfo(self.domain, self.method, True, "test")
+
+
+@pytest.mark.parametrize(
+    "min_window,updates,period,expected",
+    [(2.0, 20, 0.1, 2.0), (2.0, 20, 0.2, 4.0), (0.5, 20, None, 0.5), (1.0, 3, 0.001, 1.0), (0.1, 30, 0.05, 1.5)],
+)
+def test_minimum_window_covers_time_and_counter_updates(min_window, updates, period, expected):
+    assert required_window_s(min_window, updates, period) == pytest.approx(expected)
+
+
+def test_protocol_validates_and_quick_is_flagged():
+    assert QUICK.quick and QUICK.repeats >= 3 and not Protocol().quick
+    assert Protocol().repeats == 5 and Protocol().min_window_s == 2.0
+    with pytest.raises(ValueError):
+        Protocol(repeats=0)
+    with pytest.raises(ValueError):
+        Protocol(min_window_s=0)
+
+
+def test_window_lasts_at_least_the_minimum_and_counts_every_step():
+    calls = []
+    syncs = []
+    trial = run_window(lambda: calls.append(1), lambda: syncs.append(1), [ClockMeter()], 0.1, min_steps=3)
+    assert trial.window_s >= 0.1
+    assert trial.steps == len(calls) == trial.step_durations_s.size
+    assert len(syncs) == 2  # one sync at each edge, none inside the loop
+    assert np.all(trial.step_durations_s >= 0)
+
+
+def test_window_energy_matches_power_times_duration():
+    meter = ClockMeter(power_w=100.0, tick_s=0.002)
+    trial = run_window(lambda: None, lambda: None, [meter], 0.2)
+    r = trial.readings[0]
+    assert r.valid and r.method == "fake"
+    # one tick of quantisation at each edge at most
+    assert r.energy_j == pytest.approx(100.0 * r.duration_s, abs=2 * 100.0 * 0.002 + 1e-9)
+    assert r.counter_updates >= 90
+
+
+def test_min_steps_is_honoured_even_for_slow_steps():
+    trial = run_window(lambda: time.sleep(0.01), lambda: None, [ClockMeter()], 0.001, min_steps=5)
+    assert trial.steps >= 5
+
+
+def test_stuck_counter_is_invalid_not_zero():
+    meter = ClockMeter(stuck=True)
+    meter.max_align_s = 0.01
+    trial = run_window(lambda: None, lambda: None, [meter], 0.02)
+    r = trial.readings[0]
+    assert COUNTER_DID_NOT_MOVE in r.flags and not r.valid
+
+
+def test_headline_meter_edges_sit_closest_to_the_work():
+    order = []
+
+    class Spy(ClockMeter):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def begin(self):
+            order.append(("begin", self.name))
+            return super().begin()
+
+        def end(self, s):
+            order.append(("end", self.name))
+            return super().end(s)
+
+    run_window(lambda: None, lambda: None, [Spy("head"), Spy("comp")], 0.01)
+    assert order == [("begin", "comp"), ("begin", "head"), ("end", "head"), ("end", "comp")]
+
+
+def test_warm_up_runs_for_its_time_and_syncs():
+    n, synced = [], []
+    t = time.perf_counter()
+    warm_up(lambda: n.append(1), lambda: synced.append(1), 0.05)
+    assert time.perf_counter() - t >= 0.05 and len(n) >= 2 and synced == [1]
+
+
+def test_idle_baseline_measures_idle_power():
+    readings = measure_idle([ClockMeter(power_w=40.0, tick_s=0.002)], 0.1)
+    r = readings[0]
+    assert r.energy_j / r.duration_s == pytest.approx(40.0, rel=0.1)

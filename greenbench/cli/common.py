@@ -29,6 +29,8 @@ EXIT_CODES_HELP = (
 
 # Results go to stdout; progress, notes and warnings to stderr.
 out = Console(soft_wrap=True)
+if not out.is_terminal:  # a pipe or file: do not squeeze tables into 80 columns
+    out = Console(soft_wrap=True, width=220)
 err = Console(stderr=True, soft_wrap=True)
 
 

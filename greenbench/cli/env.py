@@ -15,21 +15,19 @@ def env_command(
     from .. import carbon, devices, meters
 
     t = Table(title="devices and energy methods")
-    for col in ("device", "name", "domain", "method", "available", "why"):
+    for col in ("device", "name", "role", "domain", "method", "available", "why", "not used, and why"):
         t.add_column(col)
     specs = ["cpu"] + [f"cuda:{i}" for i in range(devices._cuda_count())]
-    for spec in specs:
-        dev = devices.resolve(spec)
-        headline, components = meters.select_meters(dev.uuid or dev.spec)
-        for role, m in [("", headline)] + [("component: ", c) for c in components]:
-            info = m.info()
-            t.add_row(dev.spec, dev.name, role + info.domain, info.method,
-                      "yes" if info.available else "no", info.reason)
-            m.close()
+    resolved = [devices.resolve(spec) for spec in specs]
+    for dev in resolved:
+        for info in meters.describe_energy([dev.uuid or dev.spec]):
+            not_used = "; ".join(f"{k}: {v}" for k, v in info.details.get("not_used", {}).items())
+            t.add_row(dev.spec, dev.name, info.details.get("role", ""), info.domain, info.method,
+                      "yes" if info.available else "no", info.reason, not_used)
     out.print(t)
     gpus = meters.list_gpus()
     if not gpus:
-        out.print("NVML: no NVIDIA GPU found (the NVML energy counter needs an NVIDIA driver).", highlight=False)
+        out.print(f"NVML: no GPU listed ({getattr(gpus, 'reason', None) or 'none found'})", highlight=False)
     for g in gpus:
         out.print(f"NVML GPU {g}", highlight=False)
     p = devices.provenance()

@@ -1,7 +1,7 @@
 """The meter interface (after Zeus): begin a window, end it, get the energy with its method.
 
 Vendor calls and vendor errors stay inside one module per meter; nothing touches hardware at
-import time; a meter that cannot measure says so (``available() -> (False, reason)``) and the
+import time; a meter that cannot measure says so (``info().available`` is False, with a reason) and the
 caller falls back to a labelled estimate or to ``unavailable`` -- never to a silent zero.
 """
 
@@ -45,7 +45,8 @@ class EnergyReading:
 
     @property
     def valid(self) -> bool:
-        return self.energy_j is not None and COUNTER_DID_NOT_MOVE not in self.flags
+        bad = (COUNTER_DID_NOT_MOVE, COUNTER_WENT_BACKWARDS)
+        return self.energy_j is not None and not any(f in self.flags for f in bad)
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,16 @@ class CounterMeter(Meter):
 
     def _next_tick(self, after: float) -> _Edge | None:
         """Spin until the counter differs from ``after``; None if it does not within max_align_s."""
-        deadline = self._clock() + self.max_align_s
+        before = self._clock()
+        deadline = before + self.max_align_s
         while True:
             value = self._read_j()
             now = self._clock()
-            if value != after:
-                return _Edge(now, value)
+            if value != after:  # it changed between the previous read and this one: take the middle
+                return _Edge((before + now) / 2, value)
             if now > deadline:
                 return None
+            before = now
 
     def begin(self) -> _Edge:
         first = self._read_j()
@@ -165,12 +168,15 @@ class CounterMeter(Meter):
         t_end = self._clock()
         at_end = self._read_j()
         tick = self._next_tick(at_end)
-        if tick is None:  # stuck counter: report the plain edge and let the flags say so
+        if tick is None:  # the counter stopped: plain edge if it moved in the window, else null
             delta, flags = self._delta_j(start.counter_j, at_end)
-            flags = flags + ((COUNTER_DID_NOT_MOVE,) if delta == 0 else ())
-            return EnergyReading(
-                self.domain, self.method, delta, t_end - start.t_s, counter_updates=0, flags=flags
-            )
+            if delta == 0:
+                return EnergyReading(
+                    self.domain, self.method, None, t_end - start.t_s, counter_updates=0,
+                    reason="the energy counter did not move in the window",
+                    flags=flags + (COUNTER_DID_NOT_MOVE,),
+                )
+            return EnergyReading(self.domain, self.method, delta, t_end - start.t_s, flags=flags)
         after = self._next_tick(tick.counter_j)
         delta, flags = self._delta_j(start.counter_j, tick.counter_j)
         tail_j = 0.0
@@ -181,9 +187,12 @@ class CounterMeter(Meter):
             tail_j = tail_power_w * max(0.0, tick.t_s - t_end)
         window_s = t_end - start.t_s
         updates = round((tick.t_s - start.t_s) / self._period_s) if self._period_s else None
+        if COUNTER_WENT_BACKWARDS in flags:
+            return EnergyReading(
+                self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
+                reason="the energy counter went backwards (driver reload or device reset)",
+            )
         energy = max(0.0, delta - tail_j)
-        if delta == 0:
-            flags = flags + (COUNTER_DID_NOT_MOVE,)
         return EnergyReading(
             self.domain, self.method, energy, window_s, counter_updates=updates, flags=flags
         )

@@ -210,8 +210,8 @@ class NvmlMeter(CounterMeter):
                     f"{name} has no total-energy counter (needs Volta or later, not vGPU/MIG): "
                     f"nvmlDeviceGetTotalEnergyConsumption: {nvml_error_reason(exc)}"
                 )
-                return False
-            self._handle = handle
+            else:
+                self._handle = handle
         except nvml.NVMLError as exc:
             self._error = nvml_error_reason(exc)
         except MeterError as exc:
@@ -226,7 +226,13 @@ class NvmlMeter(CounterMeter):
         return MeterInfo(self.domain, self.method, ok, reason or "", dict(self._details))
 
     def power_limit_w(self) -> float | None:
-        return self._details.get("power_limit_w") if self._ensure() else None
+        """Read live: a limit changed during a run is one of the validity checks."""
+        if not self._ensure() or self._handle is None:
+            return None
+        try:
+            return self._nvml.nvmlDeviceGetEnforcedPowerLimit(self._handle) / 1000
+        except self._nvml.NVMLError:
+            return None
 
     def close(self) -> None:
         if self._initialised:

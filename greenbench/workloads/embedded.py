@@ -95,10 +95,11 @@ def model_spec(model: dict) -> dict[str, Any]:
         raise WorkloadError(f"model {name!r}: unknown arch {arch!r}; known: {', '.join(ARCHS)}")
     if arch == "linear":
         return {"name": name, "arch": arch}
-    if "width" not in model:
+    if model.get("width") is None:
         raise WorkloadError(f"model {name!r}: arch {arch!r} needs a 'width'")
     width = _int(model["width"], f"model {name!r} width", 1)
-    depth = _int(model.get("depth", DEFAULT_DEPTH[arch]), f"model {name!r} depth", 1)
+    depth = model.get("depth")  # None (as a dumped zoo entry may carry) means the default
+    depth = _int(DEFAULT_DEPTH[arch] if depth is None else depth, f"model {name!r} depth", 1)
     return {"name": name, "arch": arch, "width": width, "depth": depth}
 
 

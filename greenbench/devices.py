@@ -60,6 +60,8 @@ def resolve(spec: str) -> Device:
     """``auto`` -> first visible GPU, else the CPU (with a note); ``cuda:N``; a GPU UUID; ``cpu``."""
     if spec == "cpu":
         return Device("cpu", cpu_model())
+    if not (spec in ("auto", "cuda") or spec.startswith(("cuda:", "GPU-", "MIG-"))):
+        raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda:N or a GPU UUID)")
     count = _cuda_count()
     if spec == "auto":
         if count == 0:

@@ -35,12 +35,14 @@ class RunError(Exception):
 # Events for whoever renders progress (the CLI); the library itself never prints.
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "note", "warning", "start", "window", "point"
+    kind: str  # "note", "warning", "flag" (a point's validity flag), "start", "window", "point"
     text: str = ""
+    code: str = ""  # for "flag": the flag; text then names the point, fix the option to change
     done: int = 0  # windows finished so far
     total: int = 0  # windows planned
     eta_s: float | None = None
     record: prof.Record | None = None
+    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Point:
     model: str
     batch_size: int
     precision: str
-    device: str  # the ladder's or user's device spec ("auto", "cuda:0", ...)
+    device: str  # as planned: the ladder's or user's spec; as run: the resolved "cpu" or "cuda:N"
 
 
 @dataclass
@@ -151,9 +153,18 @@ class _Clock:
 def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None) -> prof.Profile:
     """Measure every unfinished point of the plan, saving after each group. Returns the profile."""
     emit = on_event or (lambda e: None)
+    points = plan(cfg)
+    # Records name the device that ran ("cpu", "cuda:0"), not the request ("auto").
+    resolved = {spec: devmod.resolve(spec) for spec in dict.fromkeys(p.device for p in points)}
+    for device in resolved.values():
+        if device.note:
+            emit(Event("note", device.note))
+    points = list(dict.fromkeys(
+        Point(p.model, p.batch_size, p.precision, resolved[p.device].spec) for p in points))
+    devices_by_spec = {d.spec: d for d in resolved.values()}
     profile = _open_profile(cfg)
     done_keys = profile.finished_keys()
-    todo = [p for p in plan(cfg) if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
+    todo = [p for p in points if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
     clock = _Clock(len(todo) * cfg.protocol.repeats)
@@ -165,7 +176,7 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     try:
         for (model, precision, device_spec), batches in groups.items():
             if device_spec not in sessions:
-                sessions[device_spec] = _open_device(cfg, profile, device_spec, emit)
+                sessions[device_spec] = _open_device(cfg, profile, devices_by_spec[device_spec], emit)
             device, headline, components = sessions[device_spec]
             records = _measure_group(cfg, profile, model, precision, device, device_spec,
                                      headline, components, batches, clock, emit)
@@ -182,10 +193,8 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     return profile
 
 
-def _open_device(cfg: RunConfig, profile: prof.Profile, spec: str, emit) -> tuple:
-    device = devmod.resolve(spec)
-    if device.note:
-        emit(Event("note", device.note))
+def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, emit) -> tuple:
+    spec = device.spec
     headline, components = metermod.select_meters(
         device.uuid or device.spec, prefer=cfg.meter, country_iso_code=cfg.country_iso_code
     )
@@ -293,8 +302,9 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         else:
             records.append(_record(cfg, profile, model, params, b, precision, device, spec,
                                    scores[b], trials[b], provenance))
-            for w in _warnings(records[-1]):
-                emit(Event("warning", w))
+            for code, fix in _flag_fixes(records[-1]):
+                r = records[-1]
+                emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
     return records
 
 
@@ -403,16 +413,17 @@ def _idle_power(profile: prof.Profile, spec: str) -> float | None:
     return meters[0]["power_w"] if meters else None
 
 
-def _warnings(r: prof.Record) -> list[str]:
-    """Warnings that name the option which fixes them (hyperfine style)."""
-    out = []
-    where = f"{r.model} b{r.batch_size} {r.precision} {r.device}"
-    if "energy_cv_high" in r.flags:
-        out.append(f"{where}: energy CV {r.energy_j_per_item_cv:.1%} is high; raise --repeats or --min-window")
-    if "throughput_cv_high" in r.flags:
-        out.append(f"{where}: throughput varies between repeats; close other programs or raise --min-window")
-    if "too_few_counter_updates" in r.flags:
-        out.append(f"{where}: windows spanned few counter updates; raise --min-window")
-    if "counter_did_not_move" in r.flags:
-        out.append(f"{where}: the energy counter did not move in a window; raise --min-window")
-    return out
+# Validity flags and the option that fixes each (hyperfine style).
+FLAG_FIXES = {
+    "energy_cv_high": "energy varies between repeats; raise --repeats or --min-window",
+    "throughput_cv_high": "throughput varies between repeats; close other programs or raise --min-window",
+    "too_few_counter_updates": "windows spanned few counter updates; raise --min-window",
+    "counter_did_not_move": "the energy counter did not move in a window; raise --min-window",
+    "invalid_windows_dropped": "some windows had no valid energy reading and were left out; raise --min-window",
+    "power_below_idle": "power under load was below the idle baseline; raise --idle or check other load",
+    "power_above_limit": "power exceeded the enforced power limit; the reading is suspect",
+}
+
+
+def _flag_fixes(r: prof.Record) -> list[tuple[str, str]]:
+    return [(f, FLAG_FIXES[f]) for f in r.flags if f in FLAG_FIXES]

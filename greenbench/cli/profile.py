@@ -111,10 +111,15 @@ def _run_with_progress(cfg):
         console=err, transient=True, disable=not live,
     )
     task = None
+    flagged: dict[str, list[str]] = {}
+    fixes: dict[str, str] = {}
 
     def on_event(e) -> None:
         nonlocal task
-        if e.kind == "start":
+        if e.kind == "flag":
+            flagged.setdefault(e.code, []).append(e.text)
+            fixes[e.code] = e.fix
+        elif e.kind == "start":
             task = progress.add_task(e.text, total=e.total)
         elif e.kind == "window" and task is not None:
             progress.update(task, completed=e.done, description=e.text)
@@ -126,8 +131,14 @@ def _run_with_progress(cfg):
             r = e.record
             progress.console.print(f"[{e.done}/{e.total}] {r.model} b{r.batch_size} {r.precision} {r.device}: {r.status}", highlight=False)
 
-    with progress:
-        return run_profile(cfg, on_event)
+    try:
+        with progress:
+            return run_profile(cfg, on_event)
+    finally:  # one line per kind of flag, naming the points and the option that fixes it
+        for code, where in flagged.items():
+            shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+            err.print(f"[yellow]warning:[/] {code} at {len(where)} point(s) ({shown}): {fixes[code]}",
+                      highlight=False)
 
 
 def _fmt(x: float | None, spec: str = ".3g") -> str:

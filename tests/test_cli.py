@@ -1,0 +1,158 @@
+"""Every command through Typer's CliRunner, the bad inputs included."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from greenbench import profile as prof
+from greenbench.cli import app
+
+from helpers import FAST, TINY_ZOO, load_json, write_zoo
+
+runner = CliRunner()
+
+
+def invoke(args, cache_dir):
+    return runner.invoke(app, args, env={"GREENBENCH_CACHE": str(cache_dir)})
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    return write_zoo(tmp_path)
+
+
+def run_tiny(tmp_path, zoo, cache_dir, *extra):
+    return invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "out"), *FAST, *extra], cache_dir)
+
+
+def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir):
+    res = run_tiny(tmp_path, zoo, cache_dir)
+    assert res.exit_code == 0, res.output
+    assert "J/item" in res.stdout and "accuracy" in res.stdout
+    doc = load_json(tmp_path / "out" / "tiny.json")
+    assert doc["schema"] == prof.SCHEMA and doc["complete"] is True
+    assert doc["settings"]["protocol"]["repeats"] == 3
+    recs = doc["records"]
+    assert {(r["model"], r["batch_size"]) for r in recs} == {("lin", 1), ("lin", 8), ("cnn", 1), ("cnn", 8)}
+    for r in recs:
+        assert r["status"] == "ok" and r["device"] == "cpu"
+        assert r["energy_method"] == "fake"
+        # the fake host counter draws 20 W: energy per item x items per second is that power
+        assert r["energy_j_per_item"] * r["items_per_s"] == pytest.approx(20.0, rel=0.15)
+        assert r["power_w"] == pytest.approx(20.0, rel=0.1)
+        lo, hi = r["energy_j_per_item_ci95"]
+        assert lo <= r["energy_j_per_item"] <= hi
+        lo, hi = r["accuracy_ci95"]
+        assert 0 <= lo <= r["accuracy"] <= hi <= 1
+        assert len(r["samples"]["energy_j_per_item"]) == r["repeats"] == 3
+        assert r["latency_p50_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
+        assert r["intensity_gco2e_per_kwh"] > 0 and "Electricity Maps" in r["intensity_source"]
+        assert r["co2e_g_per_item"] == pytest.approx(r["energy_j_per_item"] / 3.6e6 * r["intensity_gco2e_per_kwh"])
+        assert r["idle_power_w"] == pytest.approx(20.0, rel=0.1)
+    assert doc["provenance"]["torch"] and doc["provenance"]["cpu_model"]
+    # the same model scores the same whatever the batch size
+    acc = {r["model"]: r["accuracy"] for r in recs}
+    assert all(r["accuracy"] == acc[r["model"]] for r in recs)
+
+
+def test_json_and_csv_exports(tmp_path, zoo, cache_dir):
+    csv_path = tmp_path / "p.csv"
+    res = run_tiny(tmp_path, zoo, cache_dir, "--json", "--export-csv", str(csv_path), "--model", "lin")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["model"] for r in doc["records"]] == ["lin", "lin"]
+    import pandas as pd
+
+    df = pd.read_csv(csv_path)
+    assert len(df) == 2 and set(df["energy_method"]) == {"fake"}
+
+
+def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir):
+    assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin")
+    assert res.exit_code == 2 and "pass --resume" in res.output
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume", "--repeats", "4")
+    assert res.exit_code == 2 and "other settings (protocol)" in res.output
+    assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--force").exit_code == 0
+
+
+def test_resume_measures_only_missing_points(tmp_path, zoo, cache_dir):
+    assert run_tiny(tmp_path, zoo, cache_dir).exit_code == 0
+    path = tmp_path / "out" / "tiny.json"
+    doc = load_json(path)
+    kept = [r for r in doc["records"] if r["model"] == "lin"]
+    doc["records"], doc["complete"] = kept, False
+    path.write_text(json.dumps(doc))
+    res = run_tiny(tmp_path, zoo, cache_dir, "--resume")
+    assert res.exit_code == 0, res.output
+    again = load_json(path)
+    assert again["complete"] and len(again["records"]) == 4
+    assert again["records"][:2] == kept  # finished points untouched, not measured again
+
+
+BAD_ZOOS = {
+    "broken yaml": "ladders: {tiny: [",
+    "unknown key": TINY_ZOO.replace("batch_sizes: [1, 8]", "batch_sizes: [1, 8]\n    batchsizes: [2]"),
+    "bad value": TINY_ZOO.replace("arch: linear", "arch: quantum"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ZOOS))
+def test_bad_zoo_is_one_line_and_exit_2(tmp_path, cache_dir, case):
+    zoo = write_zoo(tmp_path, BAD_ZOOS[case])
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o")], cache_dir)
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and str(zoo) in lines[0] and "error" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["profile", "nope"], "unknown ladder 'nope'"),
+        (["profile", "tiny", "--model", "resnet"], "has no model 'resnet'"),
+        (["profile", "tiny", "--meter", "magic"], "--meter 'magic'"),
+        (["profile", "tiny", "--precision", "fp8"], "--precision 'fp8'"),
+        (["profile", "tiny", "--zone", "ATLANTIS"], "unknown zone 'ATLANTIS'"),
+        (["profile", "tiny", "--intensity", "-5"], "outside 0-2000"),
+        (["profile", "tiny", "--device", "cuda:0"], "no CUDA GPU is visible"),
+        (["profile", "tiny", "--device", "tpu"], "unknown device"),
+        (["profile", "tiny", "--repeats", "0"], "Invalid value"),
+        (["profile", "tiny", "--pue", "0.5"], "PUE must be at least 1.0"),
+        (["zoo", "nope"], "unknown ladder 'nope'"),
+    ],
+)
+def test_bad_options_exit_2_without_traceback(tmp_path, zoo, cache_dir, args, expected):
+    res = invoke([*args, "--zoo", str(zoo)] + (["--out", str(tmp_path / "o")] if args[0] == "profile" else []), cache_dir)
+    assert res.exit_code == 2, res.output
+    assert expected in res.output
+    assert "Traceback" not in res.output
+
+
+def test_unwritable_output_folder(tmp_path, zoo, cache_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(blocker / "sub"), *FAST], cache_dir)
+    assert res.exit_code == 2 and "cannot create the output folder" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_env_lists_devices_and_methods(cache_dir):
+    res = invoke(["env", "--zones"], cache_dir)
+    assert res.exit_code == 0, res.output
+    assert "cpu" in res.stdout and "estimate" in res.stdout or "rapl" in res.stdout
+    assert "NVML" in res.stdout and "US-MIDA-PJM" in res.stdout
+
+
+def test_zoo_lists_builtin_and_file_ladders(zoo, cache_dir):
+    res = invoke(["zoo", "--zoo", str(zoo)], cache_dir)
+    assert res.exit_code == 0 and "mnist1d" in res.stdout and "tiny" in res.stdout
+    res = invoke(["zoo", "mnist1d"], cache_dir)
+    assert res.exit_code == 0 and "cnn-64" in res.stdout and "operating points" in res.stdout
+
+
+def test_help_documents_exit_codes():
+    res = runner.invoke(app, ["profile", "--help"])
+    assert res.exit_code == 0 and "Exit codes" in res.output and "--resume" in res.output

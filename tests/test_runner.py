@@ -1,0 +1,131 @@
+"""Failures at one point, interrupted runs, and resuming after a real kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from greenbench import runner as runmod
+from greenbench.cli import app
+from greenbench.workloads import WorkloadError
+
+from helpers import FAST, TINY_ZOO, load_json, write_zoo
+
+cli = CliRunner()
+
+
+def invoke(args, cache_dir):
+    return cli.invoke(app, args, env={"GREENBENCH_CACHE": str(cache_dir)})
+
+
+def test_out_of_memory_at_one_point_is_recorded_and_the_ladder_goes_on(tmp_path, cache_dir, monkeypatch):
+    real_build = runmod.build_workload
+
+    def build(*a, **k):
+        wl = real_build(*a, **k)
+        real_step = wl.make_step
+
+        def make_step(batch):
+            step = real_step(batch)
+            if k["model"]["name"] == "cnn" and batch == 8:
+                def oom():
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                return oom
+            return step
+
+        wl.make_step = make_step
+        return wl
+
+    monkeypatch.setattr(runmod, "build_workload", build)
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), *FAST], cache_dir)
+    assert res.exit_code == 0, res.output
+    recs = {(r["model"], r["batch_size"]): r for r in load_json(tmp_path / "o" / "tiny.json")["records"]}
+    failed = recs[("cnn", 8)]
+    assert failed["status"] == "failed" and "OutOfMemoryError: CUDA out of memory" in failed["error"]
+    assert failed["energy_j_per_item"] is None and failed["energy_method"] == "unavailable"
+    assert all(r["status"] == "ok" for k, r in recs.items() if k != ("cnn", 8))
+    assert "going on" in res.output
+
+
+def test_nothing_measured_exits_3_with_reasons(tmp_path, cache_dir, monkeypatch):
+    def build(*a, **k):
+        raise WorkloadError("weights not found")
+
+    monkeypatch.setattr(runmod, "build_workload", build)
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), *FAST], cache_dir)
+    assert res.exit_code == 3
+    recs = load_json(tmp_path / "o" / "tiny.json")["records"]
+    assert len(recs) == 4 and {r["status"] for r in recs} == {"failed"}
+    assert all("weights not found" in r["error"] for r in recs)
+
+
+SLOW_ZOO = TINY_ZOO.replace("      - {name: cnn, arch: cnn, width: 4}\n",
+                            "      - {name: cnn, arch: cnn, width: 4}\n"
+                            "      - {name: cnn2, arch: cnn, width: 6}\n"
+                            "      - {name: cnn3, arch: cnn, width: 8}\n")
+SLOW = ["--meter", "fake", "--repeats", "3", "--min-window", "0.15", "--min-updates", "3",
+        "--warmup", "0", "--idle", "0.1"]
+
+
+def start(tmp_path, cache_dir, *extra):
+    zoo = write_zoo(tmp_path, SLOW_ZOO)
+    cmd = [sys.executable, "-m", "greenbench", "profile", "tiny", "--zoo", str(zoo),
+           "--out", str(tmp_path / "o"), *SLOW, *extra]
+    env = {**os.environ, "GREENBENCH_CACHE": str(cache_dir)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_records(path: Path, n: int, proc, timeout_s=120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            doc = json.loads(path.read_text())  # atomic writes: always valid JSON
+            if len(doc["records"]) >= n:
+                return doc
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("no records in time")
+
+
+@pytest.mark.slow
+def test_killed_run_keeps_finished_points_and_resume_completes_it(tmp_path, cache_dir):
+    path = tmp_path / "o" / "tiny.json"
+    proc = start(tmp_path, cache_dir)
+    wait_for_records(path, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = load_json(path)
+    assert killed["complete"] is False
+    finished = killed["records"]
+    assert 2 <= len(finished) < 8
+    resumed = start(tmp_path, cache_dir, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming" in err
+    final = load_json(path)
+    assert final["complete"] is True
+    keys = {(r["model"], r["batch_size"]) for r in final["records"]}
+    assert keys == {(m, b) for m in ("lin", "cnn", "cnn2", "cnn3") for b in (1, 8)}
+    assert final["records"][: len(finished)] == finished  # unchanged, not measured again
+    assert final["idle"] == killed["idle"]  # the baseline of the finished points is kept
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, cache_dir):
+    path = tmp_path / "o" / "tiny.json"
+    proc = start(tmp_path, cache_dir)
+    wait_for_records(path, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "--resume" in err and "Traceback" not in err
+    assert load_json(path)["records"]

@@ -67,7 +67,7 @@ def main() -> None:
         bare, ours = [], []
 
         def ours_items_per_s() -> float:
-            trial = run_window(step, wl.sync, meter_list, args.window, cuda=args.device.startswith("cuda"))
+            trial = run_window(step, wl.sync, meter_list, args.window, cuda_device=args.device if args.device.startswith("cuda") else None)
             return trial.steps * batch / trial.window_s
 
         for i in range(args.rounds):  # ABBA order: a linear drift of the machine cancels out

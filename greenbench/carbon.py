@@ -7,6 +7,7 @@ applied, so a co2e figure is never detached from where its factor came from.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -60,10 +61,10 @@ def static_intensity(
     pue: float = 1.0,
 ) -> Intensity:
     """A fixed intensity: a number the user gives, or a zone's 2023 annual mean (default zone)."""
-    if pue < 1.0:
-        raise CarbonError(f"PUE must be at least 1.0 (got {pue})")
+    if not math.isfinite(pue) or pue < 1.0:
+        raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
     if gco2e_per_kwh is not None:
-        if not 0 <= gco2e_per_kwh <= 2000:
+        if not (math.isfinite(gco2e_per_kwh) and 0 <= gco2e_per_kwh <= 2000):
             raise CarbonError(
                 f"intensity {gco2e_per_kwh} gCO2e/kWh is outside 0-2000; give grams per kWh"
             )

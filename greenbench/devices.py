@@ -52,7 +52,11 @@ def _cuda_device(index: int) -> Device:
 
     props = torch.cuda.get_device_properties(index)
     uuid = getattr(props, "uuid", None)
-    uuid = f"GPU-{uuid}" if uuid is not None and not str(uuid).startswith(("GPU-", "MIG-")) else uuid
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if index < len(visible) and visible[index].startswith("MIG-"):
+        uuid = visible[index]  # a MIG slice: NVML must see the slice, not the whole GPU
+    elif uuid is not None and not str(uuid).startswith(("GPU-", "MIG-")):
+        uuid = f"GPU-{uuid}"
     return Device(f"cuda:{index}", props.name, str(uuid) if uuid else None)
 
 
@@ -81,7 +85,7 @@ def resolve(spec: str) -> Device:
         return _cuda_device(index)
     for i in range(count):  # a UUID, possibly abbreviated as nvidia-smi allows
         dev = _cuda_device(i)
-        if dev.uuid and dev.uuid.startswith(spec):
+        if dev.uuid and dev.uuid.lower().startswith(spec.lower()):
             return dev
     raise DeviceError(f"device {spec!r}: no visible GPU has that UUID")
 

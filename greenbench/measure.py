@@ -9,6 +9,7 @@ the stream on a GPU (read after the closing sync, so they never stall the queue)
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -16,6 +17,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .meters.base import EnergyReading, Meter
+
+
+MIN_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,11 @@ class Protocol:
     quick: bool = False
 
     def __post_init__(self) -> None:
-        if self.repeats < 1:
-            raise ValueError("repeats must be at least 1")
+        if self.repeats < MIN_REPEATS:
+            raise ValueError(f"repeats must be at least {MIN_REPEATS} (an interval needs them)")
+        times = (self.min_window_s, self.warmup_s, self.idle_s, self.max_cv)
+        if not all(math.isfinite(t) for t in times):
+            raise ValueError("window, warm-up, idle and CV settings must be finite numbers")
         if self.min_window_s <= 0 or self.warmup_s < 0 or self.idle_s < 0:
             raise ValueError("window, warm-up and idle times must be positive")
 
@@ -114,20 +121,33 @@ def run_window(
     window_s: float,
     *,
     min_steps: int = 3,
-    cuda: bool = False,
+    cuda_device: str | None = None,
 ) -> Trial:
-    """One measured window. ``meters[0]`` is the headline meter: it begins last and ends first,
-    so its edges sit closest to the work."""
+    """One measured window. ``meters[0]`` is the headline meter: it begins last, so its start
+    sits closest to the work; every meter is told the same end time (the closing sync), and the
+    component meters end first, so the headline's end-of-window spin is not charged to them.
+    ``cuda_device`` ("cuda:N"): time steps with CUDA events on that device's current stream."""
     sync()
     starts = [m.begin() for m in reversed(meters)][::-1]
-    if cuda:
-        t0, events = _cuda_loop(step, window_s, min_steps)
-    else:
-        t0, durations = _cpu_loop(step, window_s, min_steps)
-    sync()
+    try:
+        if cuda_device is not None:
+            import torch
+
+            with torch.cuda.device(torch.device(cuda_device)):
+                t0, events = _cuda_loop(step, window_s, min_steps)
+        else:
+            t0, durations = _cpu_loop(step, window_s, min_steps)
+        sync()
+    except BaseException:  # close every window, so a failed one leaks into no later reading
+        for m, s in zip(meters, starts):
+            try:
+                m.end(s)
+            except Exception:  # noqa: BLE001 -- the original error is the one to report
+                pass
+        raise
     t_end = time.perf_counter()
-    readings = [m.end(s) for m, s in zip(meters, starts)]
-    if cuda:
+    readings = [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]
+    if cuda_device is not None:
         durations = np.asarray(
             [a.elapsed_time(b) / 1e3 for a, b in zip(events[:-1], events[1:])], dtype=float
         )
@@ -140,4 +160,5 @@ def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], Non
         sync()
     starts = [m.begin() for m in reversed(meters)][::-1]
     time.sleep(seconds)
-    return [m.end(s) for m, s in zip(meters, starts)]
+    t_end = time.perf_counter()
+    return [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]

@@ -51,6 +51,12 @@ class Record(BaseModel):
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
     latency_per_item_ms: float | None = None  # mean batch latency / batch size
+    # per-item percentiles: the batch percentiles over the batch size (items of a batch finish
+    # together, so this is the amortised compute time per item, not what a request waits)
+    latency_per_item_p50_ms: float | None = None
+    latency_per_item_p90_ms: float | None = None
+    latency_per_item_p95_ms: float | None = None
+    latency_per_item_p99_ms: float | None = None
     items_per_s: float | None = None
     items_per_s_ci95: tuple[float, float] | None = None
 
@@ -172,7 +178,8 @@ def load(path: Path) -> Profile:
 CSV_COLUMNS = [
     "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
     "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "latency_p50_ms", "latency_p90_ms",
-    "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "items_per_s", "energy_j_per_item",
+    "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "latency_per_item_p50_ms",
+    "latency_per_item_p95_ms", "latency_per_item_p99_ms", "items_per_s", "energy_j_per_item",
     "energy_j_per_item_ci95_low", "energy_j_per_item_ci95_high", "energy_j_per_item_cv",
     "energy_net_j_per_item", "energy_method", "energy_domain", "power_w", "idle_power_w",
     "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "repeats", "flags", "error",

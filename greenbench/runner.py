@@ -9,7 +9,9 @@ an interrupted group is measured again on resume, finished points never are.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from . import meters as metermod
 from . import profile as prof
 from .carbon import Intensity
 from .measure import Protocol, Trial, measure_idle, required_window_s, run_window, warm_up
-from .meters.base import Meter
+from .meters.base import Meter, MeterError
 from .stats import percentiles_ms, summarize, wilson_interval
 from .workloads import Workload, WorkloadError, WorkloadSkipped, build_workload
 from .zoo import Ladder, model_dict
@@ -120,9 +122,10 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
                 "resume with the same options, or pass --force to start over"
             )
         return old
-    try:  # fail now, not after the first model has been measured
-        prof.write_atomic(path, "")
-        path.unlink()
+    try:  # fail now, not after the first model has been measured (and leave any old file alone)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise RunError(f"{path}: cannot write the profile: {e.strerror or e}") from None
     now = prof.utc_now()
@@ -163,6 +166,13 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
         Point(p.model, p.batch_size, p.precision, resolved[p.device].spec) for p in points))
     devices_by_spec = {d.spec: d for d in resolved.values()}
     profile = _open_profile(cfg)
+    for spec, idle in profile.idle.items():  # resuming: same names must mean the same devices
+        now = devices_by_spec.get(spec)
+        if now is not None and idle.get("uuid") != now.uuid:
+            raise RunError(f"{cfg.out_path}: {spec} was {idle.get('device_name')} ({idle.get('uuid')}) "
+                           f"and is now {now.name} ({now.uuid}); resume with the same devices visible")
+    # Failed or skipped points are tried again on resume (an OOM may have been transient).
+    profile.records = [r for r in profile.records if r.status == "ok"]
     done_keys = profile.finished_keys()
     todo = [p for p in points if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
     if done_keys and cfg.resume:
@@ -210,6 +220,7 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
     profile.idle[spec] = {
         "device": device.spec,
         "device_name": device.name,
+        "uuid": device.uuid,
         "measured_utc": prof.utc_now(),
         "duration_s": cfg.protocol.idle_s,
         "meters": [
@@ -257,7 +268,7 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
     except WorkloadSkipped as e:
         emit(Event("warning", f"{model} {precision} on {device.spec}: skipped: {e}"))
         return [_failed(cfg, model, b, precision, device, spec, "skipped", str(e)) for b in batches]
-    except (WorkloadError, RuntimeError, MemoryError) as e:
+    except (WorkloadError, RuntimeError, MemoryError, OSError, ImportError) as e:
         emit(Event("warning", f"{model} {precision} on {device.spec}: failed: {_one_line(e)}"))
         return [_failed(cfg, model, b, precision, device, spec, "failed", _one_line(e)) for b in batches]
     meters = [headline, *components]
@@ -273,6 +284,7 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                 steps[b] = workload.make_step(b)
             except (RuntimeError, MemoryError, WorkloadError) as e:  # OOM lands here
                 failures[b] = _one_line(e)
+                _release(device)
                 emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
         rng = random.Random(f"{proto.seed}:{model}:{precision}:{spec}")
         for _ in range(proto.repeats):
@@ -282,9 +294,12 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                 try:
                     warm_up(steps[b], workload.sync, proto.warmup_s)
                     trial = run_window(steps[b], workload.sync, meters, window_s,
-                                       min_steps=proto.min_steps, cuda=device.is_cuda)
-                except (RuntimeError, MemoryError) as e:
+                                       min_steps=proto.min_steps,
+                                       cuda_device=device.spec if device.is_cuda else None)
+                except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
                     failures[b] = _one_line(e)
+                    steps.pop(b, None)
+                    _release(device)
                     emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
                     continue
                 trials[b].append(trial)
@@ -306,6 +321,14 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                 r = records[-1]
                 emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
     return records
+
+
+def _release(device: devmod.Device) -> None:
+    """After an out-of-memory error, hand cached blocks back before the next batch size."""
+    if device.is_cuda:
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def _one_line(e: BaseException) -> str:
@@ -388,6 +411,8 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
         accuracy=score.correct / score.total, accuracy_ci95=(acc_lo, acc_hi), accuracy_n=score.total,
         latency_mean_ms=lat_mean_ms, latency_p50_ms=pct[50], latency_p90_ms=pct[90],
         latency_p95_ms=pct[95], latency_p99_ms=pct[99], latency_per_item_ms=lat_mean_ms / batch,
+        latency_per_item_p50_ms=pct[50] / batch, latency_per_item_p90_ms=pct[90] / batch,
+        latency_per_item_p95_ms=pct[95] / batch, latency_per_item_p99_ms=pct[99] / batch,
         items_per_s=throughput.mean, items_per_s_ci95=throughput.ci95,
         energy_j_per_item=e_item, energy_j_per_item_std=e_std, energy_j_per_item_cv=e_cv,
         energy_j_per_item_ci95=e_ci, energy_net_j_per_item=e_net,

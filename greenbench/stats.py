@@ -18,8 +18,8 @@ class Summary:
 
     n: int
     mean: float
-    std: float  # sample standard deviation (ddof=1); 0.0 for n == 1
-    cv: float | None  # std / |mean|; None when the mean is 0
+    std: float | None  # sample standard deviation (ddof=1); None for n == 1
+    cv: float | None  # std / |mean|; None for n == 1 or a zero mean
     ci95: tuple[float, float] | None  # None with fewer than 2 samples
     min: float
     max: float
@@ -38,8 +38,8 @@ def summarize(samples: Sequence[float]) -> Summary:
         raise ValueError("samples must be finite")
     n = int(x.size)
     mean = float(x.mean())
-    std = float(x.std(ddof=1)) if n > 1 else 0.0
-    cv = std / abs(mean) if mean != 0 else None
+    std = float(x.std(ddof=1)) if n > 1 else None
+    cv = std / abs(mean) if std is not None and mean != 0 else None
     ci = None
     if n > 1:
         h = float(_st.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
@@ -71,4 +71,4 @@ def percentiles_ms(durations_s: Sequence[float] | np.ndarray) -> dict[int, float
 
 def format_mean_std(s: Summary, digits: int = 3) -> str:
     """'1.23 ± 0.04' with significant digits, for tables."""
-    return f"{s.mean:.{digits}g} ± {s.std:.2g}"
+    return f"{s.mean:.{digits}g}" if s.std is None else f"{s.mean:.{digits}g} ± {s.std:.2g}"

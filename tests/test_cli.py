@@ -46,7 +46,9 @@ def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir):
         lo, hi = r["accuracy_ci95"]
         assert 0 <= lo <= r["accuracy"] <= hi <= 1
         assert len(r["samples"]["energy_j_per_item"]) == r["repeats"] == 3
-        assert r["latency_p50_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
+        assert r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p95_ms"] <= r["latency_p99_ms"]
+        assert r["latency_per_item_p95_ms"] == pytest.approx(r["latency_p95_ms"] / r["batch_size"])
+        assert r["items_per_s"] * r["latency_mean_ms"] / 1e3 == pytest.approx(r["batch_size"], rel=0.25)
         assert r["intensity_gco2e_per_kwh"] > 0 and "Electricity Maps" in r["intensity_source"]
         assert r["co2e_g_per_item"] == pytest.approx(r["energy_j_per_item"] / 3.6e6 * r["intensity_gco2e_per_kwh"])
         assert r["idle_power_w"] == pytest.approx(20.0, rel=0.1)
@@ -75,6 +77,19 @@ def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir):
     res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume", "--repeats", "4")
     assert res.exit_code == 2 and "other settings (protocol)" in res.output
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--force").exit_code == 0
+
+
+def test_resume_retries_failed_points(tmp_path, zoo, cache_dir):
+    assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
+    path = tmp_path / "out" / "tiny.json"
+    doc = load_json(path)
+    doc["records"][1].update(status="failed", error="OutOfMemoryError: transient", energy_j_per_item=None)
+    doc["complete"] = False
+    path.write_text(json.dumps(doc))
+    assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume").exit_code == 0
+    again = load_json(path)
+    assert [r["status"] for r in again["records"]] == ["ok", "ok"]
+    assert again["records"][0] == doc["records"][0]
 
 
 def test_resume_measures_only_missing_points(tmp_path, zoo, cache_dir):
@@ -120,7 +135,11 @@ def test_bad_zoo_is_one_line_and_exit_2(tmp_path, cache_dir, case):
         (["profile", "tiny", "--device", "cuda:0"], "no CUDA GPU is visible"),
         (["profile", "tiny", "--device", "tpu"], "unknown device"),
         (["profile", "tiny", "--repeats", "0"], "Invalid value"),
-        (["profile", "tiny", "--pue", "0.5"], "PUE must be at least 1.0"),
+        (["profile", "tiny", "--pue", "0.5"], "PUE must be a finite number of at least 1.0"),
+        (["profile", "tiny", "--pue", "nan"], "finite numbers"),
+        (["profile", "tiny", "--min-window", "inf"], "finite numbers"),
+        (["profile", "tiny", "--intensity", "nan"], "outside 0-2000"),
+        (["profile", "tiny", "--repeats", "2"], "Invalid value"),
         (["zoo", "nope"], "unknown ladder 'nope'"),
     ],
 )

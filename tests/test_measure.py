@@ -43,6 +43,10 @@ def test_protocol_validates_and_quick_is_flagged():
         Protocol(repeats=0)
     with pytest.raises(ValueError):
         Protocol(min_window_s=0)
+    with pytest.raises(ValueError, match="at least 3"):
+        Protocol(repeats=2)
+    with pytest.raises(ValueError, match="finite"):
+        Protocol(min_window_s=float("nan"))
 
 
 def test_window_lasts_at_least_the_minimum_and_counts_every_step():
@@ -78,7 +82,7 @@ def test_stuck_counter_is_invalid_not_zero():
     assert COUNTER_DID_NOT_MOVE in r.flags and not r.valid
 
 
-def test_headline_meter_edges_sit_closest_to_the_work():
+def test_headline_meter_starts_closest_to_the_work_and_components_end_first():
     order = []
 
     class Spy(ClockMeter):
@@ -90,12 +94,38 @@ def test_headline_meter_edges_sit_closest_to_the_work():
             order.append(("begin", self.name))
             return super().begin()
 
-        def end(self, s):
+        def end(self, s, t_end=None):
             order.append(("end", self.name))
-            return super().end(s)
+            return super().end(s, t_end)
 
     run_window(lambda: None, lambda: None, [Spy("head"), Spy("comp")], 0.01)
-    assert order == [("begin", "comp"), ("begin", "head"), ("end", "head"), ("end", "comp")]
+    assert order == [("begin", "comp"), ("begin", "head"), ("end", "comp"), ("end", "head")]
+
+
+def test_a_failed_window_closes_every_meter_and_reraises():
+    ended = []
+
+    class Spy(ClockMeter):
+        def end(self, s, t_end=None):
+            ended.append(self)
+            return super().end(s, t_end)
+
+    meters = [Spy(), Spy()]
+
+    def oom():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_window(oom, lambda: None, meters, 0.05)
+    assert sorted(map(id, ended)) == sorted(map(id, meters))
+
+
+def test_energy_eaten_by_the_tail_is_null_not_zero():
+    meter = ClockMeter(power_w=100.0, tick_s=0.002)
+    start = meter.begin()
+    # an end time long before the start: the tail correction exceeds the delta
+    r = meter.end(start, t_end=start.t_s - 10.0)
+    assert r.energy_j is None and not r.valid and "idle tail" in r.reason
 
 
 def test_warm_up_runs_for_its_time_and_syncs():

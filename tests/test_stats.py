@@ -18,7 +18,7 @@ def test_summarize_matches_hand_computation():
 
 def test_single_sample_has_no_interval_and_zero_mean_no_cv():
     s = summarize([3.0])
-    assert s.ci95 is None and s.std == 0.0
+    assert s.ci95 is None and s.std is None and s.cv is None
     assert summarize([-1.0, 1.0]).cv is None
 
 

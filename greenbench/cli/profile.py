@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -29,7 +30,7 @@ def profile_command(
     quick: bool = typer.Option(False, "--quick", help="Smoke run: 3 repeats of 0.25 s windows, 1 s idle; flagged 'quick' in the profile."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted profile without measuring finished points again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing profile."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Trials per point (default 5; quick 3)."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=3, help="Trials per point, at least 3 (default 5; quick 3)."),
     min_window: Optional[float] = typer.Option(None, "--min-window", min=0.01, help="Minimum window in seconds (default 2; quick 0.25)."),
     min_updates: Optional[int] = typer.Option(None, "--min-updates", min=1, help="Minimum energy-counter updates per window (default 20)."),
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
@@ -61,6 +62,8 @@ def profile_command(
             raise fail(f"--precision {p!r}: choose one of {', '.join(zoomod.PRECISIONS)}")
     with user_errors():
         lad = zoomod.get_ladder(ladder, zoo)
+        if not all(math.isfinite(x) for x in (min_window or 1, warmup or 0, idle or 0, max_cv, pue)):
+            raise fail("--min-window, --warmup, --idle, --max-cv and --pue take finite numbers")
         intens = carbon.static_intensity(zone=zone, gco2e_per_kwh=intensity, basis=basis, pue=pue)
         proto = Protocol(
             repeats=repeats or base.repeats,
@@ -160,7 +163,8 @@ def summary_table(profile) -> Table:
                       f"[red]{r.status}[/]", "", "", "", "", "", "", "", "", r.error or "")
             continue
         acc = f"{r.accuracy:.3f} [{r.accuracy_ci95[0]:.3f}, {r.accuracy_ci95[1]:.3f}]"
-        energy = "null" if r.energy_j_per_item is None else f"{r.energy_j_per_item:.3g} ± {r.energy_j_per_item_std:.2g}"
+        energy = "null" if r.energy_j_per_item is None else f"{r.energy_j_per_item:.3g}" + (
+            "" if r.energy_j_per_item_std is None else f" ± {r.energy_j_per_item_std:.2g}")
         co2 = None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3
         t.add_row(r.model, f"{r.params:,}", str(r.batch_size), r.precision, r.device, acc,
                   _fmt(r.latency_p50_ms), _fmt(r.latency_p95_ms), f"{r.items_per_s:,.0f}", energy,
@@ -182,7 +186,7 @@ def summary_lines(profile) -> list[str]:
     label = "estimated" if method == {"estimate"} else "measured"
     lines.append(f"Most accurate: {best_acc.model} (accuracy {best_acc.accuracy:.3f}) at "
                  f"{best_acc.energy_j_per_item:.3g} J/item (batch {best_acc.batch_size}, {label}).")
-    if least is not best_acc:
+    if least is not best_acc and least.energy_j_per_item > 0:
         ratio = best_acc.energy_j_per_item / least.energy_j_per_item
         lines.append(f"Least energy: {least.model} batch {least.batch_size}: {ratio:.3g} x less energy "
                      f"per item, accuracy {least.accuracy:.3f} ({least.accuracy - best_acc.accuracy:+.3f}).")

@@ -73,7 +73,9 @@ class Meter(ABC):
     def begin(self) -> Any: ...
 
     @abstractmethod
-    def end(self, start: Any) -> EnergyReading: ...
+    def end(self, start: Any, t_end: float | None = None) -> EnergyReading:
+        """Close the window. ``t_end`` (perf_counter seconds) is when the work stopped, where the
+        caller knows it better than the time of this call (several meters end one window)."""
 
     def update_period_s(self) -> float | None:
         """How often the underlying counter changes (None: not a counter, or unknown)."""
@@ -102,10 +104,9 @@ class NullMeter(Meter):
     def begin(self) -> float:
         return time.perf_counter()
 
-    def end(self, start: float) -> EnergyReading:
-        return EnergyReading(
-            self.domain, UNAVAILABLE, None, time.perf_counter() - start, reason=self.reason
-        )
+    def end(self, start: float, t_end: float | None = None) -> EnergyReading:
+        stop = time.perf_counter() if t_end is None else t_end
+        return EnergyReading(self.domain, UNAVAILABLE, None, stop - start, reason=self.reason)
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,8 @@ class CounterMeter(Meter):
         first = self._read_j()
         return self._next_tick(first) or _Edge(self._clock(), first)
 
-    def end(self, start: _Edge) -> EnergyReading:
-        t_end = self._clock()
+    def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
+        t_end = self._clock() if t_end is None else t_end
         at_end = self._read_j()
         tick = self._next_tick(at_end)
         if tick is None:  # the counter stopped: plain edge if it moved in the window, else null
@@ -192,7 +193,12 @@ class CounterMeter(Meter):
                 self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
                 reason="the energy counter went backwards (driver reload or device reset)",
             )
-        energy = max(0.0, delta - tail_j)
+        energy = delta - tail_j
+        if energy <= 0:  # the tail ate everything: no usable figure, and never a silent 0 J
+            return EnergyReading(
+                self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
+                reason="no energy above the idle tail in the window; lengthen --min-window",
+            )
         return EnergyReading(
             self.domain, self.method, energy, window_s, counter_updates=updates, flags=flags
         )

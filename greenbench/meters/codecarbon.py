@@ -178,7 +178,8 @@ class CodeCarbonMeter(Meter):
     def _unavailable(self, duration_s: float, reason: str) -> EnergyReading:
         return EnergyReading(self.domain, UNAVAILABLE, None, duration_s, reason=reason)
 
-    def end(self, start: _Start) -> EnergyReading:
+    def end(self, start: _Start, t_end: float | None = None) -> EnergyReading:
+        # t_end is not used: CodeCarbon's figure runs to this call, so its duration must too
         duration_s = self._clock() - start.t_s
         if start.error:
             return self._unavailable(duration_s, start.error)

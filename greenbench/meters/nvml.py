@@ -265,8 +265,8 @@ class NvmlMeter(CounterMeter):
         edge = super().begin()
         return _NvmlEdge(edge.t_s, edge.counter_j, self._wraps)
 
-    def end(self, start: _Edge) -> EnergyReading:
-        reading = super().end(start)
+    def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
+        reading = super().end(start, t_end)
         if self._wraps != getattr(start, "wraps", self._wraps):
             reading = dataclasses.replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
         return reading

@@ -296,6 +296,8 @@ class EmbeddedWorkload(Workload):
             with torch.inference_mode():
                 out = self._model(self._x_test[:2])
             self.sync()
+        except torch.OutOfMemoryError:
+            raise  # not a dtype problem: the runner records it as out of memory
         except (RuntimeError, NotImplementedError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WorkloadError(

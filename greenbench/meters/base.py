@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 # Every energy value carries one of these.
@@ -113,6 +113,7 @@ class NullMeter(Meter):
 class _Edge:
     t_s: float  # perf_counter time at which the counter value was first seen
     counter_j: float
+    wraps: int = 0  # the meter's wrap count then (for the COUNTER_WRAPPED flag)
 
 
 class CounterMeter(Meter):
@@ -132,6 +133,7 @@ class CounterMeter(Meter):
     """
 
     _wrap_j: float | None = None
+    _wraps: int = 0  # wraps that a subclass unwrapped itself inside _read_j (exact integer maths)
     max_align_s: float = 0.5  # give up aligning after this long (a stuck counter)
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter):
@@ -161,11 +163,22 @@ class CounterMeter(Meter):
                 return None
             before = now
 
+    def _prepare(self) -> None:
+        """Raise MeterError (one line) when the meter cannot read; called by ``begin``."""
+
     def begin(self) -> _Edge:
+        self._prepare()
         first = self._read_j()
-        return self._next_tick(first) or _Edge(self._clock(), first)
+        edge = self._next_tick(first) or _Edge(self._clock(), first)
+        return _Edge(edge.t_s, edge.counter_j, self._wraps)
 
     def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
+        reading = self._end(start, t_end)
+        if self._wraps != start.wraps and COUNTER_WRAPPED not in reading.flags:
+            reading = replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
+        return reading
+
+    def _end(self, start: _Edge, t_end: float | None) -> EnergyReading:
         t_end = self._clock() if t_end is None else t_end
         at_end = self._read_j()
         tick = self._next_tick(at_end)

@@ -7,14 +7,12 @@ each turned into a one-line reason; the module itself is injectable so tests run
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
 from typing import Any
 
-from .base import COUNTER_WRAPPED, NVML_COUNTER, CounterMeter, EnergyReading, MeterError, MeterInfo
-from .base import _Edge
+from .base import NVML_COUNTER, CounterMeter, MeterError, MeterInfo
 
 COUNTER_MODULUS_MJ = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned 64-bit count
 COUNTER_WRAP_J = COUNTER_MODULUS_MJ / 1000
@@ -141,11 +139,6 @@ def _torch_uuid(index: int | None) -> str | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class _NvmlEdge(_Edge):
-    wraps: int = 0
-
-
 class NvmlMeter(CounterMeter):
     """One GPU's total-energy counter, read at window edges (CounterMeter aligns them to ticks).
 
@@ -259,17 +252,9 @@ class NvmlMeter(CounterMeter):
         self._last_raw_mj = raw_mj
         return (raw_mj + self._wraps * COUNTER_MODULUS_MJ - self._base_mj) / 1000
 
-    def begin(self) -> _NvmlEdge:
+    def _prepare(self) -> None:
         if not self._ensure():
             raise MeterError(f"{self.domain}: {self._error}")
-        edge = super().begin()
-        return _NvmlEdge(edge.t_s, edge.counter_j, self._wraps)
-
-    def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
-        reading = super().end(start, t_end)
-        if self._wraps != getattr(start, "wraps", self._wraps):
-            reading = dataclasses.replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
-        return reading
 
 
 class GpuList(list):

@@ -13,14 +13,12 @@ Intel, as little as tens of seconds on some AMD parts; ``info().details`` lists 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .base import COUNTER_WRAPPED, RAPL, CounterMeter, EnergyReading, MeterError, MeterInfo
-from .base import _Edge
+from .base import RAPL, CounterMeter, MeterError, MeterInfo
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 _PREFIXES = ("intel-rapl", "amd-rapl")
@@ -32,11 +30,6 @@ class _Zone:
     name: str  # "package-0", "dram"
     max_range_uj: int
     last_uj: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _RaplEdge(_Edge):
-    wraps: int = 0
 
 
 def _zone_key(path: Path) -> tuple[int, ...]:
@@ -143,14 +136,6 @@ class RaplMeter(CounterMeter):
             zone.last_uj = raw_uj
         return self._total_uj / 1e6
 
-    def begin(self) -> _RaplEdge:
+    def _prepare(self) -> None:
         if not self._ensure():
             raise MeterError(f"RAPL: {self._error}")
-        edge = super().begin()
-        return _RaplEdge(edge.t_s, edge.counter_j, self._wraps)
-
-    def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
-        reading = super().end(start, t_end)
-        if self._wraps != getattr(start, "wraps", self._wraps):
-            reading = dataclasses.replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
-        return reading

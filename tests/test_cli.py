@@ -150,6 +150,28 @@ def test_bad_options_exit_2_without_traceback(tmp_path, zoo, cache_dir, args, ex
     assert "Traceback" not in res.output
 
 
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["profile", "--batch-size", "-3"], "Invalid value for '--batch-size'"),
+        (["profile", "--bogus"], "No such option: --bogus"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+        (["profile", "--cache-dir", "/proc/greenbench-cache"], "cannot use as the cache folder"),
+        (["profile", "--export-csv", "/nonexistent-dir/p.csv"], "does not exist"),
+    ],
+)
+def test_console_script_usage_errors_are_one_line(tmp_path, args, expected):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "greenbench", *args, "--out", str(tmp_path)] if args[0] == "profile"
+                         else [sys.executable, "-m", "greenbench", *args],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and lines[0].startswith("greenbench: error:")
+
+
 def test_unwritable_output_folder(tmp_path, zoo, cache_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

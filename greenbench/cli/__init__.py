@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
+import click
 import typer
 
-from .common import EXIT_CODES_HELP
+try:  # recent Typer vendors its own copy of click: its exceptions are not click's
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    _typer_click = click.exceptions
+
+_CLICK_ERRORS = (click.ClickException, _typer_click.ClickException)
+_NO_ARGS = tuple(getattr(m, "NoArgsIsHelpError") for m in (click.exceptions, _typer_click)
+                 if hasattr(m, "NoArgsIsHelpError"))
+_ABORT = (typer.Abort,) + tuple(
+    getattr(m, "Abort") for m in (click.exceptions, _typer_click) if hasattr(m, "Abort"))
+
+from .common import EXIT_CODES_HELP, Exit
 from .env import env_command
 from .profile import HELP as PROFILE_HELP, profile_command
 from .zoo import zoo_command
@@ -22,4 +36,17 @@ app.command("zoo")(zoo_command)
 
 
 def main() -> None:
-    app()
+    """The console script: Typer in non-standalone mode, so usage errors become one line too."""
+    try:
+        code = app(standalone_mode=False)
+    except _NO_ARGS as e:
+        print(e.format_message())
+        sys.exit(int(Exit.USAGE))
+    except _CLICK_ERRORS as e:  # bad option or argument: one line, exit 2
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"greenbench: error: {e.format_message()}{hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except _ABORT:
+        sys.exit(int(Exit.INTERRUPTED))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -73,10 +73,17 @@ def profile_command(
             idle_s=base.idle_s if idle is None else idle,
             max_cv=max_cv, seed=seed, quick=quick,
         )
+        cache = cache_dir or default_cache_dir()
+        try:  # unusable folders are bad input: say so now, not after the sweep
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise fail(f"{cache}: cannot use as the cache folder: {e.strerror or e}") from None
+        if export_csv is not None and not export_csv.parent.is_dir():
+            raise fail(f"{export_csv}: the folder {export_csv.parent} does not exist")
         stem = name or (lad.name + ("-quick" if quick else ""))
         cfg = runner.RunConfig(
             ladder=lad, out_path=out_dir / f"{stem}.json", protocol=proto, intensity=intens,
-            cache_dir=cache_dir or default_cache_dir(), meter=meter,
+            cache_dir=cache, meter=meter,
             models=tuple(model) if model else None,
             batch_sizes=tuple(batch_size) if batch_size else None,
             precisions=tuple(precision) if precision else None,

@@ -63,11 +63,12 @@ def main() -> None:
                             dataset=lad.dataset.model_dump(), train=lad.train.model_dump(),
                             precision="fp32", device=args.device, cache_dir=cache)
         step = wl.make_step(batch)
-        warm_up(step, wl.sync, 1.0)
+        rate = warm_up(step, wl.sync, 1.0)
         bare, ours = [], []
 
         def ours_items_per_s() -> float:
-            trial = run_window(step, wl.sync, meter_list, args.window, cuda_device=args.device if args.device.startswith("cuda") else None)
+            trial = run_window(step, wl.sync, meter_list, args.window, cuda_device=args.device if args.device.startswith("cuda") else None,
+                               steps_per_s_hint=rate)
             return trial.steps * batch / trial.window_s
 
         for i in range(args.rounds):  # ABBA order: a linear drift of the machine cancels out

@@ -70,14 +70,17 @@ class Trial:
     readings: tuple[EnergyReading, ...]  # same order as the meters given
 
 
-def warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float, min_steps: int = 2) -> None:
-    """Run ``step`` for ``seconds`` (and at least ``min_steps`` times); excluded from all figures."""
-    deadline = time.perf_counter() + seconds
+def warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float, min_steps: int = 2) -> float:
+    """Run ``step`` for ``seconds`` (and at least ``min_steps`` times); excluded from all figures.
+    Returns the steps per second it saw (a hint for sizing the next window's event pool)."""
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
     n = 0
     while n < min_steps or time.perf_counter() < deadline:
         step()
         n += 1
     sync()
+    return n / max(time.perf_counter() - t0, 1e-9)
 
 
 def _cpu_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple[float, np.ndarray]:
@@ -95,23 +98,26 @@ def _cpu_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple
     return float(t[0]), np.diff(t)
 
 
-def _cuda_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple[float, Any]:
+def _cuda_loop(step: Callable[[], Any], window_s: float, min_steps: int, expected_steps: int) -> tuple[float, Any]:
     import torch
 
+    # Events are made before the clock starts, so the loop pays one record() per step and no
+    # allocation; the pool grows only if the window runs more steps than the warm-up suggested.
+    pool = [torch.cuda.Event(enable_timing=True) for _ in range(expected_steps + 1)]
     clock = time.perf_counter
-    first = torch.cuda.Event(enable_timing=True)
-    events = [first]
     t0 = clock()
-    first.record()
+    pool[0].record()
     deadline = t0 + window_s
+    n = 0
     while True:
         step()
-        ev = torch.cuda.Event(enable_timing=True)
-        ev.record()
-        events.append(ev)
-        if len(events) > min_steps and clock() >= deadline:
+        n += 1
+        if n == len(pool):
+            pool.append(torch.cuda.Event(enable_timing=True))
+        pool[n].record()
+        if n >= min_steps and clock() >= deadline:
             break
-    return t0, events
+    return t0, pool[: n + 1]
 
 
 def run_window(
@@ -122,6 +128,7 @@ def run_window(
     *,
     min_steps: int = 3,
     cuda_device: str | None = None,
+    steps_per_s_hint: float | None = None,
 ) -> Trial:
     """One measured window. ``meters[0]`` is the headline meter: it begins last, so its start
     sits closest to the work; every meter is told the same end time (the closing sync), and the
@@ -133,8 +140,9 @@ def run_window(
         if cuda_device is not None:
             import torch
 
+            expected = int((steps_per_s_hint or 0) * window_s * 1.2) + min_steps
             with torch.cuda.device(torch.device(cuda_device)):
-                t0, events = _cuda_loop(step, window_s, min_steps)
+                t0, events = _cuda_loop(step, window_s, min_steps, min(expected, 1_000_000))
         else:
             t0, durations = _cpu_loop(step, window_s, min_steps)
         sync()

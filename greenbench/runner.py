@@ -115,6 +115,12 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
         old = prof.load(path)
         if old.ladder.get("name") != cfg.ladder.name:
             raise RunError(f"{path} holds ladder {old.ladder.get('name')!r}, not {cfg.ladder.name!r}")
+        definition = cfg.ladder.model_dump(mode="json", exclude={"source"})
+        if old.ladder.get("definition") != definition:
+            raise RunError(
+                f"{path}: ladder {cfg.ladder.name!r} was changed since this profile was started; "
+                "pass --force to start over"
+            )
         if old.settings != settings:
             changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
             raise RunError(
@@ -134,7 +140,7 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
         created_utc=now,
         updated_utc=now,
         ladder={"name": cfg.ladder.name, "source": cfg.ladder.source,
-                "definition": cfg.ladder.model_dump(mode="json", exclude={"source"})},
+                "definition": cfg.ladder.model_dump(mode="json", exclude={"source"})},  # resume checks it
         settings=settings,
         provenance=devmod.provenance(),
         carbon=cfg.intensity.to_dict(),
@@ -292,10 +298,11 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
             rng.shuffle(order)
             for b in order:
                 try:
-                    warm_up(steps[b], workload.sync, proto.warmup_s)
+                    rate = warm_up(steps[b], workload.sync, proto.warmup_s)
                     trial = run_window(steps[b], workload.sync, meters, window_s,
                                        min_steps=proto.min_steps,
-                                       cuda_device=device.spec if device.is_cuda else None)
+                                       cuda_device=device.spec if device.is_cuda else None,
+                                       steps_per_s_hint=rate)
                 except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
                     failures[b] = _one_line(e)
                     steps.pop(b, None)

@@ -79,6 +79,13 @@ def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--force").exit_code == 0
 
 
+def test_resume_refuses_a_changed_ladder(tmp_path, zoo, cache_dir):
+    assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
+    zoo.write_text(TINY_ZOO.replace("width: 4", "width: 5"))
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume")
+    assert res.exit_code == 2 and "was changed since this profile was started" in res.output
+
+
 def test_resume_retries_failed_points(tmp_path, zoo, cache_dir):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
     path = tmp_path / "out" / "tiny.json"

@@ -128,14 +128,54 @@ def test_energy_eaten_by_the_tail_is_null_not_zero():
     assert r.energy_j is None and not r.valid and "idle tail" in r.reason
 
 
-def test_warm_up_runs_for_its_time_and_syncs():
+def test_warm_up_runs_for_its_time_syncs_and_reports_its_rate():
     n, synced = [], []
     t = time.perf_counter()
-    warm_up(lambda: n.append(1), lambda: synced.append(1), 0.05)
-    assert time.perf_counter() - t >= 0.05 and len(n) >= 2 and synced == [1]
+    rate = warm_up(lambda: (n.append(1), time.sleep(0.001)), lambda: synced.append(1), 0.05)
+    elapsed = time.perf_counter() - t
+    assert elapsed >= 0.05 and len(n) >= 2 and synced == [1]
+    assert rate == pytest.approx(len(n) / elapsed, rel=0.2) and rate < 1000
 
 
 def test_idle_baseline_measures_idle_power():
     readings = measure_idle([ClockMeter(power_w=40.0, tick_s=0.002)], 0.1)
     r = readings[0]
     assert r.energy_j / r.duration_s == pytest.approx(40.0, rel=0.1)
+
+
+def test_cuda_path_times_every_step_with_events_on_the_measured_device(monkeypatch):
+    """The GPU loop, with torch.cuda's Event and device context replaced by host-clock fakes."""
+    import contextlib
+
+    import torch
+
+    entered = []
+
+    class FakeEvent:
+        made = 0
+
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+            FakeEvent.made += 1
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = time.perf_counter()
+
+        def elapsed_time(self, other):  # milliseconds, as CUDA's
+            return (other.t - self.t) * 1e3
+
+    @contextlib.contextmanager
+    def fake_device(dev):
+        entered.append(str(dev))
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "device", fake_device)
+    calls = []
+    trial = run_window(lambda: (calls.append(1), time.sleep(0.002)), lambda: None, [ClockMeter()], 0.05,
+                       cuda_device="cuda:1", steps_per_s_hint=10.0)  # a low hint: the pool must grow
+    assert entered == ["cuda:1"]
+    assert trial.steps == len(calls) == trial.step_durations_s.size
+    assert np.all(trial.step_durations_s >= 0.002)
+    assert FakeEvent.made >= len(calls) + 1

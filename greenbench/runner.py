@@ -317,6 +317,9 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         params = workload.params
         provenance = workload.provenance()
         workload.close()
+    limit_now = headline.power_limit_w()
+    limit_before = profile.idle.get(spec, {}).get("power_limit_w")
+    limit_changed = limit_now is not None and limit_before is not None and limit_now != limit_before
     records = []
     for b in batches:
         if b in failures:
@@ -324,6 +327,8 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         else:
             records.append(_record(cfg, profile, model, params, b, precision, device, spec,
                                    scores[b], trials[b], provenance))
+            if limit_changed:
+                records[-1].flags.append("power_limit_changed")
             for code, fix in _flag_fixes(records[-1]):
                 r = records[-1]
                 emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
@@ -454,6 +459,7 @@ FLAG_FIXES = {
     "invalid_windows_dropped": "some windows had no valid energy reading and were left out; raise --min-window",
     "power_below_idle": "power under load was below the idle baseline; raise --idle or check other load",
     "power_above_limit": "power exceeded the enforced power limit; the reading is suspect",
+    "power_limit_changed": "the GPU power limit changed during the sweep; measure again with it fixed",
 }
 
 

@@ -129,3 +129,24 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, cache_dir):
     assert proc.returncode == 130
     assert "--resume" in err and "Traceback" not in err
     assert load_json(path)["records"]
+
+
+def test_a_power_limit_change_during_the_sweep_is_flagged(tmp_path, cache_dir, monkeypatch):
+    from greenbench.meters import FakeMeter
+
+    limits = iter([300.0] + [250.0] * 10)  # read at the idle baseline, then after each group
+
+    class Limited(FakeMeter):
+        def power_limit_w(self):
+            return next(limits)
+
+    monkeypatch.setattr(runmod.metermod, "select_meters",
+                        lambda *a, **k: (Limited(20.0, 0.01, domain="cpu_package"), []))
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), *FAST,
+                  "--model", "lin"], cache_dir)
+    assert res.exit_code == 0, res.output
+    doc = load_json(tmp_path / "o" / "tiny.json")
+    assert doc["idle"]["cpu"]["power_limit_w"] == 300.0
+    assert all("power_limit_changed" in r["flags"] for r in doc["records"])
+    assert "power_limit_changed" in res.output

@@ -120,6 +120,17 @@ def _cuda_loop(step: Callable[[], Any], window_s: float, min_steps: int, expecte
     return t0, pool[: n + 1]
 
 
+def _begin_all(meters: Sequence[Meter]) -> list[Any]:
+    """Begin every meter, the headline (``meters[0]``) last: its start sits closest to the work."""
+    return [m.begin() for m in reversed(meters)][::-1]
+
+
+def _end_all(meters: Sequence[Meter], starts: list[Any], t_end: float) -> list[EnergyReading]:
+    """End every meter at the same ``t_end``, components first, so the headline's end-of-window
+    spin is not charged to them. Readings come back in the meters' order."""
+    return [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]
+
+
 def run_window(
     step: Callable[[], Any],
     sync: Callable[[], None],
@@ -135,7 +146,7 @@ def run_window(
     component meters end first, so the headline's end-of-window spin is not charged to them.
     ``cuda_device`` ("cuda:N"): time steps with CUDA events on that device's current stream."""
     sync()
-    starts = [m.begin() for m in reversed(meters)][::-1]
+    starts = _begin_all(meters)
     try:
         if cuda_device is not None:
             import torch
@@ -154,7 +165,7 @@ def run_window(
                 pass
         raise
     t_end = time.perf_counter()
-    readings = [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]
+    readings = _end_all(meters, starts, t_end)
     if cuda_device is not None:
         durations = np.asarray(
             [a.elapsed_time(b) / 1e3 for a, b in zip(events[:-1], events[1:])], dtype=float
@@ -166,7 +177,6 @@ def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], Non
     """Energy each meter sees while nothing runs: the idle baseline for net energy."""
     if sync is not None:
         sync()
-    starts = [m.begin() for m in reversed(meters)][::-1]
+    starts = _begin_all(meters)
     time.sleep(seconds)
-    t_end = time.perf_counter()
-    return [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]
+    return _end_all(meters, starts, time.perf_counter())

@@ -317,18 +317,14 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         params = workload.params
         provenance = workload.provenance()
         workload.close()
-    limit_now = headline.power_limit_w()
-    limit_before = profile.idle.get(spec, {}).get("power_limit_w")
-    limit_changed = limit_now is not None and limit_before is not None and limit_now != limit_before
+    limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
     records = []
     for b in batches:
         if b in failures:
             records.append(_failed(cfg, model, b, precision, device, spec, "failed", failures[b], params))
         else:
             records.append(_record(cfg, profile, model, params, b, precision, device, spec,
-                                   scores[b], trials[b], provenance))
-            if limit_changed:
-                records[-1].flags.append("power_limit_changed")
+                                   scores[b], trials[b], provenance, limit_now_w))
             for code, fix in _flag_fixes(records[-1]):
                 r = records[-1]
                 emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
@@ -356,7 +352,7 @@ def _window_text(model: str, batch: int, trial: Trial) -> str:
 
 
 def _record(cfg, profile, model, params, batch, precision, device, spec, score, trials,
-            provenance) -> prof.Record:
+            provenance, limit_now_w: float | None = None) -> prof.Record:
     proto = cfg.protocol
     flags: list[str] = ["quick"] if proto.quick else []
     items = np.array([t.steps * batch for t in trials], dtype=float)
@@ -375,6 +371,9 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
     energy_reason = head[0].reason
     e_item = e_std = e_cv = e_ci = e_net = power = None
     idle_w = _idle_power(profile, spec)
+    limit_before_w = profile.idle.get(spec, {}).get("power_limit_w")
+    if limit_now_w is not None and limit_before_w is not None and limit_now_w != limit_before_w:
+        flags.append("power_limit_changed")
     samples: dict[str, list[float]] = {
         "items_per_s": [float(x) for x in items / windows],
         "latency_p50_ms": [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in trials],
@@ -393,7 +392,7 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
             e_net = float(np.mean(net))
             if power < 0.95 * idle_w:  # 5% slack: the idle figure has its own noise
                 flags.append("power_below_idle")
-        limit = profile.idle.get(spec, {}).get("power_limit_w")
+        limit = limit_now_w or limit_before_w
         if limit and power > limit:
             flags.append("power_above_limit")
         if e_cv is not None and e_cv > proto.max_cv:
@@ -403,8 +402,8 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
         updates = [head[i].counter_updates for i in valid if head[i].counter_updates is not None]
         if updates and min(updates) < proto.min_counter_updates:
             flags.append("too_few_counter_updates")
-    elif method != "unavailable":
-        energy_reason = "the counter did not move in any window; lengthen --min-window"
+    elif method != "unavailable":  # each null reading says why; report the first reason
+        energy_reason = next((r.reason for r in head if r.reason), "no valid window")
     if throughput.cv is not None and throughput.cv > proto.max_cv:
         flags.append("throughput_cv_high")
     components = []

@@ -43,13 +43,15 @@ def fail(message: str, code: Exit = Exit.USAGE) -> typer.Exit:
 def _user_errors() -> tuple[type[Exception], ...]:
     from ..carbon import CarbonError
     from ..devices import DeviceError
+    from ..errors import GreenbenchError
     from ..meters.base import MeterError
     from ..profile import ProfileError
     from ..runner import RunError
     from ..workloads.base import WorkloadError
     from ..zoo import ZooError
 
-    return (ZooError, RunError, ProfileError, DeviceError, CarbonError, MeterError, WorkloadError)
+    return (GreenbenchError, ZooError, RunError, ProfileError, DeviceError, CarbonError, MeterError,
+            WorkloadError)
 
 
 @contextmanager

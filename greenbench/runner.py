@@ -256,9 +256,7 @@ def _build(cfg: RunConfig, model: str, precision: str, device: devmod.Device, em
     lad = cfg.ladder
     return build_workload(
         lad.workload,
-        model=model_dict(lad.model(model)),
-        dataset=lad.dataset.model_dump(),
-        train=lad.train.model_dump(),
+        **lad.builder_kwargs(model),
         precision=precision,
         device=device.spec,
         cache_dir=cfg.cache_dir,

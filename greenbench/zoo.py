@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 DEFAULT_LADDER = "mnist1d"
 ZOO_ENV = "GREENBENCH_ZOO"
@@ -49,16 +49,67 @@ class EmbeddedTrain(_Strict):
     seed: int = 0
 
 
-class Ladder(_Strict):
-    """One ladder; ``models`` and ``dataset`` are checked against the workload's own schema."""
+class HFModel(_Strict):
+    """A Hugging Face (or timm/torchvision) model: a hub id or a local folder, or a config."""
+
+    name: str = Field(min_length=1)
+    id: str | None = None  # hub id ("bert-base-uncased") or local path; None with a `config`
+    revision: str | None = None  # pin a hub commit or tag; recorded with every point
+    tokenizer: str | None = None  # tokenizer / image processor id or path (default: id)
+    source: Literal["transformers", "timm", "torchvision"] = "transformers"
+    weights: Literal["pretrained", "random"] = "pretrained"  # random: built from the config
+    config: dict[str, Any] | None = None  # transformers config keys (with model_type) for random weights
+
+    @model_validator(mode="after")
+    def _id_or_config(self) -> "HFModel":
+        if self.id is None and not (self.weights == "random" and self.config):
+            raise ValueError("a model needs an 'id' (hub id or local path), or weights: random with a 'config'")
+        if self.config is not None and self.source == "transformers" and self.id is None \
+                and "model_type" not in self.config:
+            raise ValueError("a 'config' without an 'id' needs its 'model_type' (e.g. gpt2)")
+        return self
+
+
+class HFDataset(_Strict):
+    """Evaluation data: a local file or folder, a `datasets` hub id, or synthetic items."""
+
+    path: str | None = None  # CSV/JSONL/JSON/TXT file, or an image folder (one sub-folder per class)
+    id: str | None = None  # `datasets` hub id, e.g. glue (with config sst2)
+    config: str | None = None
+    split: str = "validation"
+    revision: str | None = None
+    synthetic: bool = False  # seeded random inputs: for speed and energy only, accuracy is chance
+    size: int | None = Field(default=None, gt=0)  # synthetic items
+    seed: int = 0
+    limit: int | None = Field(default=None, gt=0)  # evaluate on the first N items only
+    format: Literal["classification", "text", "multiple-choice"] = "classification"
+    text_column: str = "text"
+    label_column: str = "label"
+    image_column: str = "image"
+    question_column: str = "question"
+    choices_column: str = "choices"
+    answer_column: str = "answer"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "HFDataset":
+        given = [k for k in ("path", "id") if getattr(self, k)] + (["synthetic"] if self.synthetic else [])
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'path' (local), 'id' (datasets hub) or 'synthetic: true'")
+        return self
+
+
+class Generation(_Strict):
+    """Fixed, recorded request shape for causal LMs: prompt length and greedy output length."""
+
+    prompt_tokens: int = Field(default=128, gt=0)
+    output_tokens: int = Field(default=64, ge=2)  # >= 2: decode is (full - prefill) / (output - 1)
+
+
+class _LadderBase(_Strict):
+    """What every ladder has; ``models`` and ``dataset`` follow the workload's own schema."""
 
     name: str
     description: str = ""
-    workload: Literal["embedded"]
-    task: Literal["classification"] = "classification"
-    dataset: EmbeddedDataset = EmbeddedDataset()
-    train: EmbeddedTrain = EmbeddedTrain()
-    models: tuple[EmbeddedModel, ...] = Field(min_length=1)
     batch_sizes: tuple[int, ...] = Field(min_length=1)
     precisions: tuple[Literal["fp32", "bf16", "fp16", "int8"], ...] = ("fp32",)
     devices: tuple[str, ...] = ("auto",)
@@ -74,9 +125,9 @@ class Ladder(_Strict):
             raise ValueError("batch sizes must not repeat")
         return v
 
-    @field_validator("models")
+    @field_validator("models", check_fields=False)
     @classmethod
-    def _unique_names(cls, v: tuple[EmbeddedModel, ...]) -> tuple[EmbeddedModel, ...]:
+    def _unique_names(cls, v: tuple) -> tuple:
         names = [m.name for m in v]
         if len(set(names)) != len(names):
             raise ValueError("model names must be unique within a ladder")
@@ -90,19 +141,78 @@ class Ladder(_Strict):
                 raise ValueError(f"unknown device {d!r} (use auto, cpu, cuda:N or a GPU UUID)")
         return v
 
-    def model(self, name: str) -> EmbeddedModel:
-        for m in self.models:
+    def model(self, name: str):
+        for m in self.models:  # type: ignore[attr-defined]
             if m.name == name:
                 return m
         raise ZooError(f"ladder {self.name!r} has no model {name!r} (has: {self.model_names()})")
 
     def model_names(self) -> str:
-        return ", ".join(m.name for m in self.models)
+        return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        """Keyword arguments for the workload builder, beside precision, device and cache."""
+        return {"model": model_dict(self.model(model_name)), "dataset": self.dataset.model_dump()}  # type: ignore[attr-defined]
+
+
+class EmbeddedLadder(_LadderBase):
+    workload: Literal["embedded"]
+    task: Literal["classification"] = "classification"
+    dataset: EmbeddedDataset = EmbeddedDataset()
+    train: EmbeddedTrain = EmbeddedTrain()
+    models: tuple[EmbeddedModel, ...] = Field(min_length=1)
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        return super().builder_kwargs(model_name) | {"train": self.train.model_dump()}
+
+
+class TextLadder(_LadderBase):
+    workload: Literal["hf-text"]
+    task: Literal["text-classification"] = "text-classification"
+    dataset: HFDataset
+    models: tuple[HFModel, ...] = Field(min_length=1)
+    max_length: int = Field(default=128, gt=0)  # every batch is padded to this many tokens
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        return super().builder_kwargs(model_name) | {
+            "max_length": self.max_length, "trust_remote_code": self.trust_remote_code}
+
+
+class VisionLadder(_LadderBase):
+    workload: Literal["hf-vision"]
+    task: Literal["image-classification"] = "image-classification"
+    dataset: HFDataset
+    models: tuple[HFModel, ...] = Field(min_length=1)
+    image_size: int | None = Field(default=None, gt=0)  # default: the processor's / 224
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        return super().builder_kwargs(model_name) | {
+            "image_size": self.image_size, "trust_remote_code": self.trust_remote_code}
+
+
+class LMLadder(_LadderBase):
+    workload: Literal["hf-lm"]
+    task: Literal["causal-lm"] = "causal-lm"
+    dataset: HFDataset
+    models: tuple[HFModel, ...] = Field(min_length=1)
+    generation: Generation = Generation()
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        return super().builder_kwargs(model_name) | {
+            "generation": self.generation.model_dump(), "trust_remote_code": self.trust_remote_code}
+
+
+Ladder = Annotated[Union[EmbeddedLadder, TextLadder, VisionLadder, LMLadder], Field(discriminator="workload")]
+_LADDER = TypeAdapter(Ladder)
+WORKLOADS = ("embedded", "hf-text", "hf-vision", "hf-lm")
 
 
 def _format_error(source: str, ladder: str, err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(ladder)"
+    parts = list(first["loc"])
+    if parts and parts[0] in WORKLOADS:  # the union's tag is not a key the user wrote
+        parts = parts[1:]
+    loc = ".".join(str(p) for p in parts) or "(ladder)"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{source}: ladder {ladder!r}: {loc}: {first['msg']}{more}"
 
@@ -128,7 +238,10 @@ def parse_zoo(text: str, source: str) -> dict[str, Ladder]:
         if not isinstance(body, dict):
             raise ZooError(f"{source}: ladder {name!r}: expected a mapping of keys")
         try:
-            ladders[str(name)] = Ladder(name=str(name), source=source, **body)
+            if body.get("workload") not in WORKLOADS:
+                raise ZooError(f"{source}: ladder {name!r}: workload: {body.get('workload')!r} is not "
+                               f"one of {', '.join(WORKLOADS)}")
+            ladders[str(name)] = _LADDER.validate_python({**body, "name": str(name), "source": source})
         except ValidationError as e:
             raise ZooError(_format_error(source, str(name), e)) from None
         except TypeError as e:  # e.g. a key that is not a string
@@ -175,6 +288,6 @@ def get_ladder(name: str | None, path: Path | None = None) -> Ladder:
     return ladders[name]
 
 
-def model_dict(model: EmbeddedModel) -> dict[str, Any]:
+def model_dict(model: BaseModel) -> dict[str, Any]:
     """The model spec as a plain dict (what workloads and the profile record take)."""
     return model.model_dump(exclude_none=True)

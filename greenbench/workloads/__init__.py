@@ -16,7 +16,30 @@ def _build_embedded(**kwargs: Any) -> Workload:
     return build_embedded(**kwargs)
 
 
-KINDS: dict[str, Callable[..., Workload]] = {"embedded": _build_embedded}
+def _build_hf_text(**kwargs: Any) -> Workload:
+    from greenbench.workloads.hf_text import build_hf_text
+
+    return build_hf_text(**kwargs)
+
+
+def _build_hf_vision(**kwargs: Any) -> Workload:
+    from greenbench.workloads.hf_vision import build_hf_vision
+
+    return build_hf_vision(**kwargs)
+
+
+def _build_hf_lm(**kwargs: Any) -> Workload:
+    from greenbench.workloads.hf_lm import build_hf_lm
+
+    return build_hf_lm(**kwargs)
+
+
+KINDS: dict[str, Callable[..., Workload]] = {
+    "embedded": _build_embedded,
+    "hf-text": _build_hf_text,
+    "hf-vision": _build_hf_vision,
+    "hf-lm": _build_hf_lm,
+}
 
 
 def build_workload(kind: str, **kwargs: Any) -> Workload:

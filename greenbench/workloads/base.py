@@ -9,7 +9,7 @@ barrier used at window edges).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
@@ -23,11 +23,17 @@ class WorkloadSkipped(WorkloadError):
 
 @dataclass(frozen=True)
 class Score:
-    """Quality on the evaluation split: ``correct`` of ``total`` items."""
+    """Quality on the evaluation split: ``correct`` of ``total`` items.
 
-    correct: int
+    ``correct`` is None when the task has no accuracy (a causal LM scored on plain text only);
+    ``extra`` carries other quality figures with units in their names (``perplexity``,
+    ``tokens_scored``).
+    """
+
+    correct: int | None
     total: int
     metric: str = "accuracy"
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Workload(ABC):
@@ -49,6 +55,18 @@ class Workload(ABC):
     @abstractmethod
     def sync(self) -> None:
         """Wait until all queued device work is done (``torch.cuda.synchronize`` on a GPU)."""
+
+    def phases(self) -> tuple[str, ...]:
+        """Extra windows measured beside the full request at every point (a causal LM: "prefill")."""
+        return ()
+
+    def make_phase_step(self, phase: str, batch_size: int) -> Callable[[], Any]:
+        """Like ``make_step``, but runs only ``phase`` of a request (e.g. the prompt's forward pass)."""
+        raise WorkloadError(f"{type(self).__name__} has no phase {phase!r}")
+
+    def request_shape(self) -> dict[str, int] | None:
+        """Fixed request shape, recorded with each point (a causal LM: prompt_tokens, output_tokens)."""
+        return None
 
     def provenance(self) -> dict[str, Any]:
         """Model id and revision, dataset id and split, seeds: stored with each record."""

@@ -1,0 +1,572 @@
+"""The two-tier green subscription calculator (shared/docs/pricing-model.md §3, §5-§7).
+
+Library only (numpy; no typer, no rich). Given a profile's operating points, the user types and an
+hourly carbon trace: the utility of each user type at each point, the premium point H and the
+reduced point R (with the ranking), the high-carbon slots (``greenbench.slots``, shared with
+``simulate``), the realised share p and p_max per month, the minimum discount δ* per user type,
+uptake at an offered discount, the carbon saved (ρ beside ρ_blind), and the provider's net.
+
+Everything over users is vectorised: a ``Users`` holds one row per user type, or one row per drawn
+user (``draw_users``), and the same code prices both.
+
+Conventions (documented in docs/pricing.md):
+- n(t) = N · d(t) / D̄: each user sends N requests per billing period of 730 hours (a twelfth of a
+  year), spread over the slots by the demand profile d (flat by default).
+- All accounting uses the actual CI; the forecast only picks the slots.
+- δ is a share of the standard price P. P is given, or each type's full valuation N·V·U_H.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import slots as slotsmod
+from .errors import GreenbenchError
+from .tradeoff import OperatingPoint, operating_points, pareto_front
+from .users import Users
+
+J_PER_KWH = 3.6e6
+G_PER_TONNE = 1e6
+UTILITY_SHAPES = ("linear", "log", "sigmoid")
+DEFAULT_UTILITY_K = {"log": 9.0, "sigmoid": 10.0}
+CONSCIOUSNESS_MODES = ("discount", "reward")
+DEFAULT_SUBSCRIBERS = 1000
+SCHEMA = "greenbench/price"
+SCHEMA_VERSION = 1
+
+
+class PricingError(GreenbenchError):
+    """An option or input the calculator cannot work with (one line)."""
+
+
+@dataclass(frozen=True)
+class PricingOptions:
+    """Every choice the specification leaves open, with its documented default."""
+
+    latency: str = "p95"  # latency statistic of the profile (per request = per batch)
+    energy: str = "gross"  # energy basis: gross | net
+    utility_shape: str = "linear"
+    utility_k: float | None = None  # curvature of log/sigmoid; default 9 (log), 10 (sigmoid)
+    consciousness: str = "discount"  # discount | reward
+    reward_per_gco2e: float | None = None  # β (currency per gram saved), reward mode only
+    latency_slo_ms: float | None = None  # H must meet it
+    accuracy_floor: float | None = None  # R must meet it
+    latency_ceiling_ms: float | None = None  # R must meet it
+    premium: str | None = None  # name H by label
+    reduced: str | None = None  # name R by label
+    rank_by: str | None = None  # a user type whose utility ranks R; default the share-weighted mean
+    standard_price: float | None = None  # P; default from the users file, else full valuation
+    subscribers: int | None = None  # default from the users file, else 1000
+    discount: float | None = None  # offered δ (share of P)
+    electricity_price_per_kwh: float | None = None  # π_e
+    carbon_price_per_tonne: float | None = None  # π_c
+    slots: slotsmod.SlotPolicy = field(default_factory=slotsmod.SlotPolicy)
+
+    def check(self) -> None:
+        if self.utility_shape not in UTILITY_SHAPES:
+            raise PricingError(f"utility shape {self.utility_shape!r}: choose one of {', '.join(UTILITY_SHAPES)}")
+        if self.consciousness not in CONSCIOUSNESS_MODES:
+            raise PricingError(f"consciousness {self.consciousness!r}: choose one of {', '.join(CONSCIOUSNESS_MODES)}")
+        if self.consciousness == "reward" and self.reward_per_gco2e is None:
+            raise PricingError("--consciousness reward needs --reward-per-gco2e (β, currency per gram CO2e saved)")
+        if self.consciousness == "discount" and self.reward_per_gco2e is not None:
+            raise PricingError("--reward-per-gco2e applies to --consciousness reward only")
+        if self.utility_k is not None and self.utility_shape == "linear":
+            raise PricingError("--utility-k bends the log and sigmoid shapes; linear has none")
+        checks = (("utility k", self.utility_k, 0, None, True), ("reward per gCO2e", self.reward_per_gco2e, 0, None, False),
+                  ("latency SLO (ms)", self.latency_slo_ms, 0, None, True),
+                  ("accuracy floor", self.accuracy_floor, 0, 1, False),
+                  ("latency ceiling (ms)", self.latency_ceiling_ms, 0, None, True),
+                  ("standard price", self.standard_price, 0, None, True),
+                  ("discount", self.discount, 0, 1, False),
+                  ("electricity price per kWh", self.electricity_price_per_kwh, 0, None, False),
+                  ("carbon price per tonne", self.carbon_price_per_tonne, 0, None, False))
+        for name, v, lo, hi, strict in checks:
+            if v is None:
+                continue
+            bad = not math.isfinite(v) or v < lo or (strict and v == lo) or (hi is not None and v > hi)
+            if bad:
+                rng = f"from {lo} to {hi}" if hi is not None else (f"above {lo}" if strict else f"of at least {lo}")
+                raise PricingError(f"{name} {v}: give a finite number {rng}")
+        if self.subscribers is not None and self.subscribers <= 0:
+            raise PricingError(f"subscribers {self.subscribers}: give a positive number")
+        self.slots.check()
+
+
+# ------------------------------------------------------------------------------------------------
+# §3 utility
+
+
+def shape(x: np.ndarray, kind: str = "linear", k: float | None = None) -> np.ndarray:
+    """Bend a normalised term in [0, 1]; every shape is increasing with f(0) = 0 and f(1) = 1."""
+    x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
+    if kind == "linear":
+        return x
+    k = DEFAULT_UTILITY_K[kind] if k is None else float(k)
+    if kind == "log":  # concave: early gains matter most
+        return np.log1p(k * x) / math.log1p(k)
+    if kind == "sigmoid":  # S-shaped around the midpoint, rescaled to pass through (0,0) and (1,1)
+        lo, hi = 1 / (1 + math.exp(k / 2)), 1 / (1 + math.exp(-k / 2))
+        return (1 / (1 + np.exp(-k * (x - 0.5))) - lo) / (hi - lo)
+    raise PricingError(f"utility shape {kind!r}: choose one of {', '.join(UTILITY_SHAPES)}")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per user row: A_min, A_sat, L_sat, L_max (the profile's range where the file gives none)."""
+
+    a_min: np.ndarray
+    a_sat: np.ndarray
+    l_sat: np.ndarray
+    l_max: np.ndarray
+
+
+def bounds(users: Users, accuracy: np.ndarray, latency_ms: np.ndarray) -> Bounds:
+    def fill(v: np.ndarray, default: float) -> np.ndarray:
+        return np.where(np.isnan(v), default, v)
+
+    return Bounds(fill(users.accuracy_min, float(np.min(accuracy))), fill(users.accuracy_sat, float(np.max(accuracy))),
+                  fill(users.latency_sat_ms, float(np.min(latency_ms))), fill(users.latency_max_ms, float(np.max(latency_ms))))
+
+
+def _norm(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den clipped to [0, 1]; a zero range (all points alike) counts as fully satisfied."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num >= 0, 1.0, 0.0))
+    return np.clip(r, 0.0, 1.0)
+
+
+def utility(users: Users, b: Bounds, accuracy, latency_ms, kind: str = "linear", k: float | None = None) -> np.ndarray:
+    """U[user, point] = w_A · f(â) + (1 - w_A) · f(l̂)."""
+    a = np.atleast_1d(np.asarray(accuracy, dtype=float))[None, :]
+    lat = np.atleast_1d(np.asarray(latency_ms, dtype=float))[None, :]
+    a_hat = _norm(a - b.a_min[:, None], (b.a_sat - b.a_min)[:, None])
+    l_hat = _norm(b.l_max[:, None] - lat, (b.l_max - b.l_sat)[:, None])
+    w = users.accuracy_weight[:, None]
+    return w * shape(a_hat, kind, k) + (1 - w) * shape(l_hat, kind, k)
+
+
+# ------------------------------------------------------------------------------------------------
+# §7 H and R
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A frontier point considered for R: its score, or why it is not eligible."""
+
+    point: OperatingPoint
+    utility: float  # the ranking utility (share-weighted mean, or the --rank-by type's)
+    energy_saved_j: float  # E_H - E_k
+    utility_lost: float  # U_H - U_k
+    score: float | None  # (E_H - E_k) / (U_H - U_k), J per unit of utility; None if not eligible
+    reason: str  # "eligible" or why not
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    premium: OperatingPoint
+    reduced: OperatingPoint
+    premium_how: str
+    reduced_how: str
+    frontier: tuple[OperatingPoint, ...]
+    ranking: tuple[Ranked, ...]
+    rank_utility: str  # what ranked R
+    excluded: tuple[str, ...]  # profile records that are not operating points, and why
+
+
+def _find(points: list[OperatingPoint], label: str, what: str) -> OperatingPoint:
+    for p in points:
+        if p.label == label:
+            return p
+    low = [p for p in points if p.label.lower() == label.strip().lower()]
+    if len(low) == 1:
+        return low[0]
+    raise PricingError(f"{what} {label!r} is not an operating point of the profile; "
+                       f"choose one of: {', '.join(p.label for p in points)}")
+
+
+def _rank_utility(users: Users, u: np.ndarray, rank_by: str | None) -> tuple[np.ndarray, str]:
+    if rank_by is None:
+        return users.weight @ u / users.weight.sum(), "share-weighted mean utility of the user types"
+    rows = [i for i, n in enumerate(users.names) if n == rank_by]
+    if not rows:
+        raise PricingError(f"--rank-by {rank_by!r}: no such user type (types: {', '.join(sorted(set(users.names)))})")
+    return u[rows[0]], f"utility of user type {rank_by!r}"
+
+
+def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptions,
+                  excluded: tuple[str, ...] = ()) -> Choice:
+    """H and R by §7: H the most accurate frontier point within the SLO; R the frontier point with
+    the most energy saved per unit of utility lost, within the floor and ceiling. Either can be named."""
+    points = sorted(points, key=OperatingPoint.sort_key)
+    front = pareto_front(points)
+    acc = np.array([p.accuracy for p in points])
+    lat = np.array([p.latency_ms for p in points])
+    b = bounds(users, acc, lat)
+    if opts.premium is not None:
+        h = _find(points, opts.premium, "--premium")
+        h_how = "named (--premium)"
+    else:
+        ok = [p for p in front if opts.latency_slo_ms is None or p.latency_ms <= opts.latency_slo_ms]
+        if not ok:
+            fastest = min(front, key=lambda p: p.latency_ms)
+            raise PricingError(f"no frontier point meets the latency SLO of {opts.latency_slo_ms:g} ms "
+                               f"(fastest: {fastest.label} at {fastest.latency_ms:.3g} ms); raise --latency-slo-ms")
+        h = min(ok, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms, p.label))
+        h_how = "most accurate frontier point" + (f" within the {opts.latency_slo_ms:g} ms SLO" if opts.latency_slo_ms else "")
+
+    cands = [p for p in front if p.label != h.label]
+    if opts.reduced is not None:
+        named = _find(points, opts.reduced, "--reduced")
+        if named.label not in {p.label for p in cands}:
+            cands.append(named)
+    u_all = utility(users, b, [p.accuracy for p in [h] + cands], [p.latency_ms for p in [h] + cands],
+                    opts.utility_shape, opts.utility_k)
+    ur, rank_what = _rank_utility(users, u_all, opts.rank_by)
+    u_h = float(ur[0])
+    ranking = []
+    for p, uk in zip(cands, ur[1:]):
+        saved, lost = h.energy_j_per_item - p.energy_j_per_item, u_h - float(uk)
+        if saved <= 0:
+            why = "uses no less energy than H"
+        elif lost <= 0:
+            why = "loses no utility (a better default, not a reduced tier)"
+        elif opts.accuracy_floor is not None and p.accuracy < opts.accuracy_floor:
+            why = f"accuracy below the floor {opts.accuracy_floor:g}"
+        elif opts.latency_ceiling_ms is not None and p.latency_ms > opts.latency_ceiling_ms:
+            why = f"latency above the ceiling {opts.latency_ceiling_ms:g} ms"
+        else:
+            why = "eligible"
+        ranking.append(Ranked(p, float(uk), saved, lost, saved / lost if why == "eligible" else None, why))
+    eligible = sorted((r for r in ranking if r.score is not None), key=lambda r: (-r.score, -r.utility, r.point.label))
+    order = {id(r): i + 1 for i, r in enumerate(eligible)}
+    ranking = [replace(r, rank=order.get(id(r))) for r in ranking]
+    ranking.sort(key=lambda r: (r.rank is None, r.rank or 0, r.point.sort_key()))
+    if opts.reduced is not None:
+        r_point = named
+        if r_point.label == h.label:
+            raise PricingError(f"--reduced {named.label!r} is the premium point H itself; choose another")
+        if r_point.energy_j_per_item >= h.energy_j_per_item:
+            raise PricingError(f"--reduced {named.label!r} uses no less energy than H ({h.label}): "
+                               "the green tier would save nothing")
+        r_how = "named (--reduced)"
+    else:
+        if not eligible:
+            why = "; ".join(f"{r.point.label}: {r.reason}" for r in ranking) or "H is the only frontier point"
+            raise PricingError(f"no reduced point R: no frontier point saves energy and utility is lost "
+                               f"within the floor and ceiling ({why})")
+        r_point = eligible[0].point
+        r_how = "best ranked: most energy saved per unit of utility lost"
+    return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded))
+
+
+# ------------------------------------------------------------------------------------------------
+# §5 carbon, §6 discount and uptake
+
+
+@dataclass(frozen=True)
+class Carbon:
+    """Per request (grams, averaged over the trace's requests) and the ratios of §5."""
+
+    c_base_g_per_request: float  # Σ w E_H CI / 3.6e6
+    saved_g_per_request: float  # Σ_High w (E_H - E_R) CI / 3.6e6
+    saved_kwh_per_request: float  # p (E_H - E_R) / 3.6e6
+    p: float
+    rho: float
+    rho_blind: float
+
+    @property
+    def awareness_ratio(self) -> float | None:
+        """ρ / ρ_blind: what carbon-awareness adds over merely using a cheaper model."""
+        return self.rho / self.rho_blind if self.rho_blind > 0 else None
+
+
+def carbon(s: slotsmod.Slots, e_h: float, e_r: float, mask: np.ndarray | None = None) -> Carbon:
+    """§5 over the slots (or the subset ``mask``, e.g. one month), per request."""
+    w = s.demand if mask is None else np.where(mask, s.demand, 0.0)
+    tot = w.sum()
+    w = w / tot if tot > 0 else w
+    hi = np.where(s.high, w, 0.0)
+    p = float(hi.sum())
+    base = float(w @ s.intensity) * e_h / J_PER_KWH
+    saved = float(hi @ s.intensity) * (e_h - e_r) / J_PER_KWH
+    return Carbon(base, saved, p * (e_h - e_r) / J_PER_KWH, p, saved / base if base > 0 else 0.0,
+                  p * (1 - e_r / e_h) if e_h > 0 else 0.0)
+
+
+def min_discount(*, e, p_max: float, n, v, u_h, u_r, price=None, mode: str = "discount",
+                 beta: float = 0.0, saved_g_per_period=0.0) -> np.ndarray:
+    """δ* per user row (§6), as a share of the standard price P (default P = N·V·U_H).
+
+    A row that loses nothing (U_R >= U_H), or whose P is 0, needs no discount: δ* = 0.
+    """
+    e, n, v, u_h, u_r = (np.asarray(x, dtype=float) for x in (e, n, v, u_h, u_r))
+    p_price = n * v * u_h if price is None else np.broadcast_to(np.asarray(price, dtype=float), u_h.shape)
+    loss = np.maximum(p_max * n * v * (u_h - u_r), 0.0)  # value lost per period at the ceiling
+    if mode == "discount":
+        need = (1 - e) * loss
+    else:
+        need = np.maximum(0.0, loss - e * beta * np.asarray(saved_g_per_period, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p_price > 0, need / np.where(p_price > 0, p_price, 1.0), 0.0)
+
+
+def takes_up(discount: float, delta_star: np.ndarray) -> np.ndarray:
+    """Every row whose δ* the offered δ covers (a hair of float tolerance)."""
+    return discount >= delta_star - 1e-12
+
+
+@dataclass(frozen=True)
+class Population:
+    """Totals per billing period at an offered discount."""
+
+    discount: float
+    discount_source: str
+    subscribers: int
+    uptake: float  # share of subscribers on the green tier
+    green_subscribers: float
+    green_requests: float  # per period
+    all_requests: float
+    saved_g: float  # ΔC per period, all green users
+    c_base_g: float  # C_base per period, all subscribers at H
+    rho: float  # population reduction: saved / base
+    discount_cost: float  # Σ δ·P over green users, per period
+    savings_value: float | None  # Σ_High n (E_H - E_R)(π_e + π_c CI), per period; None without prices
+    net: float | None  # savings_value - discount_cost
+
+
+@dataclass(frozen=True)
+class UserRow:
+    name: str
+    share: float
+    u_h: float
+    u_r: float
+    price: float  # P per period
+    delta_star: float
+    takes_up: bool
+    saved_g_per_period: float  # ΔC of one green user of this type
+    discount_cost: float  # δ·P per green user per period
+    net_per_user: float | None
+
+
+@dataclass(frozen=True)
+class Month:
+    label: str
+    hours: int
+    complete: bool
+    p_candidate: float
+    p: float
+    high_hours: int
+    carbon: Carbon
+
+
+@dataclass(frozen=True)
+class PricingResult:
+    options: PricingOptions
+    trace_name: str
+    trace_source: str
+    trace_basis: str | None
+    trace_tz: str | None
+    currency: str
+    users_source: str
+    choice: Choice
+    slots: slotsmod.Slots
+    carbon: Carbon
+    months: tuple[Month, ...]
+    users: tuple[UserRow, ...]
+    population: Population
+    delta_star: np.ndarray  # per user row (vectorised form of users)
+    value_per_request: float | None  # (E_H-E_R)(π_e + π_c CI) per request on average; None without prices
+    notes: tuple[str, ...]
+
+    @property
+    def high_hours(self) -> int:
+        return int(self.slots.high.sum())
+
+
+def draw_users(users: Users, n: int, seed: int = 0, jitter: float = 0.0) -> Users:
+    """n users drawn from the types by share; w_A and e jittered uniformly by ±jitter (clipped)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(users), size=n, p=users.weight / users.weight.sum())
+    drawn = users.take(idx, np.full(n, 1.0 / n))
+    if jitter:
+        wa = np.clip(drawn.accuracy_weight + rng.uniform(-jitter, jitter, n), 0, 1)
+        e = np.clip(drawn.consciousness + rng.uniform(-jitter, jitter, n), 0, 1)
+        drawn = replace(drawn, accuracy_weight=wa, consciousness=e)
+    return drawn
+
+
+def _prices(users: Users, opts: PricingOptions, u_h: np.ndarray) -> tuple[np.ndarray, str]:
+    p = opts.standard_price if opts.standard_price is not None else users.standard_price
+    if p is not None:
+        return np.full(len(users), float(p)), f"{p:g} {users.currency} per period (" + (
+            "--standard-price)" if opts.standard_price is not None else "users file)")
+    return users.requests_per_period * users.value_per_request * u_h, "full valuation N·V·U_H of each user type"
+
+
+def price_points(points: list[OperatingPoint], users: Users, trace, opts: PricingOptions = PricingOptions(),
+                 excluded: tuple[str, ...] = (), slots: slotsmod.Slots | None = None) -> PricingResult:
+    """The calculator on operating points (``price`` reads them from a profile)."""
+    opts.check()
+    if not points:
+        raise PricingError("no operating points to price")
+    choice = choose_points(points, users, opts, excluded)
+    h, r = choice.premium, choice.reduced
+    s = slots if slots is not None else slotsmod.select(trace, opts.slots)
+    acc = np.array([p.accuracy for p in points])
+    lat = np.array([p.latency_ms for p in points])
+    b = bounds(users, acc, lat)
+    u = utility(users, b, [h.accuracy, r.accuracy], [h.latency_ms, r.latency_ms], opts.utility_shape, opts.utility_k)
+    u_h, u_r = u[:, 0], u[:, 1]
+    e_h, e_r = h.energy_j_per_item, r.energy_j_per_item
+    c = carbon(s, e_h, e_r)
+    saved_user = users.requests_per_period * c.saved_g_per_request  # g per period per green user
+    price, price_src = _prices(users, opts, u_h)
+    beta = opts.reward_per_gco2e or 0.0
+    ds = min_discount(e=users.consciousness, p_max=s.p_max, n=users.requests_per_period, v=users.value_per_request,
+                      u_h=u_h, u_r=u_r, price=price, mode=opts.consciousness, beta=beta,
+                      saved_g_per_period=saved_user)
+    if opts.discount is not None:
+        offered, offered_src = opts.discount, "offered (--discount)"
+    else:
+        offered = float(ds.max())
+        offered_src = "not given: the smallest discount every user type takes (max δ*)"
+    take = takes_up(offered, ds)
+    subs = opts.subscribers or users.subscribers or DEFAULT_SUBSCRIBERS
+    w = users.weight / users.weight.sum()
+    n = users.requests_per_period
+
+    value_req = None
+    if opts.electricity_price_per_kwh is not None or opts.carbon_price_per_tonne is not None:
+        pe, pc = opts.electricity_price_per_kwh or 0.0, opts.carbon_price_per_tonne or 0.0
+        wts = s.weight
+        hi = np.where(s.high, wts, 0.0)
+        value_req = float((e_h - e_r) / J_PER_KWH * (pe * hi.sum() + pc / G_PER_TONNE * float(hi @ s.intensity)))
+    green_req = subs * float(np.sum(w * take * n))
+    all_req = subs * float(np.sum(w * n))
+    cost = subs * float(np.sum(w * take * offered * price))
+    value = None if value_req is None else float(green_req * value_req)
+    saved = green_req * c.saved_g_per_request
+    base = all_req * c.c_base_g_per_request
+    pop = Population(offered, offered_src, subs, float(np.sum(w * take)), subs * float(np.sum(w * take)), green_req,
+                     all_req, saved, base, saved / base if base > 0 else 0.0, cost, value,
+                     None if value is None else value - cost)
+
+    rows = []
+    names = users.names
+    if len(set(names)) == len(names):  # one row per type (a drawn population is summarised elsewhere)
+        for i, name in enumerate(names):
+            net_i = None if value_req is None else n[i] * value_req - offered * price[i]
+            rows.append(UserRow(name, float(w[i]), float(u_h[i]), float(u_r[i]), float(price[i]), float(ds[i]),
+                                bool(take[i]), float(saved_user[i]), float(offered * price[i]), net_i))
+
+    months = []
+    for m, label in enumerate(s.month_labels):
+        mask = s.month == m
+        months.append(Month(label, int(s.month_hours[m]), bool(s.complete_months[m]), float(s.p_month_candidate[m]),
+                            float(s.p_month[m]), int(np.sum(s.high & mask)), carbon(s, e_h, e_r, mask)))
+
+    notes = []
+    for role, pt in (("H", h), ("R", r)):
+        if pt.energy_method == "estimate":
+            notes.append(f"energy of {role} ({pt.label}) is an estimate (energy_method 'estimate'), not a measurement")
+    notes.append(f"standard price P: {price_src}")
+    if opts.consciousness == "reward":
+        notes.append(f"reward mode: δ* = max(0, p_max·N·V·(U_H-U_R) - e·β·ΔC)/P with β = {beta:g} "
+                     f"{users.currency}/gCO2e and ΔC per user per period averaged over the trace")
+    if not s.complete_months.all():
+        partial = [lab for lab, ok in zip(s.month_labels, s.complete_months) if not ok]
+        notes.append(f"partial months (under {slotsmod.COMPLETE_MONTH_HOURS} hours): {', '.join(partial)}")
+    return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""), getattr(trace, "basis", None),
+                         getattr(trace, "tz", None), users.currency, users.source, choice, s, c, tuple(months),
+                         tuple(rows), pop, ds, value_req, tuple(notes))
+
+
+def price(profile, users: Users, trace, opts: PricingOptions = PricingOptions()) -> PricingResult:
+    """The calculator of shared/docs/pricing-model.md on a profile, users and an hourly trace."""
+    opts.check()
+    points, excluded = operating_points(profile, latency=opts.latency, energy=opts.energy)
+    return price_points(points, users, trace, opts, tuple(excluded))
+
+
+# ------------------------------------------------------------------------------------------------
+# JSON
+
+
+def _f(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _point(p: OperatingPoint) -> dict:
+    return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "precision": p.precision,
+            "device": p.device, "params": p.params, "accuracy": p.accuracy, "latency_ms": p.latency_ms,
+            "energy_j_per_item": p.energy_j_per_item, "energy_method": p.energy_method,
+            "energy_is_estimate": p.energy_method == "estimate"}
+
+
+def _carbon(c: Carbon) -> dict:
+    return {"p": c.p, "c_base_g_per_request": c.c_base_g_per_request, "saved_g_per_request": c.saved_g_per_request,
+            "saved_kwh_per_request": c.saved_kwh_per_request, "rho": c.rho, "rho_blind": c.rho_blind,
+            "rho_over_rho_blind": _f(c.awareness_ratio)}
+
+
+def options_dict(res: PricingResult) -> dict:
+    o, s = res.options, res.slots
+    k = None if o.utility_shape == "linear" else (o.utility_k if o.utility_k is not None else DEFAULT_UTILITY_K[o.utility_shape])
+    return {
+        "utility_shape": o.utility_shape, "utility_k": k, "latency_statistic": o.latency, "energy_basis": o.energy,
+        "forecast": s.forecast_used, "forecast_option": s.policy.forecast, "cap_mode": s.policy.cap_mode,
+        "cap_gco2e_per_kwh": s.cap_gco2e_per_kwh, "cap_source": s.cap_source, "daily_share": s.daily_share,
+        "p_max": s.p_max, "p_max_source": s.p_max_source, "truncation": s.policy.truncation,
+        "demand_profile": s.policy.demand, "billing_period_hours": slotsmod.HOURS_PER_PERIOD,
+        "consciousness": o.consciousness, "reward_per_gco2e": o.reward_per_gco2e,
+        "latency_slo_ms": o.latency_slo_ms, "accuracy_floor": o.accuracy_floor,
+        "latency_ceiling_ms": o.latency_ceiling_ms, "premium": o.premium, "reduced": o.reduced,
+        "rank_by": res.choice.rank_utility, "standard_price": o.standard_price, "subscribers": res.population.subscribers,
+        "discount": o.discount, "electricity_price_per_kwh": o.electricity_price_per_kwh,
+        "carbon_price_per_tonne": o.carbon_price_per_tonne,
+    }
+
+
+def to_dict(res: PricingResult) -> dict:
+    ch, pop = res.choice, res.population
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "trace": {"name": res.trace_name, "source": res.trace_source, "basis": res.trace_basis, "tz": res.trace_tz,
+                  "hours": int(len(res.slots.time_utc)), "start_utc": str(res.slots.time_utc[0]) + "Z",
+                  "periods": res.slots.periods},
+        "users_file": res.users_source, "currency": res.currency,
+        "options": options_dict(res),
+        "premium": {**_point(ch.premium), "how": ch.premium_how},
+        "reduced": {**_point(ch.reduced), "how": ch.reduced_how},
+        "ranking": {"by": ch.rank_utility, "score": "(E_H - E_k) / (U_H - U_k), J per unit of utility",
+                    "rows": [{"rank": r.rank, **_point(r.point), "utility": r.utility,
+                              "energy_saved_j_per_item": r.energy_saved_j, "utility_lost": r.utility_lost,
+                              "score": _f(r.score), "status": r.reason} for r in ch.ranking]},
+        "frontier": [p.label for p in ch.frontier],
+        "excluded_records": list(ch.excluded),
+        "high_hours": res.high_hours,
+        "carbon": {**_carbon(res.carbon), "e_h_j_per_item": ch.premium.energy_j_per_item,
+                   "e_r_j_per_item": ch.reduced.energy_j_per_item},
+        "months": [{"month": m.label, "hours": m.hours, "complete": m.complete, "p_candidate": m.p_candidate,
+                    "p": m.p, "p_max": res.slots.p_max, "high_hours": m.high_hours, **_carbon(m.carbon)}
+                   for m in res.months],
+        "user_types": [{"name": u.name, "share": u.share, "u_h": u.u_h, "u_r": u.u_r, "standard_price": u.price,
+                        "delta_star": u.delta_star, "takes_up": u.takes_up,
+                        "saved_g_per_period": u.saved_g_per_period, "discount_cost_per_period": u.discount_cost,
+                        "net_per_user_per_period": _f(u.net_per_user)} for u in res.users],
+        "population": {"discount": pop.discount, "discount_source": pop.discount_source, "subscribers": pop.subscribers,
+                       "uptake": pop.uptake, "green_subscribers": pop.green_subscribers,
+                       "green_requests_per_period": pop.green_requests, "requests_per_period": pop.all_requests,
+                       "saved_g_per_period": pop.saved_g, "c_base_g_per_period": pop.c_base_g, "rho": pop.rho,
+                       "discount_cost_per_period": pop.discount_cost,
+                       "savings_value_per_period": _f(pop.savings_value), "net_per_period": _f(pop.net)},
+        "notes": list(res.notes),
+    }

@@ -1,0 +1,182 @@
+"""The users file: the user types a green tier is priced for (shared/docs/pricing-model.md §2-§3, §6).
+
+A YAML document, read with ``yaml.safe_load`` and validated with pydantic (unknown keys refused).
+Every error is one line naming the file, the user type and the key::
+
+    version: 1
+    currency: USD                # a label for V, P and the prices; nothing is converted
+    subscribers: 10000           # population size for totals (optional; CLI --subscribers)
+    standard_price: null         # P per billing period; null: each type's full valuation N·V·U_H
+    user_types:
+      - name: accuracy-sensitive
+        share: 0.5               # s_i; shares add up to 1
+        accuracy_weight: 0.8     # w_A (latency weight is 1 - w_A)
+        consciousness: 0.1       # e in [0, 1]
+        value_per_request: 0.002 # V: value of one request served perfectly (U = 1)
+        requests_per_period: 3000  # N: requests per billing period (a month)
+        accuracy_min: 0.5        # A_min  (optional; default: min over the profile's points)
+        accuracy_sat: 0.97       # A_sat  (optional; default: max over the profile's points)
+        latency_sat_ms: 5        # L_sat  (optional; default: min over the profile's points)
+        latency_max_ms: 200      # L_max  (optional; default: max over the profile's points)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import GreenbenchError
+
+SCHEMA_VERSION = 1
+EXAMPLE_NAME = "users_example.yaml"
+SHARE_TOLERANCE = 1e-6
+
+
+class UsersError(GreenbenchError):
+    """A users file is missing, unreadable or invalid (one line naming file, user type and key)."""
+
+
+class UserType(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    share: float = Field(gt=0, le=1)
+    accuracy_weight: float = Field(ge=0, le=1)
+    consciousness: float = Field(ge=0, le=1)
+    value_per_request: float = Field(ge=0)
+    requests_per_period: float = Field(gt=0)
+    accuracy_min: Optional[float] = Field(default=None, ge=0, le=1)
+    accuracy_sat: Optional[float] = Field(default=None, ge=0, le=1)
+    latency_sat_ms: Optional[float] = Field(default=None, ge=0)
+    latency_max_ms: Optional[float] = Field(default=None, gt=0)
+
+
+class UsersDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    version: int = SCHEMA_VERSION
+    currency: str = "USD"
+    subscribers: Optional[int] = Field(default=None, gt=0)
+    standard_price: Optional[float] = Field(default=None, gt=0)
+    user_types: list[UserType] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Users:
+    """User types as arrays (one row per type, or per drawn user): the vectorised form."""
+
+    names: tuple[str, ...]
+    weight: np.ndarray  # s_i (sums to 1)
+    accuracy_weight: np.ndarray  # w_A
+    consciousness: np.ndarray  # e
+    value_per_request: np.ndarray  # V
+    requests_per_period: np.ndarray  # N
+    accuracy_min: np.ndarray  # NaN: from the profile
+    accuracy_sat: np.ndarray
+    latency_sat_ms: np.ndarray
+    latency_max_ms: np.ndarray
+    currency: str = "USD"
+    subscribers: int | None = None
+    standard_price: float | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def take(self, index: np.ndarray, weight: np.ndarray) -> "Users":
+        """Rows ``index`` (e.g. drawn users) with new weights."""
+        index = np.asarray(index)
+        arr = {k: getattr(self, k)[index] for k in _ARRAYS if k != "weight"}
+        return Users(names=tuple(self.names[i] for i in index), weight=np.asarray(weight, float),
+                     currency=self.currency, subscribers=self.subscribers,
+                     standard_price=self.standard_price, source=self.source, **arr)
+
+
+_ARRAYS = ("weight", "accuracy_weight", "consciousness", "value_per_request", "requests_per_period",
+           "accuracy_min", "accuracy_sat", "latency_sat_ms", "latency_max_ms")
+
+
+def example_path() -> Path:
+    """The users file shipped with greenbench (the default of ``--users``)."""
+    return Path(str(resources.files("greenbench.data").joinpath(EXAMPLE_NAME)))
+
+
+def _where(doc: object, loc: tuple) -> str:
+    """'user type NAME: key' (or 'key') for a pydantic error location."""
+    if len(loc) >= 2 and loc[0] == "user_types" and isinstance(loc[1], int):
+        types = doc.get("user_types") if isinstance(doc, dict) else None
+        name = None
+        if isinstance(types, list) and loc[1] < len(types) and isinstance(types[loc[1]], dict):
+            name = types[loc[1]].get("name")
+        who = f"user type {name!r}" if name else f"user type #{loc[1] + 1}"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{who}: key {rest!r}" if rest else who
+    return f"key {'.'.join(str(p) for p in loc)!r}" if loc else "document"
+
+
+def parse_users(doc: object, source: str) -> Users:
+    if not isinstance(doc, dict):
+        raise UsersError(f"{source}: not a users file (expected a mapping with 'user_types')")
+    try:
+        parsed = UsersDoc.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        msg = first["msg"]
+        if first["type"] == "extra_forbidden":
+            msg = "is not allowed (allowed: " + ", ".join(
+                (UserType if "user_types" in first["loc"][:1] and len(first["loc"]) > 2 else UsersDoc)
+                .model_fields) + ")"
+        elif first["type"] == "missing":
+            msg = "is required"
+        msg = msg.replace("Value error, ", "")
+        raise UsersError(f"{source}: {_where(doc, tuple(first['loc']))} {msg}") from None
+    if parsed.version != SCHEMA_VERSION:
+        raise UsersError(f"{source}: users file version {parsed.version} is not supported (this greenbench reads {SCHEMA_VERSION})")
+    names = [t.name for t in parsed.user_types]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsersError(f"{source}: user type {dup[0]!r} appears more than once")
+    total = sum(t.share for t in parsed.user_types)
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        raise UsersError(f"{source}: the shares of the user types add up to {total:g}, not 1 (key 'share')")
+    for t in parsed.user_types:
+        if t.accuracy_min is not None and t.accuracy_sat is not None and t.accuracy_sat <= t.accuracy_min:
+            raise UsersError(f"{source}: user type {t.name!r}: key 'accuracy_sat' ({t.accuracy_sat}) must be above accuracy_min ({t.accuracy_min})")
+        if t.latency_sat_ms is not None and t.latency_max_ms is not None and t.latency_max_ms <= t.latency_sat_ms:
+            raise UsersError(f"{source}: user type {t.name!r}: key 'latency_max_ms' ({t.latency_max_ms}) must be above latency_sat_ms ({t.latency_sat_ms})")
+    # one canonical order (by name), so that results never depend on the file's order
+    types = sorted(parsed.user_types, key=lambda t: t.name)
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if getattr(t, key) is None else float(getattr(t, key)) for t in types])
+
+    return Users(
+        names=tuple(t.name for t in types),
+        weight=col("share") / total,
+        **{k: col(k) for k in _ARRAYS[1:]},
+        currency=parsed.currency, subscribers=parsed.subscribers,
+        standard_price=parsed.standard_price, source=source,
+    )
+
+
+def load_users(path: Path | str | None = None) -> Users:
+    """Read a users file (default: the shipped example); raises UsersError with one line."""
+    path = Path(path) if path is not None else example_path()
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsersError(f"{path}: cannot read users file: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise UsersError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_users(doc, str(path))

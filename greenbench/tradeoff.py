@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from .errors import GreenbenchError
 from .profile import Profile, Record
@@ -136,3 +138,443 @@ def pareto_front(points: Sequence[OperatingPoint]) -> list[OperatingPoint]:
     # O(n^2) is fine: a ladder has tens of points, and this form is obviously correct.
     front = [p for p in points if not any(dominates(q, p) for q in points)]
     return sorted(front, key=OperatingPoint.sort_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves: candidate forms, fitted on relative residuals, validated, else interpolated.
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_MAX_RESIDUAL = 0.15  # a fit whose max relative residual or held-out error exceeds this is rejected
+
+
+@dataclass(frozen=True)
+class Form:
+    """A candidate family y = f(x; theta). Fitted on x / x_scale and y / y_scale (the values span
+    decades), then ``denorm`` maps the parameters back to physical units."""
+
+    name: str
+    expression: str
+    params: tuple[str, ...]
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    guesses: Callable[[np.ndarray, np.ndarray], list[list[float]]]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    denorm: Callable[[np.ndarray, float, float], np.ndarray]  # (theta, x_scale, y_scale)
+    scaled_axis: str = "y"  # the axis divided by its geometric mean before fitting
+
+
+def _pos(x):
+    return np.maximum(x, 1e-300)
+
+
+# Energy per item against batch size: a fixed per-batch cost amortised over the batch (launch,
+# weight reads, Python overhead) plus a per-item cost; or an empirical power law.
+ENERGY_BATCH_FORMS = (
+    Form("amortised", "E(b) = e_inf_j + e0_j / b", ("e_inf_j", "e0_j"),
+         lambda b, t: t[0] + t[1] / b,
+         lambda b, y: [[y.min() * 0.5, y.max()], [0.0, y.max()]],
+         (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
+    Form("power", "E(b) = c_j * b^(-k)", ("c_j", "k"),
+         lambda b, t: t[0] * b ** (-t[1]),
+         lambda b, y: [[y.max(), 0.5], [y.max(), 1.0]],
+         (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
+)
+# Batch latency against batch size: fixed overhead plus per-item compute; or sublinear growth
+# (parallel hardware absorbs part of the batch).
+LATENCY_BATCH_FORMS = (
+    Form("linear", "L(b) = l0_ms + l1_ms * b", ("l0_ms", "l1_ms"),
+         lambda b, t: t[0] + t[1] * b,
+         lambda b, y: [[y.min(), 0.0], [y.min(), (y.max() - y.min()) / max(b.max() - 1, 1)]],
+         (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
+    Form("power", "L(b) = c_ms * b^k", ("c_ms", "k"),
+         lambda b, t: t[0] * b ** t[1],
+         lambda b, y: [[y.min(), 0.3], [y.min(), 1.0]],
+         (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
+)
+# Accuracy against energy per item across model sizes: diminishing returns in log energy.
+ACCURACY_ENERGY_FORMS = (
+    Form("log", "A(E) = a + b * ln(E / 1 J)", ("a", "b"),
+         lambda e, t: t[0] + t[1] * np.log(_pos(e)),
+         lambda e, y: [[y.mean(), 0.1]],
+         (-np.inf, 0.0), (np.inf, np.inf),
+         lambda t, xs, ys: np.array([t[0] - t[1] * np.log(xs), t[1]]), "x"),
+    Form("saturating", "A(E) = a_max - c * (E / 1 J)^(-k)", ("a_max", "c", "k"),
+         lambda e, t: t[0] - t[1] * _pos(e) ** (-t[2]),
+         lambda e, y: [[min(1.0, y.max() + 0.01), 0.1, 0.5], [min(1.0, y.max() + 0.05), 0.3, 1.0]],
+         (0.0, 0.0, 1e-3), (1.0, np.inf, 5.0),
+         lambda t, xs, ys: np.array([t[0], t[1] * xs ** t[2], t[2]]), "x"),
+    Form("logistic", "A(E) = a_lo + (a_hi - a_lo) / (1 + (E / e50_j)^(-s))",
+         ("a_lo", "a_hi", "e50_j", "s"),
+         lambda e, t: t[0] + (t[1] - t[0]) / (1.0 + (_pos(e) / t[2]) ** (-t[3])),
+         lambda e, y: [[y.min() * 0.9, min(1.0, y.max() * 1.02), 1.0, 1.0],
+                       [y.min() * 0.5, min(1.0, y.max() * 1.05), 0.3, 2.0]],
+         (0.0, 0.0, 1e-6, 0.05), (1.0, 1.0, 1e6, 20.0),
+         lambda t, xs, ys: np.array([t[0], t[1], t[2] * xs, t[3]]), "x"),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One form tried on one curve, and what validation said about it."""
+
+    form: str
+    expression: str
+    params: dict[str, float] | None  # None when the form could not be fitted
+    residuals: tuple[float, ...] | None  # relative, (fit - measured) / measured, per point
+    max_residual: float | None
+    loo_max_error: float | None  # None when the held-out check could not run (see note)
+    passed: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A curve y(x) over measured points: fitted with a validated form, or interpolated."""
+
+    name: str  # accuracy_vs_energy | latency_vs_batch | energy_vs_batch
+    group: str | None  # "cnn-64 fp32 cpu" for per-model batch curves; None across models
+    x_name: str
+    y_name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    point_labels: tuple[str, ...]
+    energy_methods: tuple[str, ...]
+    status: str  # fitted | interpolated | unavailable (a single point)
+    form: str | None  # the kept form, "piecewise-linear" when interpolated, None if unavailable
+    expression: str | None
+    params: dict[str, float] | None  # fitted parameters (units in their names); None otherwise
+    residuals: tuple[float, ...] | None  # of the kept fit; None when interpolated (0 by construction)
+    max_residual: float | None
+    loo_max_error: float | None
+    reason: str
+    candidates: tuple[Candidate, ...]
+    log_y: bool  # interpolation space: log x always; log y for energy and latency
+
+    def predict(self, x) -> np.ndarray:
+        """y at x: the fitted form, or the interpolant (NaN outside the measured range: the
+        interpolant never extrapolates)."""
+        x = np.asarray(x, dtype=float)
+        if self.status == "fitted":
+            form = _FORMS[self.name][self.form]
+            return form.f(x, np.array([self.params[p] for p in form.params]))
+        if self.status == "interpolated":
+            xs, ys = np.log(self.x), np.asarray(self.y)
+            ys = np.log(ys) if self.log_y else ys
+            inside = (x >= self.x[0]) & (x <= self.x[-1])
+            v = np.interp(np.log(_pos(x)), xs, ys)
+            v = np.exp(v) if self.log_y else v
+            return np.where(inside, v, np.nan)
+        return np.full(x.shape, np.nan)
+
+
+_FORMS = {
+    "accuracy_vs_energy": {f.name: f for f in ACCURACY_ENERGY_FORMS},
+    "energy_vs_batch": {f.name: f for f in ENERGY_BATCH_FORMS},
+    "latency_vs_batch": {f.name: f for f in LATENCY_BATCH_FORMS},
+}
+
+
+def _rel(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (pred - y) / np.maximum(np.abs(y), 1e-12)
+
+
+def _fit_form(form: Form, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Least squares on relative residuals (values span decades); best of a few starts."""
+    from scipy.optimize import least_squares
+
+    xs = float(np.exp(np.mean(np.log(x)))) if form.scaled_axis == "x" else 1.0
+    ys = float(np.exp(np.mean(np.log(y)))) if form.scaled_axis == "y" else 1.0
+    xn, yn = x / xs, y / ys
+    lo, hi = np.array(form.lower), np.array(form.upper)
+    best = None
+    for g in form.guesses(xn, yn):
+        g = np.clip(np.asarray(g, dtype=float), lo, hi)
+        try:
+            with np.errstate(all="ignore"):
+                r = least_squares(lambda t: _rel(form.f(xn, t), yn), g, bounds=(lo, hi),
+                                  x_scale="jac", max_nfev=2000)
+        except (ValueError, FloatingPointError):
+            continue
+        if np.all(np.isfinite(r.x)) and np.isfinite(r.cost) and (best is None or r.cost < best.cost):
+            best = r
+    if best is None:
+        return None
+    theta = np.asarray(form.denorm(best.x, xs, ys), dtype=float)
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(theta)) and np.all(np.isfinite(form.f(x, theta)))
+    return theta if ok else None
+
+
+def _try_form(form: Form, x: np.ndarray, y: np.ndarray, tol: float) -> Candidate:
+    n, p = len(x), len(form.params)
+    base = dict(form=form.name, expression=form.expression)
+    if n < p + 1:  # n == p fits exactly whatever the data: no evidence for the form
+        return Candidate(**base, params=None, residuals=None, max_residual=None, loo_max_error=None,
+                         passed=False, note=f"{n} points: a {p}-parameter form needs at least {p + 1}")
+    theta = _fit_form(form, x, y)
+    if theta is None:
+        return Candidate(**base, params=None, residuals=None, max_residual=None, loo_max_error=None,
+                         passed=False, note="the fit did not converge")
+    res = _rel(form.f(x, theta), y)
+    max_res = float(np.max(np.abs(res)))
+    params = {name: float(v) for name, v in zip(form.params, theta)}
+    residuals = tuple(float(r) for r in res)
+    if max_res > tol:
+        return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
+                         loo_max_error=None, passed=False,
+                         note=f"max residual {max_res:.1%} > {tol:.0%}")
+    if n < p + 2:  # each held-out fit would pass exactly through its p points
+        return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
+                         loo_max_error=None, passed=True,
+                         note=f"max residual {max_res:.1%} <= {tol:.0%}; held-out check skipped "
+                              f"({n} points, needs {p + 2}): judged on residuals only")
+    errs = []
+    for i in range(n):
+        keep = np.arange(n) != i
+        t_i = _fit_form(form, x[keep], y[keep])
+        errs.append(np.inf if t_i is None else abs(float(_rel(form.f(x[i:i + 1], t_i), y[i:i + 1])[0])))
+    worst = int(np.argmax(errs))
+    if not np.isfinite(errs[worst]):
+        return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
+                         loo_max_error=None, passed=False,
+                         note=f"leave-one-out fit without point {worst + 1} of {n} did not converge")
+    loo = float(errs[worst])
+    if loo > tol:
+        return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
+                         loo_max_error=loo, passed=False,
+                         note=f"leave-one-out error {loo:.1%} > {tol:.0%} (point {worst + 1} of {n})")
+    return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
+                     loo_max_error=loo, passed=True,
+                     note=f"max residual {max_res:.1%}, leave-one-out error {loo:.1%}, both <= {tol:.0%}")
+
+
+def fit_curve(name: str, x, y, *, group: str | None = None, point_labels=(), energy_methods=(),
+              max_residual: float = DEFAULT_MAX_RESIDUAL) -> Curve:
+    """Try every candidate form of ``name``; keep the best validated one, else interpolate.
+
+    Best: a form that passed the held-out check beats one judged on residuals alone; then the
+    smaller held-out error (or max residual); then fewer parameters.
+    """
+    forms = _FORMS[name]
+    x_name, y_name = _AXES[name]
+    log_y = name != "accuracy_vs_energy"
+    x, y, point_labels = _merge_duplicates(np.asarray(x, float), np.asarray(y, float), list(point_labels))
+    common = dict(name=name, group=group, x_name=x_name, y_name=y_name, x=tuple(map(float, x)),
+                  y=tuple(map(float, y)), point_labels=tuple(point_labels),
+                  energy_methods=tuple(sorted(set(energy_methods))), log_y=log_y)
+    if len(x) < 2:
+        return Curve(**common, status="unavailable", form=None, expression=None, params=None,
+                     residuals=None, max_residual=None, loo_max_error=None, candidates=(),
+                     reason=f"{len(x)} point(s): nothing to fit or interpolate")
+    cands = tuple(_try_form(f, x, y, max_residual) for f in forms.values())
+    passed = [c for c in cands if c.passed]
+    if passed:
+        best = min(passed, key=lambda c: (c.loo_max_error is None,
+                                          c.loo_max_error if c.loo_max_error is not None else c.max_residual,
+                                          len(c.params)))
+        return Curve(**common, status="fitted", form=best.form, expression=best.expression,
+                     params=best.params, residuals=best.residuals, max_residual=best.max_residual,
+                     loo_max_error=best.loo_max_error, candidates=cands,
+                     reason=f"{best.form}: {best.note}")
+    why = "; ".join(f"{c.form}: {c.note}" for c in cands)
+    space = "log-log" if log_y else "log x"
+    return Curve(**common, status="interpolated", form="piecewise-linear",
+                 expression=f"piecewise-linear in {space} through the measured points, no extrapolation",
+                 params=None, residuals=None, max_residual=None, loo_max_error=None,
+                 candidates=cands, reason=f"no form passed ({why})")
+
+
+_AXES = {
+    "accuracy_vs_energy": ("energy_j_per_item", "accuracy"),
+    "energy_vs_batch": ("batch_size", "energy_j_per_item"),
+    "latency_vs_batch": ("batch_size", "latency_ms"),
+}
+
+
+def _merge_duplicates(x: np.ndarray, y: np.ndarray, labels: list[str]):
+    """Sort by x; points sharing an x become their mean (an interpolant needs distinct x)."""
+    if not labels:
+        labels = [""] * len(x)
+    order = np.lexsort((y, x))
+    x, y, labels = x[order], y[order], [labels[i] for i in order]
+    ux, uy, ul = [], [], []
+    for v in np.unique(x):
+        m = x == v
+        ux.append(v)
+        uy.append(float(np.mean(y[m])))
+        ul.append(" + ".join(lab for lab, k in zip(labels, m) if k))
+    return np.array(ux), np.array(uy), ul
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole tradeoff of a profile, and its files.
+# ---------------------------------------------------------------------------------------------
+
+TRADEOFF_SCHEMA = "greenbench/tradeoff"
+TRADEOFF_SCHEMA_VERSION = 1
+
+METHOD_NOTES = {
+    "nvml_counter": "measured: NVIDIA GPU energy counter (NVML)",
+    "rapl": "measured: CPU package energy counter (RAPL)",
+    "estimate": "estimated, not metered: CodeCarbon's power model (TDP share x utilisation)",
+    "fake": "a constant-power test meter: not a measurement",
+}
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    points: list[OperatingPoint]
+    frontier: list[OperatingPoint]
+    excluded: list[str]
+    curves: list[Curve]
+    latency: str
+    energy: str
+    max_residual: float
+
+    @property
+    def energy_methods(self) -> list[str]:
+        return sorted({p.energy_method for p in self.points})
+
+    @property
+    def estimated(self) -> bool:
+        """Some energy is not a meter reading (an estimate, or the test meter)."""
+        return bool({"estimate", "fake"} & set(self.energy_methods))
+
+    def on_frontier(self, p: OperatingPoint) -> bool:
+        return p in self.frontier
+
+
+def fit(profile: Profile, *, latency: str = "p95", energy: str = "gross",
+        max_residual: float = DEFAULT_MAX_RESIDUAL) -> Tradeoff:
+    """Operating points, frontier and validated curves of a profile."""
+    if not (math.isfinite(max_residual) and 0 < max_residual < 10):
+        raise TradeoffError(f"max residual {max_residual}: give a fraction such as 0.15 (15%)")
+    points, excluded = operating_points(profile, latency=latency, energy=energy)
+    curves: list[Curve] = []
+
+    # Across model sizes: each model's lowest-energy point, i.e. its cheapest way to deliver its
+    # accuracy (batch, precision and device change energy, not what the model knows).
+    by_model: dict[str, OperatingPoint] = {}
+    for p in points:
+        if p.model not in by_model or p.energy_j_per_item < by_model[p.model].energy_j_per_item:
+            by_model[p.model] = p
+    best = sorted(by_model.values(), key=OperatingPoint.sort_key)
+    curves.append(fit_curve(
+        "accuracy_vs_energy", [p.energy_j_per_item for p in best], [p.accuracy for p in best],
+        point_labels=[p.label for p in best], energy_methods=[p.energy_method for p in best],
+        max_residual=max_residual))
+
+    # Per model (and precision, device): how batching trades latency for energy.
+    groups: dict[tuple, list[OperatingPoint]] = {}
+    for p in points:
+        groups.setdefault((p.model, p.precision, p.device), []).append(p)
+    for key in sorted(groups):
+        g = groups[key]
+        if len({p.batch_size for p in g}) < 2:
+            continue  # one batch size: no batch curve to speak of
+        name = " ".join(key)
+        for curve, attr in (("latency_vs_batch", "latency_ms"), ("energy_vs_batch", "energy_j_per_item")):
+            curves.append(fit_curve(
+                curve, [p.batch_size for p in g], [getattr(p, attr) for p in g], group=name,
+                point_labels=[p.label for p in g], energy_methods=[p.energy_method for p in g],
+                max_residual=max_residual))
+    return Tradeoff(points=points, frontier=pareto_front(points), excluded=excluded, curves=curves,
+                    latency=latency, energy=energy, max_residual=max_residual)
+
+
+def point_rows(t: Tradeoff) -> list[dict]:
+    return [{**{k: getattr(p, k) for k in OperatingPoint.__dataclass_fields__},
+             "on_frontier": t.on_frontier(p)} for p in t.points]
+
+
+def curve_doc(c: Curve) -> dict:
+    d = {k: getattr(c, k) for k in Curve.__dataclass_fields__ if k != "candidates"}
+    d["candidates"] = [vars(x).copy() for x in c.candidates]
+    return d
+
+
+def to_doc(t: Tradeoff, profile: Profile | None = None, profile_path: str | None = None) -> dict:
+    """The versioned JSON document of a tradeoff."""
+    from . import __version__
+    from .profile import utc_now
+
+    src = {"path": profile_path}
+    if profile is not None:
+        src.update(ladder=profile.ladder.get("name"), created_utc=profile.created_utc,
+                   complete=profile.complete, host=profile.provenance.get("host"))
+    return {
+        "schema": TRADEOFF_SCHEMA,
+        "schema_version": TRADEOFF_SCHEMA_VERSION,
+        "greenbench_version": __version__,
+        "created_utc": utc_now(),
+        "profile": src,
+        "settings": {"latency": t.latency, "latency_field": _LATENCY_FIELD[t.latency],
+                     "energy": t.energy, "energy_field": _ENERGY_FIELD[t.energy],
+                     "max_residual": t.max_residual},
+        "energy_methods": {m: METHOD_NOTES.get(m, m) for m in t.energy_methods},
+        "points": point_rows(t),
+        "frontier": [p.label for p in t.frontier],
+        "excluded": t.excluded,
+        "curves": [curve_doc(c) for c in t.curves],
+    }
+
+
+CURVE_CSV_COLUMNS = ["name", "group", "status", "form", "expression", "params", "max_residual",
+                     "loo_max_error", "n_points", "energy_methods", "reason"]
+
+
+def curve_rows(t: Tradeoff) -> list[dict]:
+    import json
+
+    return [{"name": c.name, "group": c.group, "status": c.status, "form": c.form,
+             "expression": c.expression,
+             "params": json.dumps(c.params) if c.params is not None else None,
+             "max_residual": c.max_residual, "loo_max_error": c.loo_max_error,
+             "n_points": len(c.x), "energy_methods": ";".join(c.energy_methods), "reason": c.reason}
+            for c in t.curves]
+
+
+def default_out_dir(profile_path) -> "Path":
+    """Next to the profile: profiles/x.json -> profiles/x-fit/ (the profile's stem names it)."""
+    from pathlib import Path
+
+    p = Path(profile_path)
+    return p.with_name(p.stem + "-fit")
+
+
+def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
+                  profile_path: str | None = None, plots: bool = True) -> list:
+    """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .profile import write_atomic
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TradeoffError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
+    written = []
+    try:
+        doc = to_doc(t, profile, profile_path)
+        path = out_dir / "tradeoff.json"
+        write_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        written.append(path)
+        cols = list(OperatingPoint.__dataclass_fields__) + ["on_frontier"]
+        path = out_dir / "tradeoff.csv"
+        pd.DataFrame(point_rows(t), columns=cols).to_csv(path, index=False)
+        written.append(path)
+        path = out_dir / "curves.csv"
+        pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(path, index=False)
+        written.append(path)
+        if plots:
+            from . import plots as plotmod
+
+            written += plotmod.accuracy_vs_energy(t, out_dir / "accuracy_vs_energy")
+            written += plotmod.batch_curves(t, out_dir / "batch_curves")
+    except OSError as e:
+        raise TradeoffError(f"{out_dir}: cannot write: {e.strerror or e}") from None
+    return written

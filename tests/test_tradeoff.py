@@ -1,5 +1,8 @@
+import json
 import random
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -128,3 +131,188 @@ def test_front_properties(triples, rnd):
         assert p in front or any(tr.dominates(q, p) for q in front)
     for p in front:
         assert not any(tr.dominates(q, p) for q in points)
+
+
+# ---- curves ----
+
+B = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256], dtype=float)
+
+
+def test_amortised_energy_recovered_within_one_percent():
+    c = tr.fit_curve("energy_vs_batch", B, 1 + 8 / B)
+    assert c.status == "fitted" and c.form == "amortised"
+    assert c.params["e_inf_j"] == pytest.approx(1, rel=0.01)
+    assert c.params["e0_j"] == pytest.approx(8, rel=0.01)
+    assert c.loo_max_error is not None and c.loo_max_error < 0.01
+    assert np.allclose(c.predict([3.0]), 1 + 8 / 3, rtol=0.01)
+
+
+def test_tiny_energies_recovered_too():
+    # Real energies per item are micro-joules: scaling must not bias the fit.
+    c = tr.fit_curve("energy_vs_batch", B, 2e-6 + 3e-4 / B)
+    assert c.params["e_inf_j"] == pytest.approx(2e-6, rel=0.01)
+    assert c.params["e0_j"] == pytest.approx(3e-4, rel=0.01)
+
+
+def test_linear_latency_recovered_with_noise():
+    rng = np.random.default_rng(0)
+    y = (2 + 0.5 * B) * (1 + rng.uniform(-0.03, 0.03, B.size))
+    c = tr.fit_curve("latency_vs_batch", B, y)
+    assert c.status == "fitted" and c.form == "linear"
+    assert c.params["l0_ms"] == pytest.approx(2, rel=0.1)
+    assert c.params["l1_ms"] == pytest.approx(0.5, rel=0.05)
+    assert c.max_residual < 0.05
+
+
+def test_power_latency_chosen_when_it_fits_better():
+    c = tr.fit_curve("latency_vs_batch", B, 0.2 * B ** 0.4)
+    assert c.status == "fitted" and c.form == "power"
+    assert c.params["k"] == pytest.approx(0.4, rel=0.01)
+
+
+def test_saturating_accuracy_recovered():
+    e = np.geomspace(1e-6, 1e-3, 8)
+    c = tr.fit_curve("accuracy_vs_energy", e, 0.95 - 0.02 * e ** -0.3)
+    assert c.status == "fitted" and c.form == "saturating"
+    assert c.params["a_max"] == pytest.approx(0.95, rel=0.01)
+    assert c.params["k"] == pytest.approx(0.3, rel=0.01)
+
+
+def test_non_monotone_set_rejected_and_interpolated():
+    y = np.array([5, 1, 7, 2, 9, 1, 6, 3, 4], dtype=float)
+    c = tr.fit_curve("energy_vs_batch", B, y)
+    assert c.status == "interpolated" and c.params is None
+    assert "max residual" in c.reason and "amortised" in c.reason and "power" in c.reason
+    assert all(not k.passed for k in c.candidates) and len(c.candidates) == 2
+    assert np.allclose(c.predict(B), y)  # through every measured point
+    mid = c.predict([1.5])[0]
+    assert min(5, 1) <= mid <= max(5, 1)  # piecewise-linear: never overshoots
+    assert np.isnan(c.predict([0.5, 512])).all()  # no extrapolation
+
+
+def test_held_out_check_rejects_what_residuals_accept():
+    y = 1 + 8 / B
+    y[0] *= 0.8  # the b=1 point 20% low: the full fit spreads it, a held-out fit exposes it
+    c = tr.fit_curve("energy_vs_batch", B, y)
+    amortised = next(k for k in c.candidates if k.form == "amortised")
+    assert amortised.max_residual <= 0.15 and amortised.loo_max_error > 0.15
+    assert not amortised.passed and "leave-one-out" in amortised.note
+    assert c.status == "interpolated"
+    loose = tr.fit_curve("energy_vs_batch", B, y, max_residual=0.5)
+    assert loose.status == "fitted"  # the tolerance is an option, not a constant
+
+
+def test_three_points_fit_on_residuals_only_and_say_so():
+    b = np.array([1, 32, 256.0])
+    c = tr.fit_curve("energy_vs_batch", b, 1 + 8 / b)
+    assert c.status == "fitted" and c.loo_max_error is None
+    assert "held-out check skipped (3 points, needs 4)" in c.reason
+
+
+def test_too_few_points():
+    c = tr.fit_curve("energy_vs_batch", [1, 8], [2.0, 1.0])
+    assert c.status == "interpolated" and "needs at least 3" in c.reason
+    one = tr.fit_curve("energy_vs_batch", [4], [1.0])
+    assert one.status == "unavailable" and np.isnan(one.predict([4])).all()
+
+
+def test_duplicate_x_become_their_mean():
+    c = tr.fit_curve("energy_vs_batch", [1, 1, 8], [2.0, 4.0, 1.0], point_labels=["a", "b", "c"])
+    assert c.x == (1.0, 8.0) and c.y == (3.0, 1.0) and c.point_labels == ("a + b", "c")
+
+
+# ---- the whole tradeoff of a profile ----
+
+MODELS = {"small": (0.60, 1e-6, 2e-5, 0.01, 0.001), "mid": (0.85, 4e-6, 1e-4, 0.03, 0.004),
+          "big": (0.95, 2e-5, 6e-4, 0.1, 0.02)}  # accuracy, e_inf_j, e0_j, l0_ms, l1_ms
+
+
+def law_profile(batches=(1, 2, 4, 8, 16, 64)):
+    recs = []
+    for m, (acc, e_inf, e0, l0, l1) in MODELS.items():
+        for b in batches:
+            recs.append(rec(m, b, acc=acc, lat=l0 + l1 * b, e=e_inf + e0 / b, net=0.5 * (e_inf + e0 / b)))
+    return make_profile(recs)
+
+
+def test_fit_recovers_per_model_laws():
+    t = tr.fit(law_profile())
+    assert len(t.points) == 18 and t.excluded == []
+    for m, (acc, e_inf, e0, l0, l1) in MODELS.items():
+        e = next(c for c in t.curves if c.name == "energy_vs_batch" and c.group == f"{m} fp32 cpu")
+        lat = next(c for c in t.curves if c.name == "latency_vs_batch" and c.group == f"{m} fp32 cpu")
+        assert e.status == lat.status == "fitted"
+        assert e.params["e_inf_j"] == pytest.approx(e_inf, rel=0.01)
+        assert e.params["e0_j"] == pytest.approx(e0, rel=0.01)
+        assert lat.params["l1_ms"] == pytest.approx(l1, rel=0.01)
+    acc = next(c for c in t.curves if c.name == "accuracy_vs_energy")
+    # each model's lowest-energy point (its largest batch) feeds the cross-model curve
+    assert acc.point_labels == ("small b64 fp32 cpu", "mid b64 fp32 cpu", "big b64 fp32 cpu")
+    assert acc.status == "fitted" and acc.form == "log"  # 3 points: only the 2-parameter form
+    assert {c.energy_methods for c in t.curves} == {("estimate",)}
+
+
+def test_fit_frontier_and_flags():
+    p = law_profile()
+    # a point worse than big b1 on every axis
+    p.records.append(rec("worse", 1, acc=0.9, lat=1.0, e=1.0))
+    t = tr.fit(p)
+    rows = {r["label"]: r for r in tr.point_rows(t)}
+    assert rows["worse b1 fp32 cpu"]["on_frontier"] is False
+    assert rows["big b1 fp32 cpu"]["on_frontier"] is True
+    assert sum(r["on_frontier"] for r in rows.values()) == len(t.frontier)
+    # a model measured at one batch size gets no batch curve
+    assert not any(c.group == "worse fp32 cpu" for c in t.curves)
+
+
+def test_fit_independent_of_record_order():
+    p = law_profile()
+    q = law_profile()
+    random.Random(3).shuffle(q.records)
+    a, b = tr.fit(p), tr.fit(q)
+    assert a.points == b.points and a.frontier == b.frontier
+    assert [(c.name, c.group, c.status, c.form) for c in a.curves] == \
+        [(c.name, c.group, c.status, c.form) for c in b.curves]
+    for ca, cb in zip(a.curves, b.curves):
+        assert ca.params == pytest.approx(cb.params, rel=1e-6) if ca.params else cb.params is None
+
+
+def test_net_energy_option_reaches_the_curves():
+    t = tr.fit(law_profile(), energy="net")
+    e = next(c for c in t.curves if c.name == "energy_vs_batch" and c.group == "big fp32 cpu")
+    assert e.params["e0_j"] == pytest.approx(0.5 * 6e-4, rel=0.01)
+
+
+def test_bad_max_residual():
+    with pytest.raises(tr.TradeoffError, match="max residual"):
+        tr.fit(law_profile(), max_residual=float("nan"))
+
+
+def test_document_and_files(tmp_path):
+    p = law_profile()
+    t = tr.fit(p)
+    written = tr.write_outputs(t, tmp_path / "out", profile=p, profile_path="p.json", plots=False)
+    assert [w.name for w in written] == ["tradeoff.json", "tradeoff.csv", "curves.csv"]
+    doc = json.loads((tmp_path / "out" / "tradeoff.json").read_text())
+    assert doc["schema"] == "greenbench/tradeoff" and doc["schema_version"] == 1
+    assert doc["settings"] == {"latency": "p95", "latency_field": "latency_p95_ms", "energy": "gross",
+                               "energy_field": "energy_j_per_item", "max_residual": 0.15}
+    assert "estimate" in doc["energy_methods"] and "not metered" in doc["energy_methods"]["estimate"]
+    assert len(doc["points"]) == 18 and all("on_frontier" in r for r in doc["points"])
+    curve = doc["curves"][1]
+    assert set(curve) >= {"name", "group", "status", "form", "params", "residuals", "reason", "candidates"}
+    points = pd.read_csv(tmp_path / "out" / "tradeoff.csv")
+    assert list(points.columns[-2:]) == ["energy_method", "on_frontier"]
+    assert (points["energy_method"] == "estimate").all()
+    curves = pd.read_csv(tmp_path / "out" / "curves.csv")
+    assert len(curves) == len(t.curves) and set(curves["status"]) <= {"fitted", "interpolated"}
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(tr.TradeoffError, match="cannot create the output folder"):
+        tr.write_outputs(tr.fit(law_profile()), tmp_path / "f", plots=False)
+
+
+def test_default_out_dir():
+    assert str(tr.default_out_dir("profiles/x.json")) == "profiles/x-fit"

@@ -20,6 +20,7 @@ _ABORT = (typer.Abort,) + tuple(
 
 from .common import EXIT_CODES_HELP, Exit
 from .env import env_command
+from .fit import HELP as FIT_HELP, fit_command
 from .profile import HELP as PROFILE_HELP, profile_command
 from .zoo import zoo_command
 
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.command("profile", help=PROFILE_HELP)(profile_command)
 app.command("env")(env_command)
 app.command("zoo")(zoo_command)
+app.command("fit", help=FIT_HELP)(fit_command)
 
 
 def main() -> None:

@@ -371,13 +371,20 @@ def _columns(p: Path, header: list[str], time_column, value_column, forecast_col
     return tcol, vcol, fcol, basis
 
 
+def _fromiso(s: str) -> datetime:
+    """ISO 8601 with 'Z' on any Python >= 3.10 (whose fromisoformat does not take 'Z')."""
+    if s[-1:] in ("Z", "z"):
+        s = s[:-1] + "+00:00"
+    return datetime.fromisoformat(s)
+
+
 def _parse_times(p: Path, col: str, texts: list[str], line: np.ndarray, zone: ZoneInfo | None) -> np.ndarray:
     utc_label = "utc" in re.split(r"[^a-z]+", col.lower())  # 'Datetime (UTC)', 'datetime_utc'
     out = np.zeros(len(texts), dtype=np.float64)
     bad, naive, aware, skipped = [], [], 0, []
     for k, s in enumerate(texts):
         try:
-            dt = datetime.fromisoformat(s.replace("z", "Z"))
+            dt = _fromiso(s)
         except ValueError:
             bad.append(k)
             continue
@@ -387,11 +394,11 @@ def _parse_times(p: Path, col: str, texts: list[str], line: np.ndarray, zone: Zo
             dt = dt.replace(tzinfo=timezone.utc)
         elif zone is not None:
             a, b = dt.replace(tzinfo=zone, fold=0), dt.replace(tzinfo=zone, fold=1)
-            if a.utcoffset() != b.utcoffset():
+            if a.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != dt:
+                skipped.append(k)  # in the spring-forward gap: no such local time
+            elif a.utcoffset() != b.utcoffset():
                 raise _fail(f"{p}:{line[k]}", f"local time {s!r} occurs twice in {zone.key} (clocks go back)",
                             "give times in UTC ('Z') or with an offset (+01:00)")
-            if a.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != dt:
-                skipped.append(k)
             dt = a
         else:
             naive.append(k)
@@ -508,3 +515,154 @@ def _em_zone_tz(text: str, delim: str) -> str | None:
     if len(ids) == 1 and (zone := ids.pop()) in _zone_rows():
         return str(_bundle()["tz"][_zone_rows()[zone]])
     return None
+
+
+# --- statistics and the intensity of one hour, month or year ------------------------------------
+
+@dataclass(frozen=True)
+class TraceStats:
+    """A trace's summary in gCO2e/kWh. ``None`` fields say why in ``reasons``; never a fake 0."""
+
+    name: str
+    basis: str | None
+    tz: str  # the clock of the daily figures ("UTC" when the trace has none)
+    source: str
+    hours: int
+    start_utc: str
+    end_utc: str  # start of the last hour
+    mean: float
+    min: float
+    p10: float
+    median: float
+    p90: float
+    max: float
+    cv: float | None  # population std / mean
+    full_days: int  # local days with at least 23 hours (edge days may be partial)
+    daily_max_min_ratio_median: float | None  # over full local days
+    daily_range_median: float | None  # median of (daily max - daily min), g
+    estimated_share: float | None  # bundled zones only
+    forecast_mae: float | None  # mean |forecast - actual|, when the trace has a forecast
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+def summarize(trace: Trace) -> TraceStats:
+    x = trace.intensity_gco2e_per_kwh
+    reasons: dict[str, str] = {}
+    mean = float(x.mean())
+    cv = float(x.std() / mean) if mean > 0 else None
+    if cv is None:
+        reasons["cv"] = "the mean is 0"
+    day = trace.local_day_index()
+    starts = np.r_[0, np.nonzero(np.diff(day))[0] + 1]
+    # A day counts with at least 23 hours: a spring-forward day has 23. Only the edge days of a
+    # gap-free trace can be short (as in the shared ci_2023_summary_stats.csv).
+    full = np.bincount(day) >= 23
+    hi, lo = np.maximum.reduceat(x, starts)[full], np.minimum.reduceat(x, starts)[full]
+    ratio_ok = lo > 0
+    ratio = rng = None
+    if not full.any():
+        reasons["daily_max_min_ratio_median"] = reasons["daily_range_median"] = "no full local day in the trace"
+    else:
+        rng = float(np.median(hi - lo))
+        if ratio_ok.any():
+            ratio = float(np.median(hi[ratio_ok] / lo[ratio_ok]))
+        else:
+            reasons["daily_max_min_ratio_median"] = "every full day has an hour at 0 g"
+    est = None
+    if trace.source == BUNDLE_SOURCE.format(basis=trace.basis) and is_bundled(trace.name):
+        est = float(_bundle()["estimated_hours"][_zone_rows()[trace.name.upper()]]) / len(trace)
+    else:
+        reasons["estimated_share"] = "known for the bundled Electricity Maps zones only"
+    fc = trace.forecast_gco2e_per_kwh
+    mae = float(np.abs(fc - x).mean()) if fc is not None else None
+    if fc is None:
+        reasons["forecast_mae"] = "the trace has no forecast column"
+    p10, med, p90 = (float(v) for v in np.percentile(x, [10, 50, 90]))
+    return TraceStats(
+        name=trace.name, basis=trace.basis, tz=trace.tz or "UTC", source=trace.source, hours=len(trace),
+        start_utc=_iso(trace.time_utc[0].astype(np.int64)), end_utc=_iso(trace.time_utc[-1].astype(np.int64)),
+        mean=mean, min=float(x.min()), p10=p10, median=med, p90=p90, max=float(x.max()), cv=cv,
+        full_days=int(full.sum()), daily_max_min_ratio_median=ratio, daily_range_median=rng,
+        estimated_share=est, forecast_mae=mae, reasons=reasons)
+
+
+def parse_utc(text: str) -> np.datetime64:
+    """'2023-07-01T14:00Z' or '2023-07-01 16:00+02:00' -> datetime64[s] UTC; refuses a naive time."""
+    try:
+        dt = _fromiso(text.strip())
+    except ValueError:
+        raise TraceError(f"cannot read time {text!r}; {ISO_HINT}") from None
+    if dt.tzinfo is None:
+        raise TraceError(f"time {text!r} has no time zone; add 'Z' for UTC or an offset such as +02:00")
+    return np.datetime64(int(dt.timestamp()), "s")
+
+
+def local_calendar_month(trace: Trace) -> np.ndarray:
+    """Calendar month 1..12 of each hour on the trace's local clock."""
+    months = (trace._local_s() // DAY_S).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return months % 12 + 1
+
+
+def select_intensity(trace: Trace, *, at: str | None = None, month: int | None = None) -> tuple[float, str]:
+    """The intensity (gCO2e/kWh) of one hour (``at``), the mean of a local calendar month, or the
+    mean of the whole trace (a flat load), and a label saying which."""
+    if at is not None and month is not None:
+        raise TraceError("give a time or a month, not both")
+    x = trace.intensity_gco2e_per_kwh
+    if at is not None:
+        t = parse_utc(at)
+        i = int(np.searchsorted(trace.time_utc, t, side="right")) - 1
+        if i < 0 or t >= trace.time_utc[-1] + np.timedelta64(HOUR_S, "s"):
+            raise TraceError(f"time {at} is outside the trace {trace.name} "
+                             f"({_iso(trace.time_utc[0].astype(np.int64))} to {_iso(trace.time_utc[-1].astype(np.int64))}); "
+                             "pick an hour inside it, or a month")
+        return float(x[i]), f"hour {_iso(trace.time_utc[i].astype(np.int64))}"
+    if month is not None:
+        if not 1 <= month <= 12:
+            raise TraceError(f"month {month} is not 1-12")
+        sel = local_calendar_month(trace) == month
+        if not sel.any():
+            raise TraceError(f"trace {trace.name} has no hour in month {month}")
+        return float(x[sel].mean()), f"mean of month {month} ({int(sel.sum())} h, {trace.tz or 'UTC'} calendar)"
+    return float(x.mean()), f"mean of {len(trace)} h"
+
+
+def trace_intensity(trace: Trace, *, at: str | None = None, month: int | None = None, pue: float = 1.0):
+    """A ``carbon.Intensity`` from a trace (one hour, a month's mean or the whole mean), so the
+    figure keeps its source, zone, basis and PUE like the static one of ``greenbench profile``."""
+    from .carbon import CarbonError, Intensity
+
+    if not (np.isfinite(pue) and pue >= 1.0):
+        raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
+    value, label = select_intensity(trace, at=at, month=month)
+    first, last = (str(trace.time_utc[i].astype("datetime64[Y]")) for i in (0, -1))
+    return Intensity(value, f"{trace.source}, {trace.name}, {label}", zone=trace.name,
+                     year=int(first) if first == last else None, basis=trace.basis, pue=float(pue))
+
+
+def profile_carbon(records, intensity) -> list[dict]:
+    """gCO2e per item (and per million items) of each ok record at ``intensity``.
+
+    Gross energy is what the meter saw; net is gross minus idle. A null energy stays null with its
+    reason, and the energy method travels along, so an estimate is still marked as one.
+    """
+    rows = []
+    for r in records:
+        if r.status != "ok":
+            continue
+        gross = intensity.co2e_g(r.energy_j_per_item)
+        rows.append({
+            "ladder": r.ladder, "model": r.model, "batch_size": r.batch_size, "precision": r.precision,
+            "device": r.device, "accuracy": r.accuracy,
+            "energy_j_per_item": r.energy_j_per_item, "energy_net_j_per_item": r.energy_net_j_per_item,
+            "energy_method": r.energy_method,
+            "co2e_g_per_item": gross,
+            "co2e_g_per_1m_items": None if gross is None else gross * 1e6,
+            "co2e_net_g_per_item": intensity.co2e_g(r.energy_net_j_per_item),
+            "reason": None if gross is not None else (r.energy_reason or f"energy is {r.energy_method}"),
+        })
+    return rows

@@ -18,6 +18,7 @@ _NO_ARGS = tuple(getattr(m, "NoArgsIsHelpError") for m in (click.exceptions, _ty
 _ABORT = (typer.Abort,) + tuple(
     getattr(m, "Abort") for m in (click.exceptions, _typer_click) if hasattr(m, "Abort"))
 
+from .carbon import HELP as CARBON_HELP, carbon_app
 from .common import EXIT_CODES_HELP, Exit
 from .env import env_command
 from .fit import HELP as FIT_HELP, fit_command
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.command("profile", help=PROFILE_HELP)(profile_command)
 app.command("env")(env_command)
 app.command("zoo")(zoo_command)
+app.add_typer(carbon_app, name="carbon", help=CARBON_HELP)
 app.command("fit", help=FIT_HELP)(fit_command)
 
 

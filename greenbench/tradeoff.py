@@ -7,8 +7,10 @@ frontier, the fits, pricing) compares like with like.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -458,11 +460,21 @@ def fit(profile: Profile, *, latency: str = "p95", energy: str = "gross",
     for p in points:
         if p.model not in by_model or p.energy_j_per_item < by_model[p.model].energy_j_per_item:
             by_model[p.model] = p
+    # A model beaten on both accuracy and energy by another model's point costs more and knows
+    # less: it is not part of the tradeoff, and would bend the curve down.
     best = sorted(by_model.values(), key=OperatingPoint.sort_key)
-    curves.append(fit_curve(
+    beaten = [p for p in best if any(
+        q.accuracy >= p.accuracy and q.energy_j_per_item <= p.energy_j_per_item
+        and (q.accuracy > p.accuracy or q.energy_j_per_item < p.energy_j_per_item) for q in best)]
+    best = [p for p in best if p not in beaten]
+    acc_curve = fit_curve(
         "accuracy_vs_energy", [p.energy_j_per_item for p in best], [p.accuracy for p in best],
         point_labels=[p.label for p in best], energy_methods=[p.energy_method for p in best],
-        max_residual=max_residual))
+        max_residual=max_residual)
+    if beaten:
+        acc_curve = replace(acc_curve, reason=acc_curve.reason + "; left out, beaten on accuracy "
+                            "and energy by another model: " + ", ".join(p.model for p in beaten))
+    curves.append(acc_curve)
 
     # Per model (and precision, device): how batching trades latency for energy.
     groups: dict[tuple, list[OperatingPoint]] = {}
@@ -524,8 +536,6 @@ CURVE_CSV_COLUMNS = ["name", "group", "status", "form", "expression", "params", 
 
 
 def curve_rows(t: Tradeoff) -> list[dict]:
-    import json
-
     return [{"name": c.name, "group": c.group, "status": c.status, "form": c.form,
              "expression": c.expression,
              "params": json.dumps(c.params) if c.params is not None else None,
@@ -534,20 +544,15 @@ def curve_rows(t: Tradeoff) -> list[dict]:
             for c in t.curves]
 
 
-def default_out_dir(profile_path) -> "Path":
+def default_out_dir(profile_path) -> Path:
     """Next to the profile: profiles/x.json -> profiles/x-fit/ (the profile's stem names it)."""
-    from pathlib import Path
-
     p = Path(profile_path)
     return p.with_name(p.stem + "-fit")
 
 
 def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
-                  profile_path: str | None = None, plots: bool = True) -> list:
+                  profile_path: str | None = None, plots: bool = True) -> list[Path]:
     """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG)."""
-    import json
-    from pathlib import Path
-
     import pandas as pd
 
     from .profile import write_atomic

@@ -263,6 +263,10 @@ def test_fit_frontier_and_flags():
     assert sum(r["on_frontier"] for r in rows.values()) == len(t.frontier)
     # a model measured at one batch size gets no batch curve
     assert not any(c.group == "worse fp32 cpu" for c in t.curves)
+    # nor a place on the accuracy curve: big b64 is more accurate for less energy
+    acc = next(c for c in t.curves if c.name == "accuracy_vs_energy")
+    assert "worse b1 fp32 cpu" not in acc.point_labels and len(acc.point_labels) == 3
+    assert acc.reason.endswith("beaten on accuracy and energy by another model: worse")
 
 
 def test_fit_independent_of_record_order():

@@ -1,0 +1,158 @@
+"""Exports of a comparison: JSON (versioned), Markdown (a pull-request comment), JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from .compare import METRICS, Result, Row
+
+SCHEMA = "greenbench/compare"
+SCHEMA_VERSION = 1
+MARKDOWN_MARKER = "<!-- greenbench-compare -->"  # lets a CI job find and update its own comment
+
+
+def _side(p, name: str) -> dict[str, Any]:
+    prov = p.provenance or {}
+    return {"path": name, "ladder": p.ladder.get("name"), "created_utc": p.created_utc,
+            "complete": p.complete, "quick": bool((p.settings.get("protocol") or {}).get("quick")),
+            "git_commit": prov.get("git_commit"), "host": prov.get("host"), "cpu_model": prov.get("cpu_model"),
+            "greenbench_version": p.greenbench_version}
+
+
+def _row_dict(r: Row) -> dict[str, Any]:
+    ladder, model, batch, precision, device = r.key
+    metric = METRICS.get(r.metric)
+    return {
+        "point": {"ladder": ladder, "model": model, "batch_size": batch, "precision": precision, "device": device},
+        "label": r.point, "metric": r.metric,
+        "direction": None if metric is None else ("higher_is_better" if metric.higher_is_better else "lower_is_better"),
+        "threshold": r.threshold, "status": r.status, "before": r.before, "after": r.after,
+        "change": r.change, "change_kind": "relative" if r.relative else "absolute", "ratio": r.ratio,
+        "test": r.test, "p": r.p, "p_adjusted": r.p_adjusted, "crossed": r.crossed, "significant": r.significant,
+        "estimate": r.estimate, "n_before": r.n_before, "n_after": r.n_after, "notes": list(r.notes),
+    }
+
+
+def to_dict(res: Result) -> dict[str, Any]:
+    from . import __version__
+
+    o = res.options
+    return {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "greenbench_version": __version__,
+        "baseline": _side(res.baseline, res.baseline_name),
+        "candidate": _side(res.candidate, res.candidate_name),
+        "options": {"thresholds": [t.text for t in o.thresholds], "alpha": o.alpha, "stats": o.stats,
+                    "no_stats_for": sorted(o.no_stats_for), "correction": o.correction,
+                    "estimates": o.estimates, "family_size": res.family_size},
+        "summary": {"exit_code": res.exit_code, "line": res.summary_line(),
+                    "regressions": len(res.regressions),
+                    **{s: res.count(s) for s in ("ok", "improvement", "not_comparable", "warning", "ignored",
+                                                   "missing", "new")},
+                    "untested": sum(r.test == "untested" for r in res.rows),
+                    "estimates": sum(r.estimate for r in res.rows)},
+        "warnings": list(res.warnings),
+        "rows": [_row_dict(r) for r in res.rows],
+    }
+
+
+def to_json(res: Result) -> str:
+    return json.dumps(to_dict(res), indent=1, allow_nan=False) + "\n"
+
+
+def fmt_value(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(rows: list[Row]) -> list[str]:
+    lines = ["| Point | Metric | Change | Before | After | Ratio | Test | Verdict |",
+             "|---|---|--:|--:|--:|--:|---|---|"]
+    for r in rows:
+        verdict = r.verdict()
+        if r.status == "regression":
+            verdict = f"**{verdict}**"
+        if r.notes:
+            verdict += " — " + "; ".join(r.notes)
+        metric = r.metric + (" ⚠ estimate" if r.estimate else "")
+        lines.append("| " + " | ".join(_md_escape(x) for x in [
+            r.point, metric, r.change_text(), fmt_value(r.before), fmt_value(r.after), fmt_ratio(r.ratio),
+            r.p_text(), verdict]) + " |")
+    return lines
+
+
+def to_markdown(res: Result) -> str:
+    """A pull-request comment: the verdict first, flagged rows, then every row folded away."""
+    regs = res.regressions
+    icon = "❌" if regs else "✅"
+    o = res.options
+    lines = [MARKDOWN_MARKER, f"### {icon} greenbench compare: {res.summary_line()}", ""]
+    lines.append(f"Baseline `{res.baseline_name}` ({_describe(res.baseline)}) → candidate "
+                 f"`{res.candidate_name}` ({_describe(res.candidate)}).")
+    lines.append("")
+    stats = ("off (thresholds alone)" if not o.stats else
+             f"one-sided, alpha {o.alpha:g}" + (f", Holm-corrected over {res.family_size} tested rows"
+                                                 if o.correction == "holm" else ", no correction"))
+    lines.append(f"Thresholds: {', '.join('`' + t.text + '`' for t in o.thresholds)}; significance: {stats}"
+                 + (f"; no test for {', '.join(sorted(o.no_stats_for))}" if o.no_stats_for else "") + ".")
+    if any(r.estimate for r in res.rows):
+        lines.append("")
+        lines.append(f"⚠ Energy marked *estimate* was modelled (CodeCarbon: power model × time), not metered; "
+                     f"estimates are treated as `--estimates {o.estimates}`.")
+    if res.warnings:
+        lines.append("")
+        lines += [f"> **warning:** {_md_escape(w)}" for w in res.warnings]
+    flagged = [r for r in res.rows if r.status not in ("ok", "improvement", "ignored")
+               or (r.crossed and r.status == "ok")]
+    if flagged:
+        lines += ["", *_md_table(flagged)]
+    lines += ["", f"<details><summary>All {len(res.rows)} rows</summary>", "", *_md_table(res.rows), "",
+              "</details>", ""]
+    return "\n".join(lines)
+
+
+def _describe(p) -> str:
+    prov = p.provenance or {}
+    bits = [prov.get("git_commit") and str(prov["git_commit"])[:12], prov.get("cpu_model"),
+            "quick" if (p.settings.get("protocol") or {}).get("quick") else None, p.created_utc]
+    return ", ".join(str(b) for b in bits if b)
+
+
+def to_junit(res: Result) -> str:
+    """One testcase per row; a regression is a <failure> naming the point; not comparable rows are
+    <skipped>."""
+    suite = ET.Element("testsuite", name="greenbench compare", tests=str(len(res.rows)),
+                       failures=str(len(res.regressions)),
+                       skipped=str(sum(r.status in ("not_comparable", "missing", "new", "ignored")
+                                       for r in res.rows)), errors="0")
+    props = ET.SubElement(suite, "properties")
+    for k, v in (("baseline", res.baseline_name), ("candidate", res.candidate_name),
+                 ("thresholds", " ".join(t.text for t in res.options.thresholds)),
+                 ("alpha", str(res.options.alpha)), ("summary", res.summary_line())):
+        ET.SubElement(props, "property", name=k, value=v)
+    ladder = res.baseline.ladder.get("name", "profile")
+    for r in res.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"greenbench.compare.{ladder}",
+                             name=f"{r.point} {r.metric}")
+        detail = (f"{r.point} {r.metric}: {r.change_text()} (before {fmt_value(r.before)}, after "
+                  f"{fmt_value(r.after)}, {r.p_text()}, threshold {r.threshold})"
+                  + ("; energy is an estimate" if r.estimate else "")
+                  + ("; " + "; ".join(r.notes) if r.notes else ""))
+        if r.status == "regression":
+            f = ET.SubElement(case, "failure", message=f"regression: {detail}", type="regression")
+            f.text = detail
+        elif r.status in ("not_comparable", "missing", "new", "ignored"):
+            ET.SubElement(case, "skipped", message=f"{r.verdict()}: {'; '.join(r.notes) or r.point}")
+        elif r.status == "warning":
+            out = ET.SubElement(case, "system-out")
+            out.text = f"warning (estimate): {detail}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -267,7 +267,7 @@ def _fail(where: str, problem: str, fix: str) -> TraceError:
 
 
 def _more(n: int, what: str) -> str:
-    return f" ({n - 1} more {what})" if n > 1 else ""
+    return f" (and {n - 1} more {what})" if n > 2 else (f" (and 1 more)" if n == 2 else "")
 
 
 def load_csv(path, *, time_column: str | None = None, value_column: str | None = None,
@@ -406,7 +406,7 @@ def _parse_times(p: Path, col: str, texts: list[str], line: np.ndarray, zone: Zo
         out[k] = dt.timestamp()
     if bad:
         k = bad[0]
-        raise _fail(f"{p}:{line[k]}", f"cannot read time {texts[k]!r} in column {col!r}{_more(len(bad), 'such rows')}",
+        raise _fail(f"{p}:{line[k]}", f"cannot read time {texts[k]!r} in column {col!r}{_more(len(bad), 'rows')}",
                     ISO_HINT)
     if naive:
         k = naive[0]
@@ -438,17 +438,17 @@ def _parse_values(p: Path, col: str, texts: list[str], line: np.ndarray) -> np.n
     if bad:
         k = bad[0]
         what = "empty value" if not texts[k] else f"cannot read {texts[k]!r} as a number"
-        raise _fail(f"{p}:{line[k]}", f"{what} in column {col!r}{_more(len(bad), 'such rows')}",
+        raise _fail(f"{p}:{line[k]}", f"{what} in column {col!r}{_more(len(bad), 'rows')}",
                     "every hour needs a number (fill or interpolate missing hours)")
     nan = np.nonzero(~np.isfinite(out))[0]
     if len(nan):
         k = nan[0]
-        raise _fail(f"{p}:{line[k]}", f"{texts[k]!r} (not a finite number) in column {col!r}{_more(len(nan), 'such rows')}",
+        raise _fail(f"{p}:{line[k]}", f"{texts[k]!r} (not a finite number) in column {col!r}{_more(len(nan), 'rows')}",
                     "every hour needs a finite number (fill or interpolate missing hours)")
     neg = np.nonzero(out < 0)[0]
     if len(neg):
         k = neg[0]
-        raise _fail(f"{p}:{line[k]}", f"negative intensity {texts[k]} in column {col!r}{_more(len(neg), 'such rows')}",
+        raise _fail(f"{p}:{line[k]}", f"negative intensity {texts[k]} in column {col!r}{_more(len(neg), 'rows')}",
                     "grid carbon intensity is >= 0 (marginal or net-of-offset signals are not supported)")
     return out
 
@@ -472,7 +472,7 @@ def _check_hourly(p: Path, utc_s: np.ndarray, line: np.ndarray) -> None:
     if len(off):
         k = off[0]
         raise _fail(f"{p}:{line[k]}", f"time {_iso(utc_s[k])} is not at the start of an hour (UTC)"
-                    f"{_more(len(off), 'such rows')}", "give one row per hour, at hh:00 UTC")
+                    f"{_more(len(off), 'rows')}", "give one row per hour, at hh:00 UTC")
     gaps = np.nonzero(d > HOUR_S)[0]
     if len(gaps):
         k = gaps[0]

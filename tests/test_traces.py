@@ -231,7 +231,7 @@ BAD = [  # (csv text, expected message pieces)
     ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,100\n2023-01-01T01:00,110\n",
      ["trace.csv:3", "no time zone but other rows do"]),
     ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,100\n2023-01-01T01:00Z,\n2023-01-01T02:00Z,\n",
-     ["trace.csv:3", "empty value", "(1 more such rows)", "fill or interpolate"]),
+     ["trace.csv:3", "empty value", "(and 1 more)", "fill or interpolate"]),
     ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,100\n2023-01-01T01:00Z,NaN\n",
      ["trace.csv:3", "'NaN' (not a finite number)"]),
     ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,100\n2023-01-01T01:00Z,n/a\n",

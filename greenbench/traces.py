@@ -267,7 +267,7 @@ def _fail(where: str, problem: str, fix: str) -> TraceError:
 
 
 def _more(n: int, what: str) -> str:
-    return f" (and {n - 1} more {what})" if n > 2 else (f" (and 1 more)" if n == 2 else "")
+    return f" (and {n - 1} more {what})" if n > 2 else (" (and 1 more)" if n == 2 else "")
 
 
 def load_csv(path, *, time_column: str | None = None, value_column: str | None = None,

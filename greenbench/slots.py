@@ -274,8 +274,10 @@ def month_shares(flags: np.ndarray, month: np.ndarray, demand: np.ndarray, n_mon
     return np.divide(hi, tot, out=np.zeros(n_months), where=tot > 0)
 
 
-def select(trace, policy: SlotPolicy = SlotPolicy()) -> Slots:
-    """The high-carbon slots of ``trace`` under ``policy`` (the one selection price and simulate use)."""
+def select(trace, policy: SlotPolicy = SlotPolicy(), demand: np.ndarray | None = None) -> Slots:
+    """The high-carbon slots of ``trace`` under ``policy`` (the one selection price and simulate use).
+
+    ``demand`` (one weight >= 0 per slot) overrides ``policy.demand`` for library callers."""
     policy.check()
     time = np.asarray(trace.time_utc, dtype="datetime64[s]")
     if len(time) > 1 and not np.all(np.diff(time.astype(np.int64)) > 0):
@@ -287,7 +289,13 @@ def select(trace, policy: SlotPolicy = SlotPolicy()) -> Slots:
     n_months = int(month.max()) + 1
     first = time[0].astype("datetime64[M]") + int(np.asarray(trace.month_index()).min())
     labels = tuple(str(first + i) for i in range(n_months))
-    demand = demand_for(trace, policy.demand)
+    if demand is None:
+        demand = demand_for(trace, policy.demand)
+    else:
+        demand = np.asarray(demand, dtype=float)
+        if demand.shape != ci.shape or not np.all(np.isfinite(demand)) or np.any(demand < 0) or demand.sum() <= 0:
+            raise SlotError("demand: one finite weight >= 0 per slot, not all 0")
+        demand = demand / demand.mean()
     forecast, used = forecast_for(trace, policy.forecast)
     cap, cap_source = _cap(policy, forecast)
     share = None

@@ -23,7 +23,9 @@ from .common import EXIT_CODES_HELP, Exit
 from .compare import HELP as COMPARE_HELP, compare_command
 from .env import env_command
 from .fit import HELP as FIT_HELP, fit_command
+from .price import HELP as PRICE_HELP, price_command
 from .profile import HELP as PROFILE_HELP, profile_command
+from .simulate import HELP as SIMULATE_HELP, simulate_command
 from .zoo import zoo_command
 
 app = typer.Typer(
@@ -39,6 +41,8 @@ app.command("zoo")(zoo_command)
 app.add_typer(carbon_app, name="carbon", help=CARBON_HELP)
 app.command("compare", help=COMPARE_HELP)(compare_command)
 app.command("fit", help=FIT_HELP)(fit_command)
+app.command("price", help=PRICE_HELP)(price_command)
+app.command("simulate", help=SIMULATE_HELP)(simulate_command)
 
 
 def main() -> None:

@@ -256,9 +256,13 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         r_how = "named (--reduced)"
     else:
         if not eligible:
-            why = "; ".join(f"{r.point.label}: {r.reason}" for r in ranking) or "H is the only frontier point"
-            raise PricingError(f"no reduced point R: no frontier point saves energy and utility is lost "
-                               f"within the floor and ceiling ({why})")
+            counts: dict[str, int] = {}
+            for rk in ranking:
+                key = rk.reason.split(" (")[0]
+                counts[key] = counts.get(key, 0) + 1
+            why = "; ".join(f"{k}: {n}" for k, n in counts.items()) or "H is the only frontier point"
+            raise PricingError(f"no reduced point R among the {len(ranking)} other frontier point(s) ({why}): relax "
+                               "--accuracy-floor or --latency-ceiling-ms, set --latency-slo-ms, or name one with --reduced")
         r_point = eligible[0].point
         r_how = "best ranked: most energy saved per unit of utility lost"
     return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded))

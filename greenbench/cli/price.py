@@ -20,18 +20,21 @@ from .common import EXIT_CODES_HELP, err, fail, out, user_errors
 
 DEFAULT_TRACE = "US-MIDA-PJM"
 
-HELP = f"""Price a two-tier green subscription from a profile: utility per user type, the premium
-point H and the reduced point R (with the ranking), the high-carbon hours from the forecast, the
-realised share p and the ceiling p_max per month, the minimum discount δ* per user type, uptake
-at an offered discount, the carbon saved (ρ beside ρ_blind) and, with prices, the provider's net.
-
-Defaults: --users is the example shipped with greenbench (three user types), --trace US-MIDA-PJM
-(bundled 2023 hourly data), forecast persistence (the same hour a day earlier), cap mode exceedance
-with I_cap the 75th percentile of the forecast, p_max the largest monthly p, linear utility,
-consciousness as a discount, p95 latency, gross energy. The output says which options ran.
-See docs/pricing.md for the model and every option.
-
-{EXIT_CODES_HELP}"""
+HELP = (
+    'Price a two-tier green subscription from a profile: utility per user type, the premium point H and '
+    'the reduced point R (with the ranking), the high-carbon hours from the forecast, the realised share '
+    'p and the ceiling p_max per month, the minimum discount δ* per user type, uptake at an offered '
+    "discount, the carbon saved (ρ beside ρ_blind) and, with prices, the provider's net."
+    "\n\n"
+    'Defaults: --users is greenbench/data/users_example.yaml (shipped with greenbench: accuracy-'
+    'sensitive, latency-sensitive and environmentally-conscious users), --trace US-MIDA-PJM (bundled 2023'
+    ' hourly data), forecast persistence (the same hour a day earlier), cap mode exceedance with I_cap '
+    'the 75th percentile of the forecast, p_max the largest monthly p, linear utility, consciousness as a'
+    ' discount, p95 latency, gross energy. The output says which options ran. See docs/pricing.md for the'
+    ' model and every option.'
+    "\n\n"
+    + EXIT_CODES_HELP
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -39,9 +42,7 @@ See docs/pricing.md for the model and every option.
 
 
 def users_option():
-    return typer.Option(None, "--users", help="Users file (YAML). Default: the example shipped with greenbench "
-                        "(greenbench/data/users_example.yaml: accuracy-sensitive, latency-sensitive, "
-                        "environmentally-conscious).")
+    return typer.Option(None, "--users", help="Users file (YAML). Default: the shipped example, users_example.yaml.")
 
 
 def trace_option():

@@ -11,16 +11,19 @@ from .common import EXIT_CODES_HELP, err, user_errors
 from .price import (Section, _check_exclusive, emit_json, fmt_g, fmt_money, load_inputs, option_rows, pct, point_rows,
                     pricing_options, render, trace_option, users_option, with_shared_options)
 
-HELP = f"""Replay an hourly carbon trace (a year of the bundled 2023 data by default) hour by hour under
-the two-tier policy, and report month by month: the hours degraded, the share p, the emissions of
-all subscribers with and without the green tier, ρ of the green users beside ρ_blind, the
-discounts paid and, with prices, the provider's net. --plots DIR writes PNG and SVG plots of the
-trace with the high-carbon hours shaded and of the cumulative emissions.
-
-It takes every option of `greenbench price` (same defaults; the high hours are chosen by the same
-code). Without --discount, the discount is the smallest that every user type takes.
-
-{EXIT_CODES_HELP}"""
+HELP = (
+    'Replay an hourly carbon trace (a year of the bundled 2023 data by default) hour by hour under the '
+    'two-tier policy, and report month by month: the hours degraded, the share p, the emissions of all '
+    'subscribers with and without the green tier, ρ of the green users beside ρ_blind, the discounts paid'
+    " and, with prices, the provider's net. --plots DIR writes PNG and SVG plots of the trace with the "
+    'high-carbon hours shaded and of the cumulative emissions.'
+    "\n\n"
+    'It takes every option of `greenbench price` (same defaults, --users '
+    'greenbench/data/users_example.yaml and --trace US-MIDA-PJM included; the high hours are chosen by '
+    'the same code). Without --discount, the discount is the smallest that every user type takes.'
+    "\n\n"
+    + EXIT_CODES_HELP
+)
 
 
 def simulate_sections(doc: dict) -> list[Section]:

@@ -324,7 +324,7 @@ def load_transformers_model(auto_name: str, ref: Any, precision: str, device: to
                                      allow_download=allow_download, trust_remote_code=trust_remote_code,
                                      **cfg_keys)
         try:
-            with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), quiet_loading(False):
                 warnings.simplefilter("ignore")
                 torch.manual_seed(INIT_SEED)
                 model = auto.from_config(config, trust_remote_code=bool(trust_remote_code))

@@ -1,0 +1,411 @@
+"""The hf-lm workload: a causal LM, measured per request of fixed shape and scored on quality.
+
+A request is a prompt of exactly ``prompt_tokens`` tokens and a greedy generation of exactly
+``output_tokens`` new tokens (no sampling, KV cache on, end-of-sequence suppressed until the
+last token), so every request does the same work. The prompts are cut from the dataset's own
+text (or drawn at random when synthetic) and staged on the device in advance. A second phase,
+"prefill", runs the same call for one new token: the prompt's forward pass that yields the
+first token, with the same overheads; the runner derives time to first token from it and time
+per output token as (full - prefill) / (output_tokens - 1).
+
+Quality: perplexity on a text set (format "text"), or accuracy on a multiple-choice set scored
+by the log-likelihood of each choice given the question (format "multiple-choice").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from greenbench.workloads import hf_common as hc
+from greenbench.workloads.base import Score, WorkloadError
+
+SYNTHETIC_SIZE = 32  # synthetic prompts (and sequences scored) when the dataset gives no size
+MAX_PROMPTS = 256  # distinct prompts staged; larger batches repeat them
+EVAL_CONTEXT_CAP = 1024  # perplexity windows: the model's context, at most this many tokens
+LOGITS_BUDGET_BYTES = 1 << 30  # evaluation batches are cut so their float32 logits stay under this
+PHASES = ("prefill",)
+
+
+@dataclass(frozen=True)
+class Choice:
+    question: int  # index of its question
+    ids: list[int]  # context + continuation token ids
+    n_cont: int  # the last n_cont tokens are the choice, scored
+    chars: int  # length of the choice text (for the length-normalised accuracy)
+
+
+class LMWorkload(hc.HFWorkload):
+    def __init__(self, name: str, loaded: hc.Loaded, prompts: torch.Tensor, prompt_tokens: int,
+                 output_tokens: int, pad_id: int, eos_id: Any, quality: dict[str, Any], precision: str,
+                 device: torch.device, provenance: dict[str, Any]) -> None:
+        super().__init__(name, loaded.model, loaded.params, precision, device, provenance)
+        from transformers import GenerationConfig
+
+        self._prompts: torch.Tensor | None = prompts  # host (n, P) token ids
+        self._p, self._t, self._pad = prompt_tokens, output_tokens, pad_id
+        self._quality = quality
+        vocab = getattr(loaded.config, "vocab_size", None)
+        self._vocab = int(vocab) if vocab else None
+
+        def config(new_tokens: int) -> Any:
+            # min = max new tokens: EOS cannot end a request early, so every request does T tokens.
+            return GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=new_tokens,
+                                    min_new_tokens=new_tokens, use_cache=True, pad_token_id=pad_id,
+                                    eos_token_id=eos_id)
+
+        self._full, self._prefill = config(output_tokens), config(1)
+        out = hc.probe(lambda: self._generate(self._stage(1), config(2)), precision, device, name)
+        if tuple(out.shape) != (1, prompt_tokens + 2):
+            raise WorkloadError(f"model {name!r} generated {out.shape[-1] - prompt_tokens} tokens where 2 "
+                                "were asked for (min_new_tokens ignored?)")
+
+    # ------------------------------------------------------------------------- requests
+
+    def _stage(self, b: int) -> torch.Tensor:
+        assert self._prompts is not None
+        return hc.repeat_to(self._prompts, b).to(self._device)
+
+    def _generate(self, ids: torch.Tensor, config: Any) -> torch.Tensor:
+        model = self._live()
+        return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+
+    def _step(self, batch_size: int, config: Any) -> Callable[[], Any]:
+        self._live()
+        ids = self._stage(hc.batch_size_arg(batch_size))
+        mask = torch.ones_like(ids)  # prompts are exactly P tokens: nothing is padded
+        model = self._model
+
+        @torch.inference_mode()
+        def step() -> torch.Tensor:
+            return model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+
+        return step
+
+    def make_step(self, batch_size: int) -> Callable[[], Any]:
+        return self._step(batch_size, self._full)
+
+    def phases(self) -> tuple[str, ...]:
+        return PHASES
+
+    def make_phase_step(self, phase: str, batch_size: int) -> Callable[[], Any]:
+        if phase != "prefill":
+            raise WorkloadError(f"hf-lm has no phase {phase!r} (has: {', '.join(PHASES)})")
+        return self._step(batch_size, self._prefill)
+
+    def request_shape(self) -> dict[str, int]:
+        return {"prompt_tokens": self._p, "output_tokens": self._t}
+
+    # -------------------------------------------------------------------------- quality
+
+    def _logprobs(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of each token given those before it: (B, L-1), and its mask."""
+        model = self._live()
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # right padding: positions stay 0..n-1 for every row
+            ids[i, :len(s)] = torch.tensor(s)
+            mask[i, :len(s)] = 1
+        ids, mask = ids.to(self._device), mask.to(self._device)
+        logits = hc.logits_of(model(input_ids=ids, attention_mask=mask)).float()
+        lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        valid = mask[:, 1:] * mask[:, :-1]
+        return lp * valid, valid
+
+    def _rows(self, batch_size: int, width: int) -> int:
+        per_row = max(1, width * (self._vocab or 1) * 4)
+        return max(1, min(batch_size, LOGITS_BUDGET_BYTES // per_row))
+
+    def _perplexity(self, b: int) -> Score:
+        seqs: list[list[int]] = self._quality["sequences"]
+        nll, tokens = 0.0, 0
+        rows = self._rows(b, max(map(len, seqs)))
+        with torch.inference_mode():
+            for start in range(0, len(seqs), rows):
+                lp, valid = self._logprobs(seqs[start:start + rows])
+                nll -= float(lp.sum().item())
+                tokens += int(valid.sum().item())
+        extra = {"perplexity": math.exp(nll / tokens), "tokens_scored": tokens,
+                 "nll_per_token": nll / tokens}
+        return Score(correct=None, total=len(seqs), metric="perplexity", extra=extra)
+
+    def _multiple_choice(self, b: int) -> Score:
+        choices: list[Choice] = self._quality["choices"]
+        answers: list[int] = self._quality["answers"]
+        scores = []
+        rows = self._rows(b, max(len(c.ids) for c in choices))
+        with torch.inference_mode():
+            for start in range(0, len(choices), rows):
+                part = choices[start:start + rows]
+                lp, _ = self._logprobs([c.ids for c in part])
+                for i, c in enumerate(part):  # the choice's tokens are the last n_cont of its row
+                    end = len(c.ids) - 1
+                    scores.append(float(lp[i, end - c.n_cont:end].sum().item()))
+        best: dict[int, tuple[float, int]] = {}
+        best_norm: dict[int, tuple[float, int]] = {}
+        first: dict[int, int] = {}
+        for k, (c, s) in enumerate(zip(choices, scores)):
+            j = k - first.setdefault(c.question, k)  # index of the choice within its question
+            if c.question not in best or s > best[c.question][0]:
+                best[c.question] = (s, j)
+            norm = s / max(1, c.chars)
+            if c.question not in best_norm or norm > best_norm[c.question][0]:
+                best_norm[c.question] = (norm, j)
+        correct = sum(best[q][1] == a for q, a in enumerate(answers))
+        correct_norm = sum(best_norm[q][1] == a for q, a in enumerate(answers))
+        extra = {"accuracy_length_normalized": correct_norm / len(answers), "choices_scored": len(choices)}
+        return Score(correct=correct, total=len(answers), metric="accuracy", extra=extra)
+
+    def evaluate(self, batch_size: int) -> Score:
+        b = hc.batch_size_arg(batch_size)
+        if self._quality["format"] == "multiple-choice":
+            return self._multiple_choice(b)
+        return self._perplexity(b)
+
+    def _drop(self) -> None:
+        self._prompts = None
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def _texts(ds: Any, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
+    if ds.path is not None:
+        path, prov = hc.local_dataset(ds)
+        if path.is_dir():
+            raise WorkloadError(f"dataset {path}: hf-lm reads a TXT, CSV, TSV, JSONL or JSON file, not a folder")
+        if path.suffix.lower() == ".txt":
+            try:
+                lines = path.read_text("utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise WorkloadError(f"dataset {path}: cannot read as UTF-8 text: {hc.one_line(e)}") from None
+            texts = [line.strip() for line in lines if line.strip()]  # one item per non-empty line
+        else:
+            texts = [str(t) for t in hc.column(hc.read_table(path), ds.text_column, str(path))]
+    else:
+        data, prov = hc.hub_dataset(ds, allow_download, (ds.text_column,))
+        texts = [str(t).strip() for t in data[ds.text_column] if str(t).strip()]  # wikitext has blank rows
+    if ds.limit is not None:
+        texts = texts[:ds.limit]
+    if not texts:
+        raise WorkloadError(f"dataset {ds.path or ds.id}: no non-empty text")
+    prov.update(items=len(texts), text_column=ds.text_column, limit=ds.limit)
+    return texts, prov
+
+
+def _choice_list(value: Any, where: str, item: int) -> list[str]:
+    if isinstance(value, str):  # CSV cells: a JSON list, or choices separated by '|'
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise WorkloadError(f"dataset {where}: item {item}: choices is not a valid JSON list") from None
+        else:
+            value = [c.strip() for c in text.split("|")]
+    if isinstance(value, dict) and "text" in value:  # e.g. ARC's {"text": [...], "label": [...]}
+        value = value["text"]
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise WorkloadError(f"dataset {where}: item {item}: choices must be a list of at least 2")
+    return [str(c) for c in value]
+
+
+def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int:
+    if hc.is_int_like(answer):
+        idx = int(answer)
+    elif isinstance(answer, str) and answer.strip() in choices:
+        idx = choices.index(answer.strip())
+    elif isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().isalpha():
+        idx = ord(answer.strip().upper()) - ord("A")
+    else:
+        raise WorkloadError(f"dataset {where}: item {item}: answer {answer!r} is neither an index, a letter "
+                            "nor one of the choices")
+    if not 0 <= idx < len(choices):
+        raise WorkloadError(f"dataset {where}: item {item}: answer {answer!r} is outside its {len(choices)} choices")
+    return idx
+
+
+def _multiple_choice(ds: Any, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
+    cols = (ds.question_column, ds.choices_column, ds.answer_column)
+    if ds.path is not None:
+        path, prov = hc.local_dataset(ds)
+        if path.is_dir():
+            raise WorkloadError(f"dataset {path}: a multiple-choice set is a CSV, TSV, JSONL or JSON file")
+        where = str(path)
+        rows = hc.read_table(path)
+        if ds.limit is not None:
+            rows = rows[:ds.limit]
+        columns = [hc.column(rows, c, where) for c in cols]
+    else:
+        data, prov = hc.hub_dataset(ds, allow_download, cols)
+        where = f"{ds.id} {ds.split}"
+        columns = [list(data[c]) for c in cols]
+    items = []
+    for i, (q, ch, a) in enumerate(zip(*columns), 1):
+        choices = _choice_list(ch, where, i)
+        items.append((str(q), choices, _answer_index(a, choices, where, i)))
+    prov.update(items=len(items), question_column=ds.question_column, choices_column=ds.choices_column,
+                answer_column=ds.answer_column, limit=ds.limit)
+    return items, prov
+
+
+# ---------------------------------------------------------------------------- tokenising
+
+
+def _windows(ids: list[int], width: int) -> list[list[int]]:
+    """Non-overlapping windows of at most ``width`` tokens; a lone last token has nothing to score."""
+    return [ids[i:i + width] for i in range(0, len(ids), width) if len(ids[i:i + width]) >= 2]
+
+
+def _prompts(stream: list[int], p: int) -> tuple[torch.Tensor, bool]:
+    """(n, p) prompts cut from a token stream, repeating it when it is shorter than one prompt."""
+    repeated = len(stream) < p
+    if repeated:
+        stream = (stream * (p // len(stream) + 1))[:p]
+    n = min(len(stream) // p, MAX_PROMPTS)
+    return torch.tensor(stream[:n * p], dtype=torch.long).view(n, p), repeated
+
+
+def _context(config: Any) -> int | None:
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def build_hf_lm(
+    model: dict,
+    dataset: dict | None,
+    precision: str,
+    device: str,
+    cache_dir: Path,
+    on_note: hc.Note = None,
+    generation: dict | None = None,
+    trust_remote_code: bool = False,
+    allow_download: bool = False,
+) -> LMWorkload:
+    """Build an AutoModelForCausalLM at ``precision`` on ``device``: requests of ``generation``'s
+    prompt_tokens in, output_tokens out (default 128 and 64), scored by perplexity or by
+    multiple-choice accuracy."""
+    from pydantic import ValidationError
+
+    from greenbench.zoo import Generation
+
+    ref, ds = hc.model_ref(model), hc.dataset_ref(dataset)
+    try:
+        gen = Generation.model_validate(generation or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise WorkloadError(f"generation: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    p, t = gen.prompt_tokens, gen.output_tokens
+    dev = hc.resolve_device(device)
+    hc.check_precision(precision, dev)
+    if ref.source != "transformers":
+        raise WorkloadError(f"model {ref.name!r}: hf-lm loads transformers models, not source {ref.source!r}")
+    if not ds.synthetic and ds.format not in ("text", "multiple-choice"):
+        raise WorkloadError(f"hf-lm needs dataset format 'text' (perplexity) or 'multiple-choice' (accuracy), "
+                            f"not {ds.format!r}")
+    hc.check_available("model", ref.id, ref.revision, allow_download)
+
+    tok_id = ref.tokenizer or ref.id
+    tokenizer, tok_prov = None, None
+    if tok_id is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer, tok_prov = hc.hub_load(
+            "tokenizer", tok_id, ref.revision if tok_id == ref.id else None, AutoTokenizer.from_pretrained,
+            allow_download=allow_download, trust_remote_code=trust_remote_code,
+            cache_files=("tokenizer_config.json", "tokenizer.json", "config.json"))
+    elif not ds.synthetic:
+        raise WorkloadError(f"model {ref.name!r} has no tokenizer (give 'tokenizer' or 'id'); "
+                            "without one only 'synthetic: true' data works (random token ids)")
+
+    texts: list[str] = []
+    mc: list[tuple[str, list[str], int]] = []
+    if ds.synthetic:
+        data_prov: dict[str, Any] = {"synthetic": True, "seed": ds.seed,
+                                     "note": "random token ids: perplexity is that of noise"}
+    elif ds.format == "text":
+        texts, data_prov = _texts(ds, allow_download)
+    else:
+        mc, data_prov = _multiple_choice(ds, allow_download)
+
+    defaults = {"vocab_size": len(tokenizer)} if tokenizer is not None and ref.weights == "random" \
+        and "vocab_size" not in (ref.config or {}) else {}
+    loaded = hc.load_transformers_model("AutoModelForCausalLM", ref, precision, dev,
+                                        allow_download=allow_download, trust_remote_code=trust_remote_code,
+                                        on_note=on_note, config_defaults=defaults)
+    config = loaded.config
+    context = _context(config)
+    if context is not None and p + t > context:
+        raise WorkloadError(f"prompt_tokens + output_tokens = {p + t} exceeds model {ref.name!r}'s "
+                            f"context of {context} tokens")
+    eos = tokenizer.eos_token_id if tokenizer is not None and tokenizer.eos_token_id is not None \
+        else getattr(config, "eos_token_id", None)
+    pad = next((x for x in (tokenizer.pad_token_id if tokenizer is not None else None,
+                            getattr(config, "pad_token_id", None),
+                            eos[0] if isinstance(eos, list) and eos else eos) if isinstance(x, int)), 0)
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(eos, int) and vocab and not 0 <= eos < vocab:  # e.g. GPT2Config's 50256 on a tiny vocab
+        if on_note:
+            on_note(f"{ref.name}: eos token id {eos} is outside the vocabulary of {vocab}; generating without one")
+        eos = None
+        pad = pad if 0 <= pad < vocab else 0
+    width = min(context or EVAL_CONTEXT_CAP, EVAL_CONTEXT_CAP)
+
+    quality: dict[str, Any]
+    if ds.synthetic:
+        if not vocab:
+            raise WorkloadError(f"model {ref.name!r}: no vocab_size to draw synthetic token ids from")
+        n = ds.size or SYNTHETIC_SIZE
+        g = torch.Generator().manual_seed(ds.seed)
+        prompts = torch.randint(0, vocab, (n, p), generator=g)
+        quality = {"format": "text", "sequences": [row[:width] for row in prompts.tolist()]}
+        prompt_prov = {"source": "synthetic", "seed": ds.seed, "prompts": n, "repeated": False}
+        data_prov.update(items=n)
+    else:
+        encode = lambda xs, special: tokenizer(xs, add_special_tokens=special)["input_ids"]  # noqa: E731
+        if ds.format == "text":
+            docs = encode(texts, True)
+            seqs = [w for d in docs for w in _windows(d, width)]
+            if not seqs:
+                raise WorkloadError(f"dataset {ds.path or ds.id}: no item has 2 tokens or more to score")
+            quality = {"format": "text", "sequences": seqs}
+            stream_src = encode(texts, False)
+            data_prov.update(sequences=len(seqs), context_tokens=width)
+        else:
+            choices, answers = [], []
+            for qi, (question, options, answer) in enumerate(mc):
+                ctx = encode([question], True)[0] or ([eos] if isinstance(eos, int) else [pad])
+                for option in options:  # lm-eval style: the choice follows the question after a space
+                    cont = encode([" " + option], False)[0]
+                    if not cont:
+                        raise WorkloadError(f"dataset {ds.path or ds.id}: item {qi + 1}: choice {option!r} "
+                                            "has no tokens")
+                    ids = (ctx + cont)[-width:]
+                    choices.append(Choice(qi, ids, min(len(cont), len(ids) - 1), len(option)))
+                answers.append(answer)
+            quality = {"format": "multiple-choice", "choices": choices, "answers": answers}
+            stream_src = encode([q for q, _, _ in mc], False)
+        sep = [eos] if isinstance(eos, int) else []
+        stream = [tok for d in stream_src for tok in d + sep]
+        if not stream:
+            raise WorkloadError(f"dataset {ds.path or ds.id}: no tokens to build prompts from")
+        prompts, repeated = _prompts(stream, p)
+        if repeated and on_note:
+            on_note(f"{ref.name}: the dataset has {len(stream)} tokens, fewer than one prompt of {p}; "
+                    "prompts repeat it")
+        prompt_prov = {"source": f"dataset {'text' if ds.format == 'text' else 'questions'}, "
+                                 "concatenated and cut", "prompts": int(prompts.shape[0]), "repeated": repeated}
+    prov = {"model": loaded.provenance, "tokenizer": tok_prov, "dataset": data_prov,
+            "generation": {"prompt_tokens": p, "output_tokens": t, "decoding": "greedy", "kv_cache": True,
+                           "min_new_tokens": t, **prompt_prov},
+            "trust_remote_code": bool(trust_remote_code), "precision": precision, "device": str(dev)}
+    return LMWorkload(ref.name, loaded, prompts, p, t, pad, eos, quality, precision, dev, prov)

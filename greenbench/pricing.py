@@ -134,9 +134,13 @@ def bounds(users: Users, accuracy: np.ndarray, latency_ms: np.ndarray) -> Bounds
 
 def _norm(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den clipped to [0, 1]; a zero range (all points alike) counts as fully satisfied."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num >= 0, 1.0, 0.0))
-    return np.clip(r, 0.0, 1.0)
+    shp = np.broadcast_shapes(num.shape, den.shape)
+    pos = np.broadcast_to(den > 0, shp)
+    out = np.empty(shp)
+    np.divide(num, den, out=out, where=pos)
+    if not pos.all():
+        out[~pos] = np.broadcast_to(num, shp)[~pos] >= 0
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def utility(users: Users, b: Bounds, accuracy, latency_ms, kind: str = "linear", k: float | None = None) -> np.ndarray:
@@ -413,12 +417,17 @@ def _prices(users: Users, opts: PricingOptions, u_h: np.ndarray) -> tuple[np.nda
 
 
 def price_points(points: list[OperatingPoint], users: Users, trace, opts: PricingOptions = PricingOptions(),
-                 excluded: tuple[str, ...] = (), slots: slotsmod.Slots | None = None) -> PricingResult:
-    """The calculator on operating points (``price`` reads them from a profile)."""
+                 excluded: tuple[str, ...] = (), slots: slotsmod.Slots | None = None,
+                 choice: Choice | None = None) -> PricingResult:
+    """The calculator on operating points (``price`` reads them from a profile).
+
+    ``choice`` (from ``choose_points`` with the same points, users and options) skips choosing H
+    and R again: they do not depend on the trace (see ``price_traces``)."""
     opts.check()
     if not points:
         raise PricingError("no operating points to price")
-    choice = choose_points(points, users, opts, excluded)
+    if choice is None:
+        choice = choose_points(points, users, opts, excluded)
     h, r = choice.premium, choice.reduced
     s = slots if slots is not None else slotsmod.select(trace, opts.slots)
     acc = np.array([p.accuracy for p in points])
@@ -490,6 +499,14 @@ def price_points(points: list[OperatingPoint], users: Users, trace, opts: Pricin
                          tuple(rows), pop, ds, value_req, tuple(notes))
 
 
+def price_traces(points: list[OperatingPoint], users: Users, traces, opts: PricingOptions = PricingOptions(),
+                 excluded: tuple[str, ...] = ()) -> list[PricingResult]:
+    """The calculator on several traces (e.g. every zone): H and R are chosen once."""
+    opts.check()
+    choice = choose_points(points, users, opts, excluded)
+    return [price_points(points, users, tr, opts, excluded, choice=choice) for tr in traces]
+
+
 def price(profile, users: Users, trace, opts: PricingOptions = PricingOptions()) -> PricingResult:
     """The calculator of shared/docs/pricing-model.md on a profile, users and an hourly trace."""
     opts.check()
@@ -499,6 +516,20 @@ def price(profile, users: Users, trace, opts: PricingOptions = PricingOptions())
 
 # ------------------------------------------------------------------------------------------------
 # JSON
+
+
+def uptake_curve(res: PricingResult) -> list[dict]:
+    """For each user type's δ*, ascending: the share of subscribers that a discount of δ* takes."""
+    rows = sorted(res.users, key=lambda u: (u.delta_star, u.name))
+    out, cum = [], 0.0
+    for u in rows:
+        cum += u.share
+        if out and abs(out[-1]["discount"] - u.delta_star) <= 1e-12:
+            out[-1]["uptake"] = cum
+            out[-1]["types"].append(u.name)
+        else:
+            out.append({"discount": u.delta_star, "uptake": cum, "types": [u.name]})
+    return out
 
 
 def _f(x):
@@ -566,6 +597,7 @@ def to_dict(res: PricingResult) -> dict:
                         "delta_star": u.delta_star, "takes_up": u.takes_up,
                         "saved_g_per_period": u.saved_g_per_period, "discount_cost_per_period": u.discount_cost,
                         "net_per_user_per_period": _f(u.net_per_user)} for u in res.users],
+        "uptake_curve": uptake_curve(res),
         "population": {"discount": pop.discount, "discount_source": pop.discount_source, "subscribers": pop.subscribers,
                        "uptake": pop.uptake, "green_subscribers": pop.green_subscribers,
                        "green_requests_per_period": pop.green_requests, "requests_per_period": pop.all_requests,

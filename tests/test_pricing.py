@@ -156,6 +156,9 @@ def test_uptake_at_an_offered_discount():
     assert [r.delta_star for r in res.users] == pytest.approx([0.1, 0.05, 0.0])
     assert [r.takes_up for r in res.users] == [False, True, True]
     assert res.population.uptake == pytest.approx(2 / 3)
+    assert pricing.uptake_curve(res) == [{"discount": 0.0, "uptake": pytest.approx(1 / 3), "types": ["u2"]},
+                                         {"discount": pytest.approx(0.05), "uptake": pytest.approx(2 / 3), "types": ["u1"]},
+                                         {"discount": pytest.approx(0.1), "uptake": pytest.approx(1.0), "types": ["u0"]}]
     # no discount offered: the smallest one every type takes
     res = pricing.price_points([H, R], u, trace(DAY), PricingOptions(slots=sp))
     assert res.population.discount == pytest.approx(0.1) and res.population.uptake == pytest.approx(1.0)
@@ -315,8 +318,12 @@ def test_invariant_discount_zero_cases_and_linearity(e, p_max, u_h, frac, n, v, 
     assert min_discount(e=1 - c * (1 - e), p_max=p_max, **kw) == pytest.approx(c * d, abs=1e-12)
 
 
+# Intensities as grids report them: 0, or from 0.01 to 1000 gCO2e/kWh (no subnormal floats).
+intensity = st.just(0.0) | st.floats(0.01, 1000)
+
+
 def _days(n_days):
-    return st.lists(st.floats(0, 1000, allow_nan=False), min_size=24 * n_days, max_size=24 * n_days)
+    return st.lists(intensity, min_size=24 * n_days, max_size=24 * n_days)
 
 
 policies = st.one_of(
@@ -408,6 +415,21 @@ def test_invariant_results_do_not_depend_on_the_order_of_trace_rows(tmp_path):
             for p in paths)
     a["trace"].pop("source"), b["trace"].pop("source")
     a.pop("trace"), b.pop("trace")
+    assert a == b
+
+
+def test_invariant_results_do_not_depend_on_the_order_of_profile_records():
+    import copy
+    from pathlib import Path
+
+    from greenbench import profile as prof
+    from greenbench.users import load_users
+
+    p = prof.load(Path(__file__).resolve().parent.parent / "profiles" / "mnist1d-cpu-2core.json")
+    q = copy.deepcopy(p)
+    q.records = list(reversed(q.records[::2])) + q.records[1::2]
+    ci = np.random.default_rng(5).uniform(50, 600, 24 * 35)
+    a, b = (pricing.to_dict(pricing.price(x, load_users(), trace(ci), PricingOptions())) for x in (p, q))
     assert a == b
 
 

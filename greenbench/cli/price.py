@@ -243,6 +243,9 @@ def price_summary(doc: dict) -> list[str]:
         f"{pct(pop['discount'], 2)}; ΔC = {fmt_g(pop['saved_g_per_period'])} of C_base = {fmt_g(pop['c_base_g_per_period'])} "
         f"({pct(pop['rho'])}); discount cost {fmt_money(pop['discount_cost_per_period'], cur)}",
     ]
+    if doc["uptake_curve"]:
+        lines.append("uptake by discount: " + ", ".join(f"δ >= {pct(c['discount'], 2)}: {pct(c['uptake'], 0)}"
+                                                         for c in doc["uptake_curve"]))
     if pop["net_per_period"] is not None:
         lines.append(f"provider's net per billing period: {fmt_money(pop['savings_value_per_period'], cur)} of electricity and carbon "
                      f"saved - {fmt_money(pop['discount_cost_per_period'], cur)} of discounts = {fmt_money(pop['net_per_period'], cur)}")

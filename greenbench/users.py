@@ -135,7 +135,8 @@ def parse_users(doc: object, source: str) -> Users:
         elif first["type"] == "missing":
             msg = "is required"
         msg = msg.replace("Value error, ", "")
-        raise UsersError(f"{source}: {_where(doc, tuple(first['loc']))} {msg}") from None
+        msg = msg[:1].lower() + msg[1:]
+        raise UsersError(f"{source}: {_where(doc, tuple(first['loc']))}: {msg}") from None
     if parsed.version != SCHEMA_VERSION:
         raise UsersError(f"{source}: users file version {parsed.version} is not supported (this greenbench reads {SCHEMA_VERSION})")
     names = [t.name for t in parsed.user_types]

@@ -174,7 +174,8 @@ def option_rows(doc: dict) -> list[list[str]]:
     rows = [
         ["trace", f"{doc['trace']['name']} ({doc['trace']['basis'] or 'basis unknown'}, {doc['trace']['hours']} h "
                   f"from {doc['trace']['start_utc']}, days in {doc['trace']['tz'] or 'UTC'})", doc["trace"]["source"]],
-        ["users", doc["users_file"], "--users" if not doc.get("users_default") else "default: shipped example"],
+        ["users", "greenbench/data/users_example.yaml" if doc.get("users_default") else doc["users_file"],
+         "default: shipped example" if doc.get("users_default") else "--users"],
         ["utility shape", shape, "--utility-shape"],
         ["latency statistic", o["latency_statistic"], "--latency"],
         ["energy basis", o["energy_basis"], "--energy"],
@@ -188,6 +189,16 @@ def option_rows(doc: dict) -> list[list[str]]:
         ["consciousness", o["consciousness"] + ("" if o["reward_per_gco2e"] is None else f" (β = {o['reward_per_gco2e']:g} {doc['currency']}/gCO2e)"), "--consciousness"],
         ["R ranked by", o["rank_by"], "--rank-by"],
         ["subscribers", f"{o['subscribers']:,}", "--subscribers, users file, or 1000"],
+        ["H must meet", "none" if o["latency_slo_ms"] is None else f"latency <= {o['latency_slo_ms']:g} ms",
+         "--latency-slo-ms" if o["premium"] is None else "ignored: --premium names H"],
+        ["R must meet", "; ".join(x for x in (
+            None if o["accuracy_floor"] is None else f"accuracy >= {o['accuracy_floor']:g}",
+            None if o["latency_ceiling_ms"] is None else f"latency <= {o['latency_ceiling_ms']:g} ms")
+            if x) or "none", "--accuracy-floor, --latency-ceiling-ms" if o["reduced"] is None else "ignored: --reduced names R"],
+        ["offered discount δ", pct(doc["population"]["discount"], 2), doc["population"]["discount_source"]],
+        ["prices", "none: no net" if o["electricity_price_per_kwh"] is None and o["carbon_price_per_tonne"] is None else
+         f"π_e {o['electricity_price_per_kwh'] or 0:g} {doc['currency']}/kWh, π_c {o['carbon_price_per_tonne'] or 0:g} "
+         f"{doc['currency']}/t CO2e", "--electricity-price-per-kwh, --carbon-price-per-tonne"],
     ]
     return rows
 
@@ -227,7 +238,7 @@ def price_sections(doc: dict) -> list[Section]:
            pct(m["p"]), pct(m["p_max"]), fmt_g(m["saved_g_per_request"] * 1000), fmt_g(m["c_base_g_per_request"] * 1000),
            pct(m["rho"]), pct(m["rho_blind"])] for m in doc["months"]]
     secs.append(Section("months (per 1,000 green requests: ΔC saved and C_base)",
-                        ["month", "hours", "high hours", "p before cap", "p", "p_max", "ΔC /1k req", "C_base /1k req", "ρ", "ρ_blind"], ms))
+                        ["month", "hours", "high hours", "p before p_max", "p", "p_max", "ΔC /1k req", "C_base /1k req", "ρ", "ρ_blind"], ms))
     return secs
 
 

@@ -9,7 +9,7 @@ from greenbench import pricing, simulate
 from greenbench.pricing import PricingOptions
 from greenbench.slots import SlotPolicy
 
-from test_pricing import H, R, START, ladder, trace, users
+from test_pricing import H, R, ladder, trace, users
 
 
 def _priced(ci, **kw):

@@ -181,8 +181,8 @@ class Row:
     def p_text(self) -> str:
         if self.test == "exact":
             return "exact"
-        if self.test in ("untested", "off"):
-            return self.test
+        if self.test in ("untested", "off", "identical"):
+            return {"identical": "same"}.get(self.test, self.test)
         if self.p_adjusted is None:
             return "—"
         return "p<1e-4" if self.p_adjusted < 1e-4 else f"p={self.p_adjusted:.2g}"
@@ -242,9 +242,8 @@ class Result:
 def _row_phrase(r: Row) -> str:
     if r.metric == "status":
         return f"{r.point} failed in the candidate"
-    p = "" if r.test in ("untested", "off") else f", {r.p_text()}"
-    how = " untested" if r.test == "untested" else ""
-    return f"{r.point} {r.metric} {r.change_text()} ({r.before:.4g} -> {r.after:.4g}{p}{how})"
+    how = {"untested": ", untested: threshold alone", "off": ""}.get(r.test, f", {r.p_text()}")
+    return f"{r.point} {r.metric} {r.change_text()} ({r.before:.4g} -> {r.after:.4g}{how})"
 
 
 def point_label(r: Record) -> str:

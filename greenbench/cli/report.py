@@ -1,0 +1,51 @@
+"""greenbench report: one self-contained HTML file (and PNG plots) from a profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import EXIT_CODES_HELP, err, fail, out, user_errors
+
+HELP = f"""Write a self-contained HTML report of PROFILE (tables and plots inline, no network
+access) and its plots as PNG files beside it: accuracy against energy per item, latency against
+batch size, energy per item by model, and with --baseline the changes against it (judged as
+`greenbench compare` judges them). Estimated energy is labelled as such.
+
+The report is not a gate: it exits 0 whatever changed (use `greenbench compare` in CI).
+
+{EXIT_CODES_HELP}"""
+
+
+def report_command(
+    profile: Path = typer.Argument(..., help="The profile (JSON) to report on."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline profile: adds the changes against it."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.html and the PNGs. Default: ./<profile stem>-report/."),
+    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Thresholds for the changes, as in `greenbench compare` (repeatable)."),
+    no_stats: bool = typer.Option(False, "--no-stats", help="Judge changes on thresholds alone, as in `greenbench compare`."),
+) -> None:
+    from .. import compare as cmp
+    from .. import profile as prof
+    from .. import report as rep
+    from .compare import _load
+
+    folder = out_dir or Path(f"{profile.stem}-report")
+    with user_errors():
+        options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), stats=not no_stats)
+        current = _load(prof, profile, "profile")
+        base = _load(prof, baseline, "baseline") if baseline is not None else None
+        if folder.exists() and not folder.is_dir():
+            raise fail(f"{folder}: exists and is not a folder; pick another with --out")
+        result = rep.write_report(current, folder, profile_name=str(profile), baseline=base,
+                                  baseline_name=str(baseline), options=options)
+    if result.comparison is not None:
+        for w in result.comparison.warnings:
+            err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        out.print(result.comparison.summary_line(), highlight=False)
+    for name, why in result.missing_plots.items():
+        err.print(f"note: {name} not drawn: {why}", highlight=False)
+    for path in result.images.values():
+        err.print(f"wrote {path}", highlight=False)
+    out.print(str(result.html_path), highlight=False)

@@ -1,0 +1,341 @@
+"""A self-contained HTML report of a profile (and its changes against a baseline), with the plots
+also written as PNG files beside it.
+
+Self-contained means one file that opens anywhere, offline: CSS inline, plots as base64 PNG data,
+no script, no font, no link to anything on a network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import report_plots as plots
+from .compare import Options, Result, Row, compare
+from .errors import GreenbenchError
+from .profile import Profile, Record, utc_now
+
+
+class ReportError(GreenbenchError):
+    """The report cannot be written (one line)."""
+
+
+PLOTS = {  # file name -> (title, what it shows)
+    "accuracy_vs_energy.png": ("Accuracy against energy per item",
+                               "Each point is an operating point; bars are 95% intervals on both axes."),
+    "latency_vs_batch.png": ("Latency against batch size",
+                             "Latency per batch (what each request of a batch waits): p50 solid, p95 dashed."),
+    "energy_by_model.png": ("Energy per item by model", "Bars by batch size; whiskers are 95% intervals."),
+}
+CHANGES_PNG = "changes.png"
+
+
+@dataclass
+class Report:
+    html_path: Path
+    images: dict[str, Path] = field(default_factory=dict)
+    comparison: Result | None = None
+    missing_plots: dict[str, str] = field(default_factory=dict)  # file -> why it was not drawn
+
+
+def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profile",
+                 baseline: Profile | None = None, baseline_name: str = "baseline",
+                 options: Options | None = None) -> Report:
+    """Write ``out_dir/report.html`` and the PNG plots beside it; returns what was written."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReportError(f"{out_dir}: cannot create the report folder: {e.strerror or e}") from None
+    comparison = None
+    if baseline is not None:
+        comparison = compare(baseline, profile, options or Options(), names=(baseline_name, profile_name))
+    drawn: dict[str, bytes] = {}
+    missing: dict[str, str] = {}
+    for name, fn in (("accuracy_vs_energy.png", plots.accuracy_vs_energy),
+                     ("latency_vs_batch.png", plots.latency_vs_batch),
+                     ("energy_by_model.png", plots.energy_by_model)):
+        png = fn(profile)
+        if png is None:
+            missing[name] = "no point of this profile has the values it needs"
+        else:
+            drawn[name] = png
+    if comparison is not None:
+        png = plots.changes(comparison)
+        if png is None:
+            missing[CHANGES_PNG] = "no row could be compared"
+        else:
+            drawn[CHANGES_PNG] = png
+    report = Report(out_dir / "report.html", comparison=comparison, missing_plots=missing)
+    try:
+        for name, png in drawn.items():
+            (out_dir / name).write_bytes(png)
+            report.images[name] = out_dir / name
+        report.html_path.write_text(render_html(profile, profile_name, drawn, comparison, missing), "utf-8")
+    except OSError as e:
+        raise ReportError(f"{out_dir}: cannot write the report: {e.strerror or e}") from None
+    return report
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+CSS = """
+:root { --fg:#1d2327; --muted:#5f6b73; --line:#d9dee2; --bg:#ffffff; --band:#f4f6f8; --red:#c62828;
+        --amber:#8a5a00; --amberbg:#fff4dc; --green:#2e7d32; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--fg); background: var(--bg); margin: 0; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 15px; margin: 20px 0 6px; }
+.sub { color: var(--muted); margin: 0 0 16px; }
+.banner { border-left: 5px solid #ef8f00; background: var(--amberbg); color: var(--amber);
+          padding: 10px 14px; margin: 14px 0; border-radius: 3px; }
+.verdict { font-size: 16px; font-weight: 600; padding: 10px 14px; border-radius: 3px; margin: 10px 0; }
+.verdict.fail { background: #fdecea; color: var(--red); border-left: 5px solid var(--red); }
+.verdict.pass { background: #e8f5e9; color: var(--green); border-left: 5px solid var(--green); }
+ul.lines { margin: 6px 0; padding-left: 20px; }
+figure { margin: 14px 0 22px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 3px; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 12.5px; margin: 8px 0 4px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { background: var(--band); position: sticky; top: 0; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr:nth-child(even) td { background: #fafbfc; }
+tr.regression td { background: #fdecea; color: var(--red); font-weight: 600; }
+tr.crossed td { background: var(--amberbg); }
+tr.improvement td { color: var(--green); }
+tr.not_comparable td, tr.missing td, tr.new td, tr.ignored td { color: var(--muted); }
+tr.failed td { color: var(--red); }
+td.wrap { white-space: normal; min-width: 150px; }
+td.flags { font-size: 11px; color: var(--muted); }
+details summary { cursor: pointer; color: var(--muted); margin: 8px 0; }
+.tag { display: inline-block; font-size: 11px; padding: 0 5px; border-radius: 3px; background: var(--amberbg);
+       color: var(--amber); border: 1px solid #f0c36d; }
+.note { color: var(--muted); font-size: 12.5px; }
+table.kv td:first-child { color: var(--muted); }
+table.kv td { white-space: normal; }
+footer { color: var(--muted); font-size: 12px; margin-top: 36px; border-top: 1px solid var(--line); padding-top: 8px; }
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _num(x: float | None, spec: str = ".3g") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _cell(tag: str, cls: str, value: str) -> str:
+    return f'<{tag} class="{cls}">{value}</{tag}>' if cls else f"<{tag}>{value}</{tag}>"
+
+
+def _img(name: str, png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _estimated(profile: Profile) -> bool:
+    return any(r.energy_method == "estimate" for r in profile.ok_records())
+
+
+def _device_names(profile: Profile) -> str:
+    names = dict.fromkeys(f"{r.device_name or r.device} ({r.device})" for r in profile.records)
+    return ", ".join(names) or "no device"
+
+
+def summary_lines(profile: Profile) -> list[str]:
+    """Most accurate point, least energy, and what the spread between them costs."""
+    ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
+    if not ok:
+        return ["No point has both accuracy and energy."]
+    label = "estimated" if {r.energy_method for r in ok} == {"estimate"} else "measured"
+    best = max(ok, key=lambda r: (r.accuracy, -r.energy_j_per_item))
+    least = min(ok, key=lambda r: r.energy_j_per_item)
+    lines = [f"Most accurate: {best.model} (accuracy {best.accuracy:.3f}) at {best.energy_j_per_item:.3g} "
+             f"J per item (batch {best.batch_size}, {label})."]
+    if least is not best and least.energy_j_per_item > 0:
+        lines.append(f"Least energy: {least.model} at batch {least.batch_size}, "
+                     f"{best.energy_j_per_item / least.energy_j_per_item:.3g}× less energy per item than that, "
+                     f"accuracy {least.accuracy:.3f} ({least.accuracy - best.accuracy:+.3f}).")
+    fastest = max(profile.ok_records(), key=lambda r: r.items_per_s or 0)
+    if fastest.items_per_s:
+        lines.append(f"Highest throughput: {fastest.model} at batch {fastest.batch_size}, "
+                     f"{fastest.items_per_s:,.0f} items/s.")
+    return lines
+
+
+def _points_table(profile: Profile) -> str:
+    """One row per point; precision and device get columns only when they vary."""
+    varying = {c for c in ("precision", "device") if len({getattr(r, c) for r in profile.records}) > 1}
+    cols = [("model", "", lambda r: _e(r.model)), ("params", "num", lambda r: _num(r.params, ",")),
+            ("batch", "num", lambda r: str(r.batch_size))]
+    if "precision" in varying:
+        cols.append(("prec", "", lambda r: _e(r.precision)))
+    if "device" in varying:
+        cols.append(("device", "", lambda r: _e(r.device)))
+    cols += [("accuracy [95% CI]", "num", _acc), ("p50 ms", "num", lambda r: _num(r.latency_p50_ms)),
+             ("p95 ms", "num", lambda r: _num(r.latency_p95_ms)),
+             ("items/s", "num", lambda r: "—" if r.items_per_s is None else f"{r.items_per_s:,.0f}"),
+             ("J/item ± σ", "num", _energy),
+             ("CV", "num", lambda r: "—" if r.energy_j_per_item_cv is None else f"{r.energy_j_per_item_cv:.1%}"),
+             ("method", "", lambda r: _e(r.energy_method) if r.energy_method != "estimate"
+              else '<span class="tag">estimate</span>'),
+             ("W", "num", lambda r: _num(r.power_w, ".1f")),
+             ("mgCO2e/item", "num", lambda r: _num(None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3)),
+             ("flags", "flags", lambda r: "<br>".join(_e(f) for f in r.flags))]
+    head = "".join(_cell("th", c, _e(n)) for n, c, _ in cols)
+    body = []
+    for r in profile.records:
+        if r.status != "ok":
+            first = "".join(_cell("td", c, f(r)) for _, c, f in cols[:3 + len(varying)])
+            body.append(f'<tr class="failed">{first}<td colspan="{len(cols) - 3 - len(varying)}" class="wrap">'
+                        f"{_e(r.status)}: {_e(r.error)}</td></tr>")
+            continue
+        body.append("<tr>" + "".join(_cell("td", c, f(r)) for _, c, f in cols) + "</tr>")
+    uniform = "" if varying >= {"precision", "device"} else (
+        '<p class="note">All points: ' + ", ".join(
+            f"{c} {getattr(profile.records[0], c)}" for c in ("precision", "device") if c not in varying) + ".</p>")
+    return (f'{uniform}<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _acc(r: Record) -> str:
+    if r.accuracy is None:
+        return "—"
+    ci = f" [{r.accuracy_ci95[0]:.3f}, {r.accuracy_ci95[1]:.3f}]" if r.accuracy_ci95 else ""
+    return f"{r.accuracy:.3f}{ci}"
+
+
+def _energy(r: Record) -> str:
+    if r.energy_j_per_item is None:
+        return "null"
+    return f"{r.energy_j_per_item:.3g}" + ("" if r.energy_j_per_item_std is None else f" ± {r.energy_j_per_item_std:.2g}")
+
+
+def _changes_table(rows: list[Row]) -> str:
+    from .compare_export import fmt_ratio, fmt_value
+
+    cols = [("Point", ""), ("Metric", ""), ("Change", "num"), ("Before", "num"), ("After", "num"),
+            ("Ratio", "num"), ("Test", ""), ("Verdict", "wrap")]
+    head = "".join(_cell("th", c, n) for n, c in cols)
+    body = []
+    for r in rows:
+        cls = "crossed" if r.status == "ok" and r.crossed else r.status
+        metric = _e(r.metric) + (' <span class="tag">estimate</span>' if r.estimate else "")
+        verdict = _e(r.verdict()) + (f'<br><span class="note">{_e("; ".join(r.notes))}</span>' if r.notes else "")
+        cells = [_e(r.point), metric, _e(r.change_text()), fmt_value(r.before), fmt_value(r.after),
+                 fmt_ratio(r.ratio), _e(r.p_text()), verdict]
+        body.append(f'<tr class="{cls}">' + "".join(_cell("td", c, v) for (_, c), v in zip(cols, cells))
+                    + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _kv(rows: list[tuple[str, object]]) -> str:
+    return '<table class="kv">' + "".join(
+        f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows if v not in (None, "", {})) + "</table>"
+
+
+def _estimate_reason(profile: Profile) -> str:
+    for idle in profile.idle.values():
+        meter = idle.get("meter") or {}
+        if meter.get("method") == "estimate" and meter.get("reason"):
+            reason = str(meter["reason"])
+            prefix = "estimate, not a measurement:"
+            reason = reason[len(prefix):].strip() if reason.startswith(prefix) else reason
+            return reason[:1].upper() + reason[1:]
+    return "Modelled from load and time, not read from an energy counter"
+
+
+def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], comparison: Result | None,
+                missing: dict[str, str] | None = None) -> str:
+    from . import __version__
+
+    missing = missing or {}
+    name = profile.ladder.get("name", "profile")
+    quick = bool((profile.settings.get("protocol") or {}).get("quick"))
+    prov = profile.provenance or {}
+    parts = [f"<h1>greenbench report: {_e(name)}{' (quick)' if quick else ''}</h1>",
+             f'<p class="sub">{_e(profile_name)} · {len(profile.records)} operating points · '
+             f"{_e(_device_names(profile))} · measured {_e(profile.created_utc)}"
+             f"{'' if profile.complete else ' · INCOMPLETE (interrupted run)'}</p>"]
+    if _estimated(profile):
+        parts.append('<div class="banner"><b>Energy here is an estimate, not a measurement.</b> '
+                     f"{_e(_estimate_reason(profile))}. Figures and tables mark it "
+                     '<span class="tag">estimate</span>; treat energy differences as differences in time.</div>')
+    if quick:
+        parts.append('<div class="banner">A <b>quick</b> profile (short windows, few repeats): '
+                     "good for smoke tests and CI gates, not for publishing numbers.</div>")
+    parts.append('<ul class="lines">' + "".join(f"<li>{_e(x)}</li>" for x in summary_lines(profile)) + "</ul>")
+    carbon = profile.carbon or {}
+    if carbon:
+        where = f"zone {carbon.get('zone')}" if carbon.get("zone") else carbon.get("source")
+        parts.append(f'<p class="note">Carbon at {_e(carbon.get("gco2e_per_kwh"))} gCO2e/kWh ({_e(where)}, '
+                     f'PUE {_e(carbon.get("pue"))}); source: {_e(carbon.get("source"))}.</p>')
+    if comparison is not None:
+        parts.append(_comparison_section(comparison, images, missing))
+    parts.append("<h2>Plots</h2>")
+    for file, (title, caption) in PLOTS.items():
+        if file in images:
+            parts.append(f"<figure>{_img(file, images[file], title)}<figcaption><b>{_e(title)}</b> "
+                         f"({_e(file)}). {_e(caption)}</figcaption></figure>")
+        else:
+            parts.append(f'<p class="note">{_e(title)}: not drawn ({_e(missing.get(file, "no data"))}).</p>')
+    parts.append("<h2>Operating points</h2>")
+    parts.append('<p class="note">Latency is per batch (p50 and p95 over every step of every repeat); '
+                 "J/item is the mean over repeats ± its standard deviation; CV is σ/mean.</p>")
+    parts.append(_points_table(profile))
+    flags = sorted({f for r in profile.records for f in r.flags})
+    if flags:
+        parts.append(f'<p class="note">Flags: {_e(", ".join(flags))} (see the README, "Validity flags").</p>')
+    proto = (profile.settings or {}).get("protocol") or {}
+    parts.append("<h2>Provenance</h2>")
+    parts.append(_kv([
+        ("greenbench", profile.greenbench_version), ("git commit", prov.get("git_commit")),
+        ("host", prov.get("host")), ("OS", prov.get("os")), ("CPU", f"{prov.get('cpu_model')} ({prov.get('cpu_count')} cores)"),
+        ("Python", prov.get("python")), ("torch", prov.get("torch")), ("CUDA", prov.get("torch_cuda")),
+        ("CodeCarbon", prov.get("codecarbon")), ("nvidia-ml-py", prov.get("nvidia_ml_py")),
+        ("protocol", ", ".join(f"{k} {v}" for k, v in proto.items())),
+        ("meter", (profile.settings or {}).get("meter")), ("energy basis", (profile.settings or {}).get("energy_basis")),
+        ("created", profile.created_utc), ("updated", profile.updated_utc),
+    ]))
+    parts.append(f"<footer>Written by greenbench {_e(__version__)} at {_e(utc_now())}. This file is "
+                 "self-contained (no network access); the plots are also saved as PNG files beside it.</footer>")
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>greenbench report: {_e(name)}</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>\n")
+
+
+def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str, str]) -> str:
+    o = res.options
+    cls = "fail" if res.regressions else "pass"
+    parts = [f"<h2>Changes against the baseline</h2>",
+             f'<p class="sub">Baseline {_e(res.baseline_name)} (measured {_e(res.baseline.created_utc)}) → '
+             f"this profile. Thresholds: {_e(', '.join(t.text for t in o.thresholds))}; "
+             + (f"one-sided tests at alpha {o.alpha:g}"
+                + (f", Holm-corrected over {res.family_size} tested rows" if o.correction == "holm" else "")
+                if o.stats else "no significance test") + ".</p>",
+             f'<div class="verdict {cls}">{_e(res.summary_line())}</div>']
+    for w in res.warnings:
+        parts.append(f'<div class="banner">warning: {_e(w)}</div>')
+    if CHANGES_PNG in images:
+        parts.append(f"<figure>{_img(CHANGES_PNG, images[CHANGES_PNG], 'changes against the baseline')}"
+                     f"<figcaption><b>Changes</b> ({CHANGES_PNG}): each point's change per gated metric; "
+                     "the dashed line is the threshold. Red: regression (crossed and significant); "
+                     "amber: crossed but not significant; green: improved.</figcaption></figure>")
+    else:
+        parts.append(f'<p class="note">Changes plot not drawn ({_e(missing.get(CHANGES_PNG, "no data"))}).</p>')
+    flagged = [r for r in res.rows if r.status not in ("ok", "improvement", "ignored") or r.crossed]
+    if flagged and len(flagged) < len(res.rows):
+        parts.append(f"<h3>Rows that need a look ({len(flagged)})</h3>")
+        parts.append(_changes_table(flagged))
+    parts.append(f"<details{' open' if len(res.rows) <= 12 or not flagged else ''}>"
+                 f"<summary>All {len(res.rows)} rows</summary>{_changes_table(res.rows)}</details>")
+    return "".join(parts)

@@ -1,0 +1,178 @@
+"""The report's plots, drawn from a profile (and a comparison) as PNG bytes.
+
+Figures are built with matplotlib's object API (no pyplot state, Agg canvas): safe to call from
+library code and tests. Each function returns PNG bytes, or None when the profile lacks the data
+(the report then says so instead of drawing an empty plot).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+from .profile import Profile, Record
+
+if TYPE_CHECKING:
+    from .compare import Result
+
+DPI = 110
+MARKERS = "os^Dvp*hX"
+STATUS_COLOURS = {"regression": "#c62828", "crossed": "#ef8f00", "improvement": "#2e7d32", "ok": "#78909c",
+                  "warning": "#ef8f00", "ignored": "#b0bec5"}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": "greenbench"})
+    return buf.getvalue()
+
+
+def energy_label(records: list[Record], short: bool = False) -> str:
+    """'energy per item, J (gross; rapl)', saying loudly when any of it is an estimate."""
+    methods = sorted({r.energy_method for r in records if r.energy_j_per_item is not None})
+    words = ["ESTIMATE, not metered" if m == "estimate" else m for m in methods] or ["no method"]
+    if short:
+        return f"J per item ({', '.join(words)})"
+    return f"energy per item, J (gross; {', '.join(words)})"
+
+
+def _models(records: list[Record]) -> list[str]:
+    return list(dict.fromkeys(r.model for r in records))
+
+
+def _colours(models: list[str]) -> dict[str, str]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(models)}
+
+
+def accuracy_vs_energy(profile: Profile) -> bytes | None:
+    recs = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
+    if not recs:
+        return None
+    fig = _figure(10.2, 4.6)
+    ax = fig.add_subplot()
+    batches = sorted({r.batch_size for r in recs})
+    markers = dict(zip(batches, MARKERS))
+    colours = _colours(_models(recs))
+    for model, colour in colours.items():
+        pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
+        ax.plot([r.energy_j_per_item for r in pts], [r.accuracy for r in pts], "-", color=colour, alpha=0.45)
+        for r in pts:
+            lo, hi = r.energy_j_per_item_ci95 or (r.energy_j_per_item, r.energy_j_per_item)
+            alo, ahi = r.accuracy_ci95 or (r.accuracy, r.accuracy)
+            ax.errorbar(r.energy_j_per_item, r.accuracy,
+                        xerr=[[max(0.0, r.energy_j_per_item - lo)], [max(0.0, hi - r.energy_j_per_item)]],
+                        yerr=[[max(0.0, r.accuracy - alo)], [max(0.0, ahi - r.accuracy)]],
+                        fmt=markers[r.batch_size], color=colour, ms=6, capsize=2)
+        ax.plot([], [], "-", color=colour, lw=3, label=model)
+    for b, m in markers.items():
+        ax.plot([], [], m, color="grey", label=f"batch {b}")
+    ax.set_xscale("log")
+    ax.set_xlabel(energy_label(recs))
+    ax.set_ylabel("accuracy (95% interval)")
+    ax.set_title("Accuracy against energy per item (bars: 95% intervals)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    return _png(fig)
+
+
+def latency_vs_batch(profile: Profile) -> bytes | None:
+    recs = [r for r in profile.ok_records() if r.latency_p50_ms is not None]
+    if not recs:
+        return None
+    fig = _figure(10.2, 4.6)
+    ax = fig.add_subplot()
+    for model, colour in _colours(_models(recs)).items():
+        pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
+        b = [r.batch_size for r in pts]
+        ax.plot(b, [r.latency_p50_ms for r in pts], "o-", color=colour, label=f"{model} p50")
+        p95 = [(r.batch_size, r.latency_p95_ms) for r in pts if r.latency_p95_ms is not None]
+        if p95:
+            ax.plot([x for x, _ in p95], [y for _, y in p95], "^--", color=colour, alpha=0.6, ms=4)
+    ax.plot([], [], "k^--", alpha=0.6, ms=4, label="p95 (dashed)")
+    batches = sorted({r.batch_size for r in recs})
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(batches, [str(b) for b in batches])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("latency per batch, ms")
+    ax.set_title("Latency per batch against batch size (solid p50, dashed p95)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    return _png(fig)
+
+
+def energy_by_model(profile: Profile) -> bytes | None:
+    recs = [r for r in profile.ok_records() if r.energy_j_per_item is not None]
+    if not recs:
+        return None
+    models = _models(recs)
+    batches = sorted({r.batch_size for r in recs})
+    fig = _figure(10.2, 4.6)
+    ax = fig.add_subplot()
+    width = 0.8 / len(batches)
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    for j, b in enumerate(batches):
+        xs, ys, lo, hi = [], [], [], []
+        for i, m in enumerate(models):
+            r = next((r for r in recs if r.model == m and r.batch_size == b), None)
+            if r is None:
+                continue
+            ci = r.energy_j_per_item_ci95 or (r.energy_j_per_item, r.energy_j_per_item)
+            xs.append(i + (j - (len(batches) - 1) / 2) * width)
+            ys.append(r.energy_j_per_item)
+            lo.append(max(0.0, r.energy_j_per_item - ci[0]))
+            hi.append(max(0.0, ci[1] - r.energy_j_per_item))
+        ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, label=f"batch {b}",
+               color=cmap(0.15 + 0.7 * j / max(1, len(batches) - 1)))
+    ax.set_xticks(range(len(models)), models)
+    ax.set_yscale("log")
+    ax.set_ylabel(energy_label(recs, short=True))
+    ax.set_title("Energy per item by model and batch size (bars: 95% intervals)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.grid(alpha=0.3, axis="y", which="both")
+    return _png(fig)
+
+
+def changes(result: "Result") -> bytes | None:
+    """One panel per gated metric: each point's change, coloured by the verdict, with the threshold."""
+    metrics = [t for t in result.options.thresholds
+               if any(r.metric == t.metric and r.change is not None for r in result.rows)]
+    if not metrics:
+        return None
+    points = list(dict.fromkeys(r.point for r in result.rows if r.change is not None))
+    height = 1.2 + 0.24 * len(points)
+    fig = _figure(3.3 * len(metrics) + 1.6, height)
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    y = {p: i for i, p in enumerate(points)}
+    for ax, th in zip(axes, metrics):
+        rows = [r for r in result.rows if r.metric == th.metric and r.change is not None]
+        scale = 100 if th.relative else 1
+        for r in rows:
+            key = "crossed" if r.status == "ok" and r.crossed else r.status
+            ax.barh(y[r.point], r.change * scale, color=STATUS_COLOURS.get(key, "#78909c"), height=0.7)
+        ax.axvline(th.value * scale, color="#c62828", ls="--", lw=1)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_title(th.metric + (" (estimate)" if any(r.estimate for r in rows) else ""), fontsize=9)
+        ax.set_xlabel(f"change, {'%' if th.relative else 'absolute'} (dashed: {th.text.split(':')[1]})", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+        ax.tick_params(labelsize=8)
+    axes[0].set_yticks(range(len(points)), points)
+    axes[0].invert_yaxis()
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=STATUS_COLOURS[k], label=lab) for k, lab in
+               (("regression", "regression"), ("crossed", "crossed, not significant"),
+                ("improvement", "improved"), ("ok", "within threshold"))]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
+    return _png(fig)

@@ -21,6 +21,7 @@ _ABORT = (typer.Abort,) + tuple(
 from .carbon import HELP as CARBON_HELP, carbon_app
 from .common import EXIT_CODES_HELP, Exit
 from .compare import HELP as COMPARE_HELP, compare_command
+from .report import HELP as REPORT_HELP, report_command
 from .env import env_command
 from .fit import HELP as FIT_HELP, fit_command
 from .price import HELP as PRICE_HELP, price_command
@@ -40,6 +41,7 @@ app.command("env")(env_command)
 app.command("zoo")(zoo_command)
 app.add_typer(carbon_app, name="carbon", help=CARBON_HELP)
 app.command("compare", help=COMPARE_HELP)(compare_command)
+app.command("report", help=REPORT_HELP)(report_command)
 app.command("fit", help=FIT_HELP)(fit_command)
 app.command("price", help=PRICE_HELP)(price_command)
 app.command("simulate", help=SIMULATE_HELP)(simulate_command)

@@ -44,8 +44,8 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 
 def make_tokenizer(path: Path):
-    """A word-level tokenizer over WORDS: [CLS] x [SEP] framing, [PAD] pads, [EOS] ends."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    """A word-level tokenizer over WORDS: [PAD] pads, [EOS] ends (what GPT-2 gets)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIALS + list(WORDS))}

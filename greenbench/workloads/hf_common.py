@@ -31,6 +31,14 @@ from greenbench.workloads.base import Workload, WorkloadError, WorkloadSkipped
 
 Note = Callable[[str], None] | None
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """Dtype of activations and unquantised layers: int8 keeps fp32 on the CPU (dynamic
+    quantisation) and fp16 on CUDA (bitsandbytes LLM.int8() computes in fp16)."""
+    if precision == "int8":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return PRECISIONS[precision]
 INIT_SEED = 0  # random weights: the same model on every run and machine
 FIX_HUB = "point the ladder at a local path, or run with --download where the hub is reachable"
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
@@ -146,7 +154,7 @@ def cached_commit(repo_id: str, revision: str | None, files: tuple[str, ...]) ->
 
 
 @contextlib.contextmanager
-def quiet_loading(allow_download: bool) -> Iterator[None]:
+def quiet_transformers(allow_download: bool = False) -> Iterator[None]:
     """No transformers progress bars for local loads (the CLI draws its own; downloads keep them)
     and no logger chatter: what matters comes back as one line or a note."""
     from transformers.utils import logging as tlog
@@ -191,15 +199,15 @@ _HUB_MISSING = ("couldn't connect", "not a valid model identifier", "does not ap
 
 def _is_hub_miss(e: BaseException) -> bool:
     """Was this load error a missing/unreachable hub file (rather than a broken model)?"""
+    hub_types: tuple = ()
     try:
         from huggingface_hub import errors as hub_errors
-
-        hub_types: tuple = (hub_errors.HfHubHTTPError, hub_errors.OfflineModeIsEnabled)
         from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
-        hub_types += (EntryNotFoundError, LocalEntryNotFoundError)
-    except ImportError:  # an older or newer hub client: fall back to the message
-        hub_types = ()
+        hub_types = (hub_errors.HfHubHTTPError, hub_errors.OfflineModeIsEnabled, EntryNotFoundError,
+                     LocalEntryNotFoundError)
+    except ImportError:  # another hub client version: the message decides below
+        pass
     seen: BaseException | None = e
     while seen is not None:
         if isinstance(seen, hub_types + (ConnectionError, TimeoutError)):
@@ -214,21 +222,15 @@ def hub_load(kind: str, ref: str, revision: str | None, load: Callable[..., Any]
     """``load(ref, revision=..., local_files_only=..., trust_remote_code=..., **kwargs)`` with
     offline checks first and every failure as one line. Returns (object, provenance)."""
     what = label(kind, ref, revision)
+    check_available(kind, ref, revision, allow_download, cache_files)
     local = looks_local(ref)
     prov: dict[str, Any] = {"id": ref, "revision": revision, "local": local}
     if local:
-        path = Path(ref).expanduser()
-        if not path.exists():
-            raise WorkloadSkipped(f"{what} does not exist on this machine; "
-                                  "point the ladder at a local path that exists here")
-        ref = str(path)
+        ref = str(Path(ref).expanduser())
     else:
-        cached, commit = cached_commit(ref, revision, cache_files)
-        prov["commit"] = commit
-        if not cached and not allow_download:
-            raise WorkloadSkipped(f"{what} is not in the Hugging Face cache and downloads are off; {FIX_HUB}")
+        prov["commit"] = cached_commit(ref, revision, cache_files)[1]
     try:
-        with quiet_loading(allow_download), warnings.catch_warnings():
+        with quiet_transformers(allow_download), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # loaders warn at length about unused weights and defaults
             obj = load(ref, revision=revision, local_files_only=not allow_download,
                        trust_remote_code=bool(trust_remote_code), **kwargs)
@@ -255,13 +257,13 @@ def check_available(kind: str, ref: str | None, revision: str | None, allow_down
                     cache_files: tuple[str, ...] = ("config.json",)) -> None:
     """Skip early, naming the model, when it is neither here nor downloadable (before its
     tokenizer or data are looked at, so the message names the first thing missing)."""
-    if ref is None or allow_download:
+    if ref is None:
         return
-    if looks_local(ref):
+    if looks_local(ref):  # a path is never downloaded, whatever the run allows
         if not Path(ref).expanduser().exists():
             raise WorkloadSkipped(f"{label(kind, ref, revision)} does not exist on this machine; "
                                   "point the ladder at a local path that exists here")
-    elif not cached_commit(ref, revision, cache_files)[0]:
+    elif not allow_download and not cached_commit(ref, revision, cache_files)[0]:
         raise WorkloadSkipped(f"{label(kind, ref, revision)} is not in the Hugging Face cache and downloads "
                               f"are off; {FIX_HUB}")
 
@@ -297,7 +299,7 @@ def load_transformers_model(auto_name: str, ref: Any, precision: str, device: to
     from transformers import AutoConfig
 
     auto = getattr(transformers, auto_name)
-    dtype = PRECISIONS[precision]
+    dtype = compute_dtype(precision, device)
     cfg_keys = {**(config_defaults or {}), **(ref.config or {})}
     prov: dict[str, Any] = {"source": "transformers", "weights": ref.weights, "class": auto_name}
     bnb = precision == "int8" and device.type == "cuda"
@@ -324,7 +326,7 @@ def load_transformers_model(auto_name: str, ref: Any, precision: str, device: to
                                      allow_download=allow_download, trust_remote_code=trust_remote_code,
                                      **cfg_keys)
         try:
-            with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), quiet_loading(False):
+            with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), quiet_transformers():
                 warnings.simplefilter("ignore")
                 torch.manual_seed(INIT_SEED)
                 model = auto.from_config(config, trust_remote_code=bool(trust_remote_code))
@@ -617,7 +619,7 @@ class HFWorkload(Workload):
                  provenance: dict[str, Any]) -> None:
         self._name, self._model, self._params = name, model, params
         self._precision, self._device = precision, device
-        self._dtype = PRECISIONS[precision]
+        self._dtype = compute_dtype(precision, device)
         self._provenance = provenance
         self._provenance.setdefault("torch", torch.__version__)
         self._provenance.setdefault("transformers", version("transformers"))

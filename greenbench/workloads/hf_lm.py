@@ -371,7 +371,10 @@ def build_hf_lm(
         prompt_prov = {"source": "synthetic", "seed": ds.seed, "prompts": n, "repeated": False}
         data_prov.update(items=n)
     else:
-        encode = lambda xs, special: tokenizer(xs, add_special_tokens=special)["input_ids"]  # noqa: E731
+        def encode(xs: list[str], special: bool) -> list[list[int]]:
+            with hc.quiet_transformers():  # long documents are cut into windows here, not logged
+                return tokenizer(xs, add_special_tokens=special)["input_ids"]
+
         if ds.format == "text":
             docs = encode(texts, True)
             seqs = [w for d in docs for w in _windows(d, width)]

@@ -165,8 +165,10 @@ def build_hf_text(
                 on_note(f"{ref.name}: tokenizer has no pad token; padding with its eos token")
         if getattr(config, "pad_token_id", None) is None:  # classifiers find the last real token by it
             config.pad_token_id = tokenizer.pad_token_id
-        lengths = [len(x) for x in tokenizer(texts, truncation=False)["input_ids"]]
-        enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+        with hc.quiet_transformers():  # over-long texts are counted and noted below, not logged
+            lengths = [len(x) for x in tokenizer(texts, truncation=False)["input_ids"]]
+            enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
+                            return_tensors="pt")
         wanted = set(tokenizer.model_input_names) | {"input_ids", "attention_mask"}
         inputs = {k: v for k, v in enc.items() if k in wanted}
         labels = torch.tensor(ids, dtype=torch.long)

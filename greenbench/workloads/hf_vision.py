@@ -32,7 +32,7 @@ class VisionWorkload(hc.HFWorkload):
         super().__init__(name, loaded.model, loaded.params, precision, device, provenance)
         self._pixels: torch.Tensor | None = pixels  # host, float32: batches are cast on the device
         self._labels: torch.Tensor | None = labels
-        self._in_dtype = input_dtype(precision)
+        self._in_dtype = input_dtype(precision, device)
 
     def _batch(self, start: int, stop: int) -> torch.Tensor:
         assert self._pixels is not None
@@ -67,8 +67,8 @@ class VisionWorkload(hc.HFWorkload):
         self._pixels = self._labels = None
 
 
-def input_dtype(precision: str) -> torch.dtype:
-    return torch.float32 if precision == "int8" else hc.PRECISIONS[precision]  # int8: fp32 activations
+def input_dtype(precision: str, device: torch.device) -> torch.dtype:
+    return hc.compute_dtype(precision, device)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -359,7 +359,7 @@ def _finish_plain(model: Any, precision: str, dev: torch.device, prov: dict[str,
     if precision == "int8" and dev.type == "cuda":
         raise WorkloadSkipped(f"int8 on CUDA goes through transformers + bitsandbytes; {prov['source']} "
                               "models are measured at fp32, bf16 or fp16 there")
-    model = model.to(dtype=hc.PRECISIONS[precision]).eval()
+    model = model.to(dtype=hc.compute_dtype(precision, dev)).eval()
     params = hc.count_params(model)
     return hc.Loaded(model=hc.place(model, precision, dev, prov, on_note), params=params, provenance=prov)
 
@@ -435,7 +435,7 @@ def build_hf_vision(
 
     pixels = _preprocess(images, fn, on_note)
     model_ = loaded.model
-    out = hc.probe(lambda: model_(pixels[:2].to(device=dev, dtype=input_dtype(precision))), precision, dev, ref.name)
+    out = hc.probe(lambda: model_(pixels[:2].to(device=dev, dtype=input_dtype(precision, dev))), precision, dev, ref.name)
     logits = hc.logits_of(out)
     if logits.ndim != 2:
         raise WorkloadError(f"model {ref.name!r} gave output shape {tuple(logits.shape)}, not (batch, classes)")

@@ -44,6 +44,9 @@ class Record(BaseModel):
     accuracy: float | None = None
     accuracy_ci95: tuple[float, float] | None = None
     accuracy_n: int | None = None
+    quality_metric: str | None = None  # what the workload scored: accuracy, perplexity
+    perplexity: float | None = None  # causal LMs scored on plain text
+    quality: dict[str, float] = {}  # other quality figures the workload gave (tokens_scored, ...)
 
     latency_mean_ms: float | None = None  # per batch: what every request in the batch waits
     latency_p50_ms: float | None = None
@@ -71,6 +74,20 @@ class Record(BaseModel):
     power_w: float | None = None  # mean power over the windows
     idle_power_w: float | None = None
     components: list[dict[str, Any]] = []  # other meters (host CPU beside a GPU), never summed in
+
+    # Causal LMs: a request is prompt_tokens in, output_tokens out (greedy, fixed). Prefill is
+    # measured in windows of its own; decode is the full request minus prefill.
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_mean_ms: float | None = None  # time to first token: the prefill latency of the batch
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    tpot_ms: float | None = None  # time per output token after the first: (full - prefill) / (T - 1)
+    output_tokens_per_s: float | None = None
+    energy_prefill_j_per_item: float | None = None  # per request
+    energy_decode_j_per_token: float | None = None  # (full - prefill) / (T - 1), per request
+    energy_j_per_output_token: float | None = None  # full request / T
+    energy_lm_reason: str | None = None  # why a prefill/decode figure is null
 
     co2e_g_per_item: float | None = None
     intensity_gco2e_per_kwh: float | None = None
@@ -125,11 +142,18 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a profile is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -177,12 +201,15 @@ def load(path: Path) -> Profile:
 # Columns of the CSV export, in order (long form: one row per operating point).
 CSV_COLUMNS = [
     "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
-    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "latency_p50_ms", "latency_p90_ms",
+    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "quality_metric", "perplexity", "latency_p50_ms", "latency_p90_ms",
     "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "latency_per_item_p50_ms",
     "latency_per_item_p95_ms", "latency_per_item_p99_ms", "items_per_s", "energy_j_per_item",
     "energy_j_per_item_ci95_low", "energy_j_per_item_ci95_high", "energy_j_per_item_cv",
     "energy_net_j_per_item", "energy_method", "energy_domain", "power_w", "idle_power_w",
-    "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "repeats", "flags", "error",
+    "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "prompt_tokens",
+    "output_tokens", "ttft_p50_ms", "ttft_p95_ms", "tpot_ms", "output_tokens_per_s",
+    "energy_prefill_j_per_item", "energy_decode_j_per_token", "energy_j_per_output_token",
+    "repeats", "flags", "error",
 ]
 
 

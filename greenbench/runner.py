@@ -69,6 +69,7 @@ class RunConfig:
     devices: tuple[str, ...] | None = None
     resume: bool = False
     force: bool = False
+    allow_download: bool = False  # hub models and datasets: offline unless the user asks
     country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -254,9 +255,11 @@ def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devm
 
 def _build(cfg: RunConfig, model: str, precision: str, device: devmod.Device, emit) -> Workload:
     lad = cfg.ladder
+    hub = {} if lad.workload == "embedded" else {"allow_download": cfg.allow_download}
     return build_workload(
         lad.workload,
         **lad.builder_kwargs(model),
+        **hub,
         precision=precision,
         device=device.spec,
         cache_dir=cfg.cache_dir,
@@ -281,11 +284,17 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
     scores: dict[int, Any] = {}
     failures: dict[int, str] = {}
     trials: dict[int, list[Trial]] = {b: [] for b in batches}
+    phases = workload.phases()  # e.g. a causal LM's prefill, measured in windows of its own
+    phase_steps: dict[tuple[str, int], Callable] = {}
+    phase_trials: dict[tuple[str, int], list[Trial]] = {(ph, b): [] for ph in phases for b in batches}
+    cuda = device.spec if device.is_cuda else None
     try:
         for b in batches:
             try:
                 scores[b] = workload.evaluate(b)
                 steps[b] = workload.make_step(b)
+                for ph in phases:
+                    phase_steps[(ph, b)] = workload.make_phase_step(ph, b)
             except (RuntimeError, MemoryError, WorkloadError) as e:  # OOM lands here
                 failures[b] = _one_line(e)
                 _release(device)
@@ -298,9 +307,14 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                 try:
                     rate = warm_up(steps[b], workload.sync, proto.warmup_s)
                     trial = run_window(steps[b], workload.sync, meters, window_s,
-                                       min_steps=proto.min_steps,
-                                       cuda_device=device.spec if device.is_cuda else None,
+                                       min_steps=proto.min_steps, cuda_device=cuda,
                                        steps_per_s_hint=rate)
+                    for ph in phases:  # same repeat, right after: drifts hit both alike
+                        step = phase_steps[(ph, b)]
+                        ph_rate = warm_up(step, workload.sync, proto.warmup_s)
+                        phase_trials[(ph, b)].append(run_window(
+                            step, workload.sync, meters, window_s, min_steps=proto.min_steps,
+                            cuda_device=cuda, steps_per_s_hint=ph_rate))
                 except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
                     failures[b] = _one_line(e)
                     steps.pop(b, None)
@@ -314,6 +328,7 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
     finally:
         params = workload.params
         provenance = workload.provenance()
+        shape = workload.request_shape()
         workload.close()
     limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
     records = []
@@ -323,6 +338,8 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         else:
             records.append(_record(cfg, profile, model, params, b, precision, device, spec,
                                    scores[b], trials[b], provenance, limit_now_w))
+            if shape is not None:
+                _add_lm_fields(records[-1], shape, phase_trials.get(("prefill", b), []), trials[b])
             for code, fix in _flag_fixes(records[-1]):
                 r = records[-1]
                 emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
@@ -359,7 +376,10 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
     durations = np.concatenate([t.step_durations_s for t in trials])
     pct = percentiles_ms(durations)
     lat_mean_ms = float(durations.mean() * 1e3)
-    acc_lo, acc_hi = wilson_interval(score.correct, score.total)
+    accuracy = acc_ci = None
+    if score.correct is not None and score.total > 0:
+        accuracy = score.correct / score.total
+        acc_ci = wilson_interval(score.correct, score.total)
 
     head = [t.readings[0] for t in trials]
     method = head[0].method
@@ -417,7 +437,9 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
     return prof.Record(
         ladder=cfg.ladder.name, model=model, params=params, batch_size=batch,
         precision=precision, device=spec, device_name=device.name,
-        accuracy=score.correct / score.total, accuracy_ci95=(acc_lo, acc_hi), accuracy_n=score.total,
+        accuracy=accuracy, accuracy_ci95=acc_ci, accuracy_n=score.total if accuracy is not None else None,
+        quality_metric=score.metric, perplexity=score.extra.get("perplexity"),
+        quality={k: float(v) for k, v in score.extra.items() if k != "perplexity"},
         latency_mean_ms=lat_mean_ms, latency_p50_ms=pct[50], latency_p90_ms=pct[90],
         latency_p95_ms=pct[95], latency_p99_ms=pct[99], latency_per_item_ms=lat_mean_ms / batch,
         latency_per_item_p50_ms=pct[50] / batch, latency_per_item_p90_ms=pct[90] / batch,
@@ -436,6 +458,37 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
         samples=samples, flags=flags, model_spec=model_dict(cfg.ladder.model(model)),
         workload=provenance, measured_utc=prof.utc_now(),
     )
+
+
+def _add_lm_fields(r: prof.Record, shape: dict[str, int], prefill: list[Trial], full: list[Trial]) -> None:
+    """Prefill and decode from paired windows: decode = full request - prefill, per output token."""
+    p_tokens, t_tokens = int(shape["prompt_tokens"]), int(shape["output_tokens"])
+    r.prompt_tokens, r.output_tokens = p_tokens, t_tokens
+    r.output_tokens_per_s = r.items_per_s * t_tokens if r.items_per_s is not None else None
+    if r.energy_j_per_item is not None:
+        r.energy_j_per_output_token = r.energy_j_per_item / t_tokens
+    if not prefill:
+        r.energy_lm_reason = "no prefill windows were measured"
+        return
+    durations = np.concatenate([t.step_durations_s for t in prefill])
+    pct = percentiles_ms(durations)
+    r.ttft_mean_ms, r.ttft_p50_ms, r.ttft_p95_ms = float(durations.mean() * 1e3), pct[50], pct[95]
+    r.samples["ttft_p50_ms"] = [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in prefill]
+    if r.latency_mean_ms is not None and r.latency_mean_ms > r.ttft_mean_ms:
+        r.tpot_ms = (r.latency_mean_ms - r.ttft_mean_ms) / (t_tokens - 1)
+    per_item = [t.readings[0].energy_j / (t.steps * r.batch_size) for t in prefill if t.readings[0].valid]
+    if not per_item:
+        r.energy_lm_reason = next((t.readings[0].reason for t in prefill if t.readings[0].reason),
+                                  "no valid prefill window")
+        return
+    r.energy_prefill_j_per_item = float(np.mean(per_item))
+    r.samples["energy_prefill_j_per_item"] = [float(x) for x in per_item]
+    if r.energy_j_per_item is None:
+        r.energy_lm_reason = "the full requests have no energy figure"
+    elif r.energy_j_per_item > r.energy_prefill_j_per_item:
+        r.energy_decode_j_per_token = (r.energy_j_per_item - r.energy_prefill_j_per_item) / (t_tokens - 1)
+    else:  # noise larger than the decode energy: say so rather than store a negative number
+        r.energy_lm_reason = "prefill used as much energy as the full request; raise --min-window"
 
 
 def _intensity_label(i: Intensity) -> str:

@@ -150,3 +150,69 @@ def test_a_power_limit_change_during_the_sweep_is_flagged(tmp_path, cache_dir, m
     assert doc["idle"]["cpu"]["power_limit_w"] == 300.0
     assert all("power_limit_changed" in r["flags"] for r in doc["records"])
     assert "power_limit_changed" in res.output
+
+
+class _BusyLM:
+    """A stand-in causal LM: a request spins 4 ms, its prefill 1 ms (so decode is 3 ms)."""
+
+    def __init__(self, output_tokens=4):
+        self.output_tokens = output_tokens
+
+    params = 1
+
+    @staticmethod
+    def _spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    def make_step(self, batch):
+        return lambda: self._spin(0.004)
+
+    def phases(self):
+        return ("prefill",)
+
+    def make_phase_step(self, phase, batch):
+        assert phase == "prefill"
+        return lambda: self._spin(0.001)
+
+    def request_shape(self):
+        return {"prompt_tokens": 16, "output_tokens": self.output_tokens}
+
+    def evaluate(self, batch):
+        from greenbench.workloads import Score
+
+        return Score(None, 10, "perplexity", {"perplexity": 12.5, "tokens_scored": 160.0})
+
+    def sync(self):
+        pass
+
+    def provenance(self):
+        return {"kind": "busy-lm"}
+
+    def close(self):
+        pass
+
+
+def test_causal_lm_prefill_and_decode_are_split_from_paired_windows(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(runmod, "build_workload", lambda *a, **k: _BusyLM(output_tokens=4))
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin",
+                  "--batch-size", "8", *FAST, "--min-window", "0.1"], cache_dir)
+    assert res.exit_code == 0, res.output
+    (r,) = load_json(tmp_path / "o" / "tiny.json")["records"]
+    assert r["status"] == "ok" and r["prompt_tokens"] == 16 and r["output_tokens"] == 4
+    # no accuracy for a text-only LM: null, with perplexity beside it
+    assert r["accuracy"] is None and r["quality_metric"] == "perplexity" and r["perplexity"] == 12.5
+    assert r["quality"] == {"tokens_scored": 160.0}
+    # time: TTFT is the (1 ms) prefill, each of the 3 later tokens takes (full - prefill) / 3;
+    # absolute times are left to benchmarks (a loaded machine stretches busy loops)
+    assert r["ttft_p50_ms"] < r["latency_p50_ms"]
+    assert r["tpot_ms"] == pytest.approx((r["latency_mean_ms"] - r["ttft_mean_ms"]) / 3)
+    # energy at the fake meter's 20 W: prefill 20 W x TTFT / 8 requests (about 1 ms: 2.5 mJ);
+    # decode 20 W x TPOT / 8 requests per token (about 2.5 mJ); whole request / 4 tokens
+    assert r["energy_prefill_j_per_item"] == pytest.approx(20 * r["ttft_mean_ms"] / 1e3 / 8, rel=0.25)
+    assert r["energy_decode_j_per_token"] == pytest.approx(20 * r["tpot_ms"] / 1e3 / 8, rel=0.25)
+    assert r["energy_j_per_output_token"] == pytest.approx(r["energy_j_per_item"] / 4)
+    assert r["output_tokens_per_s"] == pytest.approx(r["items_per_s"] * 4)
+    assert len(r["samples"]["energy_prefill_j_per_item"]) == 3

@@ -104,6 +104,9 @@ def profile_command(
         out.print_json(result.to_json()) if out.is_terminal else print(result.to_json(), end="")
     else:
         out.print(summary_table(result))
+        lm = lm_table(result)
+        if lm is not None:
+            out.print(lm)
         for line in summary_lines(result):
             out.print(line, highlight=False)
         err.print(f"profile: {cfg.out_path}", highlight=False)
@@ -169,7 +172,7 @@ def summary_table(profile) -> Table:
             t.add_row(r.model, _fmt(r.params, ","), str(r.batch_size), r.precision, r.device,
                       f"[red]{r.status}[/]", "", "", "", "", "", "", "", "", r.error or "")
             continue
-        acc = f"{r.accuracy:.3f} [{r.accuracy_ci95[0]:.3f}, {r.accuracy_ci95[1]:.3f}]"
+        acc = _quality(r)
         energy = "null" if r.energy_j_per_item is None else f"{r.energy_j_per_item:.3g}" + (
             "" if r.energy_j_per_item_std is None else f" ± {r.energy_j_per_item_std:.2g}")
         co2 = None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3
@@ -180,10 +183,38 @@ def summary_table(profile) -> Table:
     return t
 
 
+def _quality(r) -> str:
+    if r.accuracy is not None:
+        return f"{r.accuracy:.3f} [{r.accuracy_ci95[0]:.3f}, {r.accuracy_ci95[1]:.3f}]"
+    if r.perplexity is not None:
+        return f"perplexity {r.perplexity:.4g}"
+    return "—"
+
+
+def lm_table(profile) -> Table | None:
+    """Causal LMs: time to first token, time per output token, and prefill/decode energy."""
+    rows = [r for r in profile.ok_records() if r.output_tokens is not None]
+    if not rows:
+        return None
+    t = Table(title="causal LM requests: prefill and decode")
+    for col in ("model", "batch", "prec", "device", "prompt→output tokens", "TTFT p50 ms",
+                "TTFT p95 ms", "TPOT ms", "output tokens/s", "J/request prefill",
+                "J/token decode", "J/output token", "method"):
+        t.add_column(col, justify="left" if col in ("model", "prec", "device", "method") else "right")
+    for r in rows:
+        t.add_row(r.model, str(r.batch_size), r.precision, r.device,
+                  f"{r.prompt_tokens}→{r.output_tokens}", _fmt(r.ttft_p50_ms), _fmt(r.ttft_p95_ms),
+                  _fmt(r.tpot_ms), _fmt(r.output_tokens_per_s, ",.0f"), _fmt(r.energy_prefill_j_per_item),
+                  _fmt(r.energy_decode_j_per_token), _fmt(r.energy_j_per_output_token), r.energy_method)
+    return t
+
+
 def summary_lines(profile) -> list[str]:
     """The hyperfine-style verdict: best accuracy, least energy, and the spread between them."""
-    ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None]
+    ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
     lines = []
+    if not ok and any(r.energy_j_per_item is not None for r in profile.ok_records()):
+        return ["No accuracy to compare (the ladder scores perplexity): see the tables above."]
     if not ok:
         reasons = {r.energy_reason or r.error for r in profile.records}
         return [f"No energy figure: {'; '.join(sorted(x for x in reasons if x))}"]

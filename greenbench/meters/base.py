@@ -150,17 +150,30 @@ class CounterMeter(Meter):
             return after + self._wrap_j - before, (COUNTER_WRAPPED,)
         return 0.0, (COUNTER_WENT_BACKWARDS,)
 
+    def _tight_s(self) -> float:
+        """Widest bracket around a tick that still dates it well: 2 ms, or a quarter period."""
+        return min(0.002, self._period_s / 4) if self._period_s else 0.002
+
     def _next_tick(self, after: float) -> _Edge | None:
-        """Spin until the counter differs from ``after``; None if it does not within max_align_s."""
+        """Spin until the counter differs from ``after``; None if it does not within max_align_s.
+
+        A change seen across a wide bracket (the process was descheduled between two reads, as on
+        a loaded machine) may span several ticks and cannot be dated: wait for the next change,
+        seen between two close reads. Only when none comes in time is the wide one used.
+        """
         before = self._clock()
         deadline = before + self.max_align_s
+        loose: _Edge | None = None
         while True:
             value = self._read_j()
             now = self._clock()
             if value != after:  # it changed between the previous read and this one: take the middle
-                return _Edge((before + now) / 2, value)
+                edge = _Edge((before + now) / 2, value)
+                if now - before <= self._tight_s():
+                    return edge
+                loose, after = edge, value
             if now > deadline:
-                return None
+                return loose
             before = now
 
     def _prepare(self) -> None:

@@ -16,6 +16,7 @@ import sys
 import time
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -233,30 +234,69 @@ def test_vision_folder_classes_must_match_a_named_head(tiny, tmp_path):
                "embedding_size": 8, "hidden_sizes": [8], "depths": [1]}}, dataset={"path": str(tmp_path / "imgs")})
 
 
-def _fake_torchvision(monkeypatch):
-    """A stand-in torchvision (not installed here) whose get_model builds a tiny conv net."""
-    tv = types.ModuleType("torchvision")
-    tv.__spec__ = importlib.machinery.ModuleSpec("torchvision", None)
-    calls = []
+def _fake_module(monkeypatch, name: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)  # find_spec must see it installed
+    monkeypatch.setitem(sys.modules, name, mod)
+    return mod
+
+
+def _tiny_net(num_classes: int) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, num_classes))
+
+
+def test_vision_torchvision_random_weights_and_uncached_pretrained(tiny, monkeypatch, tmp_path):
+    """torchvision is not installed here: a stand-in checks what the adapter asks of it."""
+    import enum
+
+    tv, calls = _fake_module(monkeypatch, "torchvision"), []
+
+    class Weights(enum.Enum):
+        IMAGENET1K_V1 = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+        DEFAULT = IMAGENET1K_V1
+
+        @property
+        def url(self):
+            return self.value
 
     def get_model(name, weights=None, num_classes=1000):
         calls.append((name, weights, num_classes))
-        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                   torch.nn.Linear(4, num_classes))
+        return _tiny_net(num_classes)
 
-    tv.models = types.SimpleNamespace(get_model=get_model)
-    monkeypatch.setitem(sys.modules, "torchvision", tv)
-    return calls
-
-
-def test_vision_torchvision_random_weights(tiny, monkeypatch):
-    calls = _fake_torchvision(monkeypatch)
+    tv.models = types.SimpleNamespace(get_model=get_model, get_model_weights=lambda name: Weights)
     w = vision(tiny, model={"name": "tv", "id": "resnet18", "source": "torchvision", "weights": "random"},
                image_size=20)
     assert calls == [("resnet18", None, 3)]  # weights=None, and a head for the 3 folders
     assert w.evaluate(4).total == 15 and w.make_step(3)().shape == (3, 3)
     prov = w.provenance()
     assert prov["model"]["source"] == "torchvision" and prov["dataset"]["label_mapping"] == "sorted folder order"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+    with pytest.raises(WorkloadSkipped) as e:  # pretrained weights not in the torch hub cache
+        vision(tiny, model={"name": "tv", "id": "resnet18", "source": "torchvision", "revision": "IMAGENET1K_V1"})
+    assert "weights IMAGENET1K_V1 are not in the torch hub cache" in one_line(e) and "--download" in str(e.value)
+    with pytest.raises(WorkloadError, match="no torchvision weights 'V9'"):
+        vision(tiny, model={"name": "tv", "id": "resnet18", "source": "torchvision", "revision": "V9"})
+
+
+def test_vision_timm_model_with_its_own_transform(tiny, monkeypatch):
+    timm, calls = _fake_module(monkeypatch, "timm"), []
+
+    def create_model(name, pretrained=False, num_classes=1000):
+        calls.append((name, pretrained, num_classes))
+        return _tiny_net(num_classes)
+
+    def create_transform(input_size, is_training, **_):
+        assert not is_training
+        return lambda im: torch.from_numpy(np.asarray(im.resize(input_size[1:]), dtype=np.float32)).permute(2, 0, 1)
+
+    timm.create_model = create_model
+    timm.data = types.SimpleNamespace(resolve_model_data_config=lambda model: {"input_size": (3, 18, 18)},
+                                      create_transform=create_transform)
+    w = vision(tiny, model={"name": "t", "id": "resnet18", "source": "timm", "weights": "random"})
+    assert calls == [("resnet18", False, 3)]
+    assert w.evaluate(8).total == 15 and w.provenance()["image_shape"] == [3, 18, 18]
+    assert w.provenance()["dataset"]["label_mapping"] == "sorted folder order"
 
 
 @pytest.mark.parametrize("source, package", [("timm", "timm"), ("torchvision", "torchvision")])
@@ -413,3 +453,108 @@ def test_trust_remote_code_is_off_by_default(tiny):
     assert "trust_remote_code: true" in one_line(e) and "remote code ran" not in str(e.value)
     with pytest.raises(WorkloadError, match="remote code ran"):  # only the ladder's flag runs it
         text(tiny, model=model, trust_remote_code=True)
+
+
+# ------------------------------------------------------------------------------ end to end
+
+E2E_ZOO = """
+version: 1
+ladders:
+  tiny-text:
+    workload: hf-text
+    dataset: {{path: "{tiny.text_csv}"}}
+    models:
+      - {{name: bert-tiny, id: "{tiny.bert}"}}
+      - {{name: ghost, id: nobody-here/no-such-model, revision: v1}}
+    batch_sizes: [1, 4]
+    precisions: [fp32]
+    devices: [cpu]
+    max_length: 16
+  tiny-vision:
+    workload: hf-vision
+    dataset: {{path: "{tiny.images}"}}
+    models: [{{name: vit-tiny, id: "{tiny.vit}"}}]
+    batch_sizes: [2]
+    precisions: [fp32, bf16]
+    devices: [cpu]
+  tiny-lm:
+    workload: hf-lm
+    dataset: {{path: "{tiny.lm_text}", format: text}}
+    models: [{{name: gpt2-tiny, id: "{tiny.gpt2}"}}]
+    generation: {{prompt_tokens: 8, output_tokens: 4}}
+    batch_sizes: [1, 2]
+    devices: [cpu]
+  tiny-lm-mc:
+    workload: hf-lm
+    dataset: {{path: "{tiny.lm_mc}", format: multiple-choice}}
+    models: [{{name: gpt2-tiny, id: "{tiny.gpt2}"}}]
+    generation: {{prompt_tokens: 8, output_tokens: 4}}
+    batch_sizes: [2]
+    devices: [cpu]
+"""
+FAST = ["--meter", "fake", "--repeats", "3", "--min-window", "0.03", "--min-updates", "3",
+        "--warmup", "0", "--idle", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def e2e_zoo(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp("hf-zoo") / "zoo.yaml"
+    path.write_text(E2E_ZOO.format(tiny=tiny))
+    return path
+
+
+def profile(ladder, zoo, tmp_path):
+    from typer.testing import CliRunner
+
+    from greenbench.cli import app
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["profile", ladder, "--zoo", str(zoo), *FAST, "--out", str(out),
+                                   "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / f"{ladder}.json").read_text())
+    assert doc["complete"]
+    return doc["records"]
+
+
+def test_e2e_text_ladder_measures_the_model_and_skips_the_unreachable_one(e2e_zoo, tmp_path, tiny):
+    recs = {(r["model"], r["batch_size"]): r for r in profile("tiny-text", e2e_zoo, tmp_path)}
+    want = text(tiny).evaluate(1)
+    for b in (1, 4):
+        r = recs[("bert-tiny", b)]
+        assert r["status"] == "ok" and r["accuracy"] == pytest.approx(want.correct / want.total)
+        assert r["accuracy_n"] == 23 and r["params"] > 0 and r["energy_method"] == "fake"
+        assert r["workload"]["model"]["id"] == str(tiny.bert)
+        ghost = recs[("ghost", b)]
+        assert ghost["status"] == "skipped" and "model 'nobody-here/no-such-model' revision 'v1'" in ghost["error"]
+        assert "--download" in ghost["error"] and ghost["accuracy"] is None
+
+
+def test_e2e_vision_ladder(e2e_zoo, tmp_path, tiny):
+    recs = profile("tiny-vision", e2e_zoo, tmp_path)
+    want = vision(tiny).evaluate(2)
+    assert {r["precision"] for r in recs} == {"fp32", "bf16"}
+    for r in recs:
+        assert r["status"] == "ok" and r["accuracy_n"] == 15 and r["items_per_s"] > 0
+        if r["precision"] == "fp32":
+            assert r["accuracy"] == pytest.approx(want.correct / want.total)
+        assert r["workload"]["dataset"]["label_mapping"] == "by name (model id2label)"
+
+
+def test_e2e_lm_ladders_record_perplexity_accuracy_and_request_shape(e2e_zoo, tmp_path, tiny):
+    want = lm(tiny, generation={"prompt_tokens": 8, "output_tokens": 4}).evaluate(1)
+    recs = profile("tiny-lm", e2e_zoo, tmp_path)
+    assert len(recs) == 2
+    for r in recs:
+        assert r["status"] == "ok" and r["accuracy"] is None
+        assert r["quality_metric"] == "perplexity"
+        assert r["perplexity"] == pytest.approx(want.extra["perplexity"], rel=1e-4)
+        assert r["quality"]["tokens_scored"] == want.extra["tokens_scored"]
+        assert (r["prompt_tokens"], r["output_tokens"]) == (8, 4)
+        assert r["ttft_mean_ms"] is not None and 0 < r["ttft_mean_ms"] < r["latency_mean_ms"]
+        assert r["tpot_ms"] is not None and r["tpot_ms"] > 0
+        assert r["energy_j_per_output_token"] == pytest.approx(r["energy_j_per_item"] / 4)
+    (mc,) = profile("tiny-lm-mc", e2e_zoo, tmp_path / "mc")
+    want = lm(tiny, dataset={"path": str(tiny.lm_mc), "format": "multiple-choice"}).evaluate(2)
+    assert mc["status"] == "ok" and mc["quality_metric"] == "accuracy" and mc["accuracy_n"] == 7
+    assert mc["accuracy"] == pytest.approx(want.correct / want.total)

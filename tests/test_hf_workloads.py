@@ -446,6 +446,63 @@ def test_hub_dataset_without_the_datasets_package_names_the_install(tiny):
     assert one_line(e) == "dataset 'glue' config 'sst2' needs the 'datasets' package: pip install datasets"
 
 
+class _Split:
+    """The little of a `datasets` split the adapters use: columns, rows, select, ClassLabel names."""
+
+    def __init__(self, rows: list[dict], names: list[str] | None):
+        self.rows, self.names = rows, names
+        self.column_names = list(rows[0])
+        self.features = {"label": types.SimpleNamespace(names=names)}
+        self._fingerprint = "f00d"
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        return [r[key] for r in self.rows] if isinstance(key, str) else self.rows[key]
+
+    def select(self, idx):
+        return _Split([self.rows[i] for i in idx], self.names)
+
+
+def test_hub_dataset_split_offline_with_class_label_names(tiny, monkeypatch):
+    """`datasets` is not installed here: a stand-in checks the calls, the offline switch and the
+    mapping of ClassLabel names onto the model's labels."""
+    from huggingface_hub import constants
+
+    rows = [line.rsplit(",", 1) for line in tiny.text_csv.read_text().splitlines()[1:]]
+    hub_rows = [{"sentence": t, "label": int(y == "positive")} for t, y in rows]
+    ds, calls = _fake_module(monkeypatch, "datasets"), []
+    ds_config = _fake_module(monkeypatch, "datasets.config")
+    ds_config.HF_HUB_OFFLINE = False
+    names = ["negative", "positive"]
+
+    def load_dataset(id, config, split, revision):
+        calls.append((id, config, split, revision, constants.HF_HUB_OFFLINE, ds_config.HF_HUB_OFFLINE))
+        if id == "missing":
+            raise FileNotFoundError("Couldn't find a dataset script at missing/missing.py")
+        return _Split(hub_rows, names)
+
+    ds.load_dataset = load_dataset
+    hub = {"id": "glue", "config": "sst2", "text_column": "sentence", "revision": "r1"}
+    w = text(tiny, dataset=hub)
+    assert calls[-1] == ("glue", "sst2", "validation", "r1", True, True)  # offline during the call
+    assert constants.HF_HUB_OFFLINE is False and ds_config.HF_HUB_OFFLINE is False  # and restored
+    assert w.evaluate(8) == text(tiny).evaluate(8)
+    prov = w.provenance()["dataset"]
+    assert prov["label_mapping"].startswith("by name") and prov["fingerprint"] == "f00d" and prov["revision"] == "r1"
+    assert text(tiny, dataset={**hub, "limit": 4}).evaluate(2).total == 4
+    notes: list[str] = []
+    names = ["neg", "pos"]  # names the model does not know: indices as they are, and a note says so
+    assert text(tiny, dataset=hub, on_note=notes.append).provenance()["dataset"]["label_mapping"] == "by index"
+    assert any("differ from the model's labels" in n for n in notes)
+    with pytest.raises(WorkloadSkipped) as e:
+        text(tiny, dataset={"id": "missing"})
+    assert one_line(e).startswith("dataset 'missing' split 'validation' is not in the datasets cache")
+    with pytest.raises(WorkloadError, match="has no column 'text'"):
+        text(tiny, dataset={"id": "glue"})
+
+
 def test_trust_remote_code_is_off_by_default(tiny):
     model = {"name": "custom", "id": str(tiny.custom_code)}
     with pytest.raises(WorkloadError) as e:  # default: the folder's own code is never run

@@ -446,6 +446,23 @@ def test_hub_dataset_without_the_datasets_package_names_the_install(tiny):
     assert one_line(e) == "dataset 'glue' config 'sst2' needs the 'datasets' package: pip install datasets"
 
 
+def test_downloads_only_when_allowed_and_remote_code_flag_always_a_bool(tiny, monkeypatch):
+    import transformers
+
+    seen = []
+    real = transformers.AutoModelForSequenceClassification.from_pretrained.__func__
+
+    def spy(cls, ref, **kw):
+        seen.append({k: kw[k] for k in ("local_files_only", "trust_remote_code", "revision")})
+        return real(cls, ref, **kw)
+
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", classmethod(spy))
+    text(tiny)
+    text(tiny, allow_download=True)
+    assert seen == [{"local_files_only": True, "trust_remote_code": False, "revision": None},
+                    {"local_files_only": False, "trust_remote_code": False, "revision": None}]
+
+
 class _Split:
     """The little of a `datasets` split the adapters use: columns, rows, select, ClassLabel names."""
 

@@ -90,6 +90,14 @@ def resolve(spec: str) -> Device:
     raise DeviceError(f"device {spec!r}: no visible GPU has that UUID")
 
 
+def visible_gpus() -> list[str]:
+    """``cuda:N`` for every GPU torch sees; a DeviceError when there is none."""
+    count = _cuda_count()
+    if count == 0:
+        raise DeviceError("--devices all: no CUDA GPU is visible to torch here (use --device cpu)")
+    return [f"cuda:{i}" for i in range(count)]
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

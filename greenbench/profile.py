@@ -38,6 +38,7 @@ class Record(BaseModel):
     precision: str
     device: str
     device_name: str | None = None
+    device_uuid: str | None = None  # the GPU whose counter measured the point (None on a CPU)
     status: Status = "ok"
     error: str | None = None
 

@@ -70,6 +70,9 @@ class RunConfig:
     resume: bool = False
     force: bool = False
     allow_download: bool = False  # hub models and datasets: offline unless the user asks
+    # One process per device, measuring at once: None = when two or more GPUs (and no CPU) are
+    # in the plan; True = always (every device, the CPU too); False = one device after another.
+    parallel: bool | None = None
     country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -186,31 +189,117 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
     clock = _Clock(len(todo) * cfg.protocol.repeats)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
-    groups: dict[tuple[str, str, str], list[int]] = {}
+    by_device: dict[str, list[tuple[str, str, list[int]]]] = {}
     for p in todo:
-        groups.setdefault((p.model, p.precision, p.device), []).append(p.batch_size)
-    sessions: dict[str, tuple[devmod.Device, Meter, list[Meter]]] = {}
-    try:
-        for (model, precision, device_spec), batches in groups.items():
-            if device_spec not in sessions:
-                sessions[device_spec] = _open_device(cfg, profile, devices_by_spec[device_spec], emit)
-            device, headline, components = sessions[device_spec]
-            records = _measure_group(cfg, profile, model, precision, device, device_spec,
-                                     headline, components, batches, clock, emit)
-            profile.records.extend(records)
-            prof.save(profile, cfg.out_path)
-            for r in records:
-                emit(Event("point", record=r, done=clock.done, total=clock.total))
-        profile.complete = True
-        prof.save(profile, cfg.out_path)
-    finally:
-        for _, headline, components in sessions.values():
-            for m in [headline, *components]:
-                m.close()
+        groups = by_device.setdefault(p.device, [])
+        for model, precision, batches in groups:
+            if (model, precision) == (p.model, p.precision):
+                batches.append(p.batch_size)
+                break
+        else:
+            groups.append((p.model, p.precision, [p.batch_size]))
+
+    def finished(spec: str, idle: dict | None, records: list[prof.Record]) -> None:
+        if idle is not None:
+            profile.idle[spec] = idle
+        profile.records.extend(records)
+        prof.save(profile, cfg.out_path)  # every finished group is on disk at once
+        for r in records:
+            emit(Event("point", record=r, done=clock.done, total=clock.total))
+
+    parallel = cfg.parallel
+    if parallel is None:
+        parallel = len(by_device) > 1 and all(devices_by_spec[d].is_cuda for d in by_device)
+    if parallel:
+        _run_parallel(cfg, profile, by_device, devices_by_spec, clock, emit, finished)
+    else:
+        for spec, groups in by_device.items():
+            _sweep_device(cfg, profile, devices_by_spec[spec], spec, groups, clock, emit, finished)
+    profile.complete = True
+    prof.save(profile, cfg.out_path)
     return profile
 
 
-def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, emit) -> tuple:
+def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
+                  groups: list[tuple[str, str, list[int]]], clock: _Clock, emit,
+                  finished: Callable[[str, dict | None, list[prof.Record]], None]) -> None:
+    """Every group of one device, in order, with that device's meters; ``finished`` after each."""
+    headline, components = _open_device(cfg, profile, device, emit)
+    try:
+        for model, precision, batches in groups:
+            records = _measure_group(cfg, profile, model, precision, device, spec,
+                                     headline, components, batches, clock, emit)
+            finished(spec, profile.idle.get(spec), records)
+    finally:
+        for m in [headline, *components]:
+            m.close()
+
+
+def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
+                groups: list, total: int, queue) -> None:
+    """One device's sweep in its own process: events and finished records go to the parent."""
+    try:
+        clock = _Clock(total)
+        _sweep_device(cfg, profile, device, spec, groups, clock, lambda e: queue.put(("event", spec, e)),
+                      lambda s, idle, recs: queue.put(("records", s, idle, recs)))
+        queue.put(("done", spec))
+    except KeyboardInterrupt:
+        queue.put(("done", spec))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent as one line
+        queue.put(("error", spec, _one_line(e)))
+
+
+def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict, devices_by_spec: dict,
+                  clock: _Clock, emit, finished) -> None:
+    """One process per device, all measuring at once; only this process writes the profile."""
+    import multiprocessing as mp
+    import queue as queuemod
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter: no CUDA state inherited across a fork
+    q = ctx.Queue()
+    procs = {}
+    for spec, groups in by_device.items():
+        windows = sum(len(b) for _, _, b in groups) * cfg.protocol.repeats
+        procs[spec] = ctx.Process(target=_child_main, name=f"greenbench-{spec}", daemon=True,
+                                  args=(cfg, profile, devices_by_spec[spec], spec, groups, windows, q))
+    emit(Event("note", f"measuring {len(procs)} devices at once, one process each: {', '.join(procs)}"))
+    errors: list[str] = []
+    alive = set(procs)
+    try:
+        for p in procs.values():
+            p.start()
+        while alive:
+            try:
+                msg = q.get(timeout=0.5)
+            except queuemod.Empty:
+                for spec in [s for s in alive if not procs[s].is_alive()]:
+                    alive.discard(spec)  # died without a word (killed, out of host memory)
+                    errors.append(f"{spec}: the measuring process ended with code {procs[spec].exitcode}")
+                continue
+            kind, spec = msg[0], msg[1]
+            if kind == "event":
+                e = msg[2]
+                if e.kind == "window":
+                    eta = clock.tick()
+                    emit(Event("window", f"[{spec}] {e.text}", done=clock.done, total=clock.total, eta_s=eta))
+                elif e.kind not in ("point", "start"):
+                    emit(e)
+            elif kind == "records":
+                finished(spec, msg[2], msg[3])
+            else:
+                alive.discard(spec)
+                if kind == "error":
+                    errors.append(f"{spec}: {msg[2]}")
+    finally:
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+            p.join(timeout=10)
+    if errors:
+        raise RunError("; ".join(errors) + f" (finished points are saved in {cfg.out_path}; --resume goes on)")
+
+
+def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, emit) -> tuple[Meter, list[Meter]]:
     spec = device.spec
     headline, components = metermod.select_meters(
         device.uuid or device.spec, prefer=cfg.meter, country_iso_code=cfg.country_iso_code
@@ -221,7 +310,7 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
     elif info.method == "estimate":
         emit(Event("warning", f"{device.spec}: energy is an estimate ({info.reason})"))
     if spec in profile.idle:  # resumed run: keep the baseline measured with the finished points
-        return device, headline, components
+        return headline, components
     meters = [headline, *components]
     idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
     profile.idle[spec] = {
@@ -240,14 +329,14 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
         "power_limit_w": headline.power_limit_w(),
         "meter": info.__dict__ | {"details": info.details},
     }
-    return device, headline, components
+    return headline, components
 
 
 def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devmod.Device,
             spec: str, status: str, error: str, params: int | None = None) -> prof.Record:
     return prof.Record(
         ladder=cfg.ladder.name, model=model, params=params, batch_size=batch, precision=precision,
-        device=spec, device_name=device.name, status=status, error=error,
+        device=spec, device_name=device.name, device_uuid=device.uuid, status=status, error=error,
         energy_reason=f"not measured: {status}", measured_utc=prof.utc_now(),
         model_spec=model_dict(cfg.ladder.model(model)),
     )
@@ -436,7 +525,7 @@ def _record(cfg, profile, model, params, batch, precision, device, spec, score, 
     updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
     return prof.Record(
         ladder=cfg.ladder.name, model=model, params=params, batch_size=batch,
-        precision=precision, device=spec, device_name=device.name,
+        precision=precision, device=spec, device_name=device.name, device_uuid=device.uuid,
         accuracy=accuracy, accuracy_ci95=acc_ci, accuracy_n=score.total if accuracy is not None else None,
         quality_metric=score.metric, perplexity=score.extra.get("perplexity"),
         quality={k: float(v) for k, v in score.extra.items() if k != "perplexity"},

@@ -216,3 +216,39 @@ def test_causal_lm_prefill_and_decode_are_split_from_paired_windows(tmp_path, ca
     assert r["energy_j_per_output_token"] == pytest.approx(r["energy_j_per_item"] / 4)
     assert r["output_tokens_per_s"] == pytest.approx(r["items_per_s"] * 4)
     assert len(r["samples"]["energy_prefill_j_per_item"]) == 3
+
+
+def test_parallel_mode_measures_in_a_child_process_and_the_parent_writes_the_profile(tmp_path, cache_dir):
+    # On a GPU box each GPU gets a process; here the CPU stands in, through the same code path:
+    # a spawned child measures and sends events and records, the parent alone writes the file.
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--parallel",
+                  "--model", "lin", *FAST], cache_dir)
+    assert res.exit_code == 0, res.output
+    assert "measuring 1 devices at once, one process each: cpu" in res.output
+    doc = load_json(tmp_path / "o" / "tiny.json")
+    assert doc["complete"] is True and set(doc["idle"]) == {"cpu"}
+    recs = doc["records"]
+    assert sorted(r["batch_size"] for r in recs) == [1, 8]
+    assert all(r["status"] == "ok" and r["device"] == "cpu" and r["energy_method"] == "fake" for r in recs)
+
+
+def test_devices_option_maps_indices_and_uuids(monkeypatch):
+    from greenbench.cli.profile import _device_specs
+    from greenbench import devices as devmod
+
+    assert _device_specs(None, "0, 1") == ("cuda:0", "cuda:1")
+    assert _device_specs(["cpu"], "GPU-8f3e") == ("cpu", "GPU-8f3e")
+    assert _device_specs(None, None) is None
+    monkeypatch.setattr(devmod, "_cuda_count", lambda: 3)
+    assert _device_specs(None, "all") == ("cuda:0", "cuda:1", "cuda:2")
+    monkeypatch.setattr(devmod, "_cuda_count", lambda: 0)
+    with pytest.raises(devmod.DeviceError, match="no CUDA GPU"):
+        _device_specs(None, "all")
+
+
+def test_devices_all_without_a_gpu_is_one_line_and_exit_2(tmp_path, cache_dir):
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--devices", "all", *FAST], cache_dir)
+    assert res.exit_code == 2
+    assert "no CUDA GPU is visible" in res.output and "Traceback" not in res.output

@@ -36,7 +36,10 @@ def profile_command(
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
     idle: Optional[float] = typer.Option(None, "--idle", min=0, help="Idle-baseline seconds before the sweep (default 5; 0 turns it off)."),
     max_cv: float = typer.Option(0.05, "--max-cv", min=0, help="Flag points whose energy or throughput CV exceeds this."),
-    device: Optional[list[str]] = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's."),
+    device: Optional[list[str]] = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter."),
+    parallel: Optional[bool] = typer.Option(None, "--parallel/--sequential", help="Measure devices at once, one process each (default: at once when two or more GPUs are given)."),
+    download: bool = typer.Option(False, "--download", help="Let hub ladders download models and datasets that are not cached (off: offline)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Only these models (repeatable)."),
     batch_size: Optional[list[int]] = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
     precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, bf16, fp16 (repeatable)."),
@@ -87,7 +90,8 @@ def profile_command(
             models=tuple(model) if model else None,
             batch_sizes=tuple(batch_size) if batch_size else None,
             precisions=tuple(precision) if precision else None,
-            devices=tuple(device) if device else None, resume=resume, force=force,
+            devices=_device_specs(device, devices), resume=resume, force=force,
+            allow_download=download, parallel=parallel,
         )
         try:
             result = _run_with_progress(cfg)
@@ -112,6 +116,26 @@ def profile_command(
         err.print(f"profile: {cfg.out_path}", highlight=False)
     if not result.ok_records():
         raise typer.Exit(int(Exit.NOTHING_MEASURED))
+
+
+def _device_specs(device: list[str] | None, devices: str | None) -> tuple[str, ...] | None:
+    """--device (repeatable) and --devices (comma list: 0,1 / UUIDs / all) -> device specs."""
+    specs = list(device or [])
+    for item in (devices or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "all":
+            from ..devices import visible_gpus
+
+            specs.extend(visible_gpus())
+        elif item.isdigit():
+            specs.append(f"cuda:{item}")
+        else:
+            specs.append(item)
+    if devices is not None and not specs:
+        raise fail("--devices: give GPU indices or UUIDs, comma-separated (e.g. 0,1), or all")
+    return tuple(dict.fromkeys(specs)) or None
 
 
 def _run_with_progress(cfg):

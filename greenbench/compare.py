@@ -372,6 +372,9 @@ def _profile_warnings(bp: Profile, ap: Profile, names: tuple[str, str]) -> list[
     if hw:
         w.append("different hardware (" + "; ".join(hw) + "): energy and latency changes may be the "
                  "machine's, not the code's; compare profiles measured on the same machine")
+    if pb.get("torch_threads") != pa.get("torch_threads") and pb.get("torch_threads") and pa.get("torch_threads"):
+        w.append(f"torch CPU threads {pb.get('torch_threads')} vs {pa.get('torch_threads')}: CPU latency and "
+                 "energy depend on it; set OMP_NUM_THREADS alike for both runs")
     prot_b = (bp.settings or {}).get("protocol") or {}
     prot_a = (ap.settings or {}).get("protocol") or {}
     diff = _diff_keys({k: v for k, v in prot_b.items() if k != "seed"},

@@ -176,6 +176,8 @@ class Row:
     def change_text(self) -> str:
         if self.change is None:
             return "—"
+        if self.change == 0:
+            return "0.0%" if self.relative else "0"
         return f"{self.change:+.1%}" if self.relative else f"{self.change:+.4g}"
 
     def p_text(self) -> str:
@@ -403,6 +405,13 @@ def compare(baseline: Profile, candidate: Profile, options: Options | None = Non
             return f"{name} has ladder {p.ladder.get('name')!r}, {len(p.records)} points on {', '.join(devs) or 'no device'}"
         raise CompareError(f"no operating point in common: {desc(baseline, names[0])}; {desc(candidate, names[1])}")
     warnings = _profile_warnings(baseline, candidate, names)
+    gpus = sorted({(before[k].device, getattr(before[k], "device_uuid", None), getattr(after[k], "device_uuid", None))
+                   for k in common} - {(k[4], None, None) for k in common})
+    gpus = [g for g in gpus if g[1] != g[2]]
+    if gpus and not any(w.startswith("different hardware") for w in warnings):
+        warnings.insert(0, "different hardware (" + "; ".join(f"{d} {b} vs {a}" for d, b, a in gpus[:3])
+                        + "): energy and latency changes may be the machine's, not the code's; compare "
+                        "profiles measured on the same machine")
     rows: list[Row] = []
     for k in common:
         rows += _point_rows(before[k], after[k], baseline, candidate, options)

@@ -307,3 +307,16 @@ def test_junit_export(regression):
     failures = [c for c in root.iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["medium b8 fp32 cpu energy_j_per_item"]
     assert "+10.0%" in failures[0].find("failure").get("message")
+
+
+def test_another_gpu_by_uuid_is_a_hardware_warning():
+    base = make_profile(1)
+    for r in base.records:
+        r.device_uuid = "GPU-aaaa"
+    cand = make_profile(1)
+    for r in cand.records:
+        r.device_uuid = "GPU-bbbb"
+    res = run(base, cand)
+    assert res.exit_code == 0
+    assert any(w.startswith("different hardware (cpu GPU-aaaa vs GPU-bbbb)") for w in res.warnings)
+    assert not run(base, base).warnings

@@ -151,8 +151,21 @@ class _LadderBase(_Strict):
         return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]
 
     def builder_kwargs(self, model_name: str) -> dict[str, Any]:
-        """Keyword arguments for the workload builder, beside precision, device and cache."""
-        return {"model": model_dict(self.model(model_name)), "dataset": self.dataset.model_dump()}  # type: ignore[attr-defined]
+        """Keyword arguments for the workload builder, beside precision, device and cache.
+
+        Relative local paths (a dataset ``path``; a model ``id`` or ``tokenizer`` written as
+        ``./x`` or ``../x``) are taken relative to the zoo file, not to wherever greenbench runs.
+        """
+        model = model_dict(self.model(model_name))
+        dataset = self.dataset.model_dump()  # type: ignore[attr-defined]
+        base = Path(self.source).parent if self.source not in ("", "built-in") else None
+        if base is not None:
+            for key in ("id", "tokenizer"):
+                if isinstance(model.get(key), str) and model[key].startswith(("./", "../")):
+                    model[key] = str(base / model[key])
+            if isinstance(dataset.get("path"), str) and not Path(dataset["path"]).is_absolute():
+                dataset["path"] = str(base / dataset["path"])
+        return {"model": model, "dataset": dataset}
 
 
 class EmbeddedLadder(_LadderBase):

@@ -86,3 +86,58 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil = "!!python/object/apply:os.system ['echo pwned']"
     with pytest.raises(zoo.ZooError, match="not valid YAML"):
         zoo.load_zoo(write(tmp_path, evil))
+
+
+def test_hub_ladders_in_the_repository_zoo_are_valid_and_offline_safe():
+    path = Path(__file__).parent.parent / "model_zoo.yaml"
+    ladders = zoo.load_zoo(path)
+    for name in ("sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc", "gpu-check-vision", "gpu-check-gpt2"):
+        lad = ladders[name]
+        assert lad.workload.startswith("hf-") and lad.trust_remote_code is False
+        for m in lad.models:
+            assert m.revision or m.weights == "random"  # hub models say which revision they mean
+    assert ladders["pythia-wikitext"].model("pythia-1b").revision == "step143000"
+    assert ladders["gpu-check-gpt2"].generation.output_tokens == 64
+
+
+HF_LADDER = """
+version: 1
+ladders:
+  local-text:
+    workload: hf-text
+    dataset: {path: data/sst2.csv, text_column: sentence}
+    models:
+      - {name: mine, id: ./models/tiny-bert}
+      - {name: hub, id: bert-base-uncased, revision: main}
+    batch_sizes: [1]
+"""
+
+
+def test_relative_paths_are_taken_from_the_zoo_file_and_hub_ids_are_left_alone(tmp_path):
+    lad = zoo.get_ladder("local-text", write(tmp_path, HF_LADDER))
+    mine = lad.builder_kwargs("mine")
+    assert mine["model"]["id"] == str(tmp_path / "models/tiny-bert")
+    assert mine["dataset"]["path"] == str(tmp_path / "data/sst2.csv")
+    assert lad.builder_kwargs("hub")["model"]["id"] == "bert-base-uncased"
+    assert mine["max_length"] == 128 and mine["trust_remote_code"] is False
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("dataset: {path: a.csv, id: glue}", "exactly one of 'path'"),
+    ("dataset: {synthetic: true}\n    generation: {output_tokens: 1}", "generation.output_tokens"),
+    ("dataset: {synthetic: true}\n    models: [{name: m}]", "needs an 'id'"),
+])
+def test_bad_hub_ladders_give_one_line(tmp_path, body, expected):
+    text = f"""
+version: 1
+ladders:
+  bad:
+    workload: hf-lm
+    {body}
+    batch_sizes: [1]
+"""
+    if "models:" not in body:
+        text += "    models: [{name: m, id: gpt2}]\n"
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.get_ladder("bad", write(tmp_path, text))
+    assert expected in str(e.value) and "\n" not in str(e.value)

@@ -161,6 +161,9 @@ def changes(result: "Result") -> bytes | None:
         for r in rows:
             key = "crossed" if r.status == "ok" and r.crossed else r.status
             ax.barh(y[r.point], r.change * scale, color=STATUS_COLOURS.get(key, "#78909c"), height=0.7)
+        if all(r.change == 0 for r in rows):
+            ax.text(0.5, 0.5, "no change at any point", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=9, color="#5f6b73")
         ax.axvline(th.value * scale, color="#c62828", ls="--", lw=1)
         ax.axvline(0, color="black", lw=0.6)
         ax.set_title(th.metric + (" (estimate)" if any(r.estimate for r in rows) else ""), fontsize=9)

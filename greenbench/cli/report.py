@@ -9,10 +9,9 @@ import typer
 
 from .common import EXIT_CODES_HELP, err, fail, out, user_errors
 
-HELP = f"""Write a self-contained HTML report of PROFILE (tables and plots inline, no network
-access) and its plots as PNG files beside it: accuracy against energy per item, latency against
-batch size, energy per item by model, and with --baseline the changes against it (judged as
-`greenbench compare` judges them). Estimated energy is labelled as such.
+HELP = f"""Write a self-contained HTML report of PROFILE, with its plots as PNG files beside it.
+
+Tables and plots are inline (no network access); the plots: accuracy against energy per item, latency against batch size, energy per item by model, and with --baseline the changes against it (judged as `greenbench compare` judges them). Estimated energy is labelled as such.
 
 The report is not a gate: it exits 0 whatever changed (use `greenbench compare` in CI).
 

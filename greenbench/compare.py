@@ -34,6 +34,7 @@ class Metric:
     higher_is_better: bool
     unit: str
     energy: bool = False  # derived from energy: estimates are marked, methods must match
+    optional: bool = False  # produced by some workloads only: no row where neither side has it
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
@@ -45,6 +46,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("latency_p99_ms", False, "ms"),
     Metric("items_per_s", True, "items/s"),
     Metric("accuracy", True, ""),
+    # language models (records of causal-LM ladders)
+    Metric("perplexity", False, "", optional=True),
+    Metric("ttft_p50_ms", False, "ms", optional=True),
+    Metric("ttft_p95_ms", False, "ms", optional=True),
+    Metric("tpot_ms", False, "ms", optional=True),
+    Metric("output_tokens_per_s", True, "tokens/s", optional=True),
+    Metric("energy_j_per_output_token", False, "J", energy=True, optional=True),
 ]}
 
 # Gated when no --fail-on is given (docs/ci.md, "Thresholds").
@@ -351,7 +359,7 @@ def _metric_blocker(metric: Metric, b: Record, a: Record, bp: Profile, ap: Profi
             return f"carbon intensity {b.intensity_gco2e_per_kwh} vs {a.intensity_gco2e_per_kwh} gCO2e/kWh"
     if metric.name == "accuracy" and b.accuracy_n and a.accuracy_n and b.accuracy_n != a.accuracy_n:
         return f"accuracy over {b.accuracy_n} vs {a.accuracy_n} items"
-    vb, va = getattr(b, metric.name), getattr(a, metric.name)
+    vb, va = getattr(b, metric.name, None), getattr(a, metric.name, None)
     if vb is None or va is None:
         side, rec = ("baseline", b) if vb is None else ("candidate", a)
         why = rec.energy_reason if metric.energy and rec.energy_reason else "null"
@@ -424,6 +432,10 @@ def compare(baseline: Profile, candidate: Profile, options: Options | None = Non
     if missing:
         w = ", ".join(point_label(r) for r in missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         warnings.append(f"{len(missing)} baseline point(s) not in the {names[1]}: {w} (not compared)")
+    gated = {t.metric for t in options.thresholds}
+    if not any(r.metric in gated or r.metric == "status" for r in rows):
+        warnings.append(f"nothing was compared: no common point has {', '.join(sorted(gated))}; "
+                        "choose other metrics with --fail-on")
     family = _adjust(rows, options)
     for row in rows:
         _decide(row, options)
@@ -446,7 +458,9 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
         row = Row(label, b.key(), m.name, th.text, "ok", relative=th.relative)
         row.estimate = m.energy and "estimate" in (b.energy_method, a.energy_method)
         why = blocker or _metric_blocker(m, b, a, bp, ap)
-        row.before, row.after = getattr(b, m.name), getattr(a, m.name)
+        row.before, row.after = getattr(b, m.name, None), getattr(a, m.name, None)
+        if row.before is None and row.after is None and (m.optional or m.name == "accuracy"):
+            continue  # a figure this workload does not produce (accuracy of a language model)
         if why:
             row.status, row.notes = "not_comparable", [why]
             rows.append(row)

@@ -320,3 +320,16 @@ def test_another_gpu_by_uuid_is_a_hardware_warning():
     assert res.exit_code == 0
     assert any(w.startswith("different hardware (cpu GPU-aaaa vs GPU-bbbb)") for w in res.warnings)
     assert not run(base, base).warnings
+
+
+def test_language_model_records_gate_perplexity_and_skip_accuracy():
+    base = make_profile(1)
+    for r in base.records:
+        r.accuracy, r.accuracy_n, r.quality_metric, r.perplexity = None, None, "perplexity", 20.0
+    cand = scaled(base, "large", 64, "perplexity", 1.05)
+    res = run(base, cand, "perplexity:+1%", "accuracy:-0.01", "energy_j_per_item:+5%")
+    assert flagged(res) == {("large", 64, "perplexity")}
+    assert not any(r.metric == "accuracy" for r in res.rows)
+    assert res.regressions[0].test == "untested"
+    res = run(make_profile(1), make_profile(1), "perplexity:+1%")
+    assert not res.rows and any(w.startswith("nothing was compared") for w in res.warnings)

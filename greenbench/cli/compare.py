@@ -17,7 +17,7 @@ Points are matched by ladder, model, batch size, precision and device.
 
 A row (one point, one metric) is a regression when its change crosses the metric's threshold in the bad direction AND is statistically significant on the per-repeat samples of both profiles (one-sided Welch test on log samples; two-proportion test for accuracy; Holm-corrected over the rows of the comparison). Rows without samples are judged on the threshold alone and say so.
 
-Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01. Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better).
+Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01. Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better); for language models perplexity, ttft_p50_ms, ttft_p95_ms, tpot_ms, energy_j_per_output_token (lower is better), output_tokens_per_s (higher is better).
 
 Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that was estimated rather than metered is marked 'estimate'. Exports (--markdown, --json, --junit) are written before a non-zero exit. See docs/ci.md.
 

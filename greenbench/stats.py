@@ -43,7 +43,10 @@ def summarize(samples: Sequence[float]) -> Summary:
     ci = None
     if n > 1:
         h = float(_st.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-        ci = (mean - h, mean + h)
+        # A quantity that cannot be negative (energy, throughput) keeps a lower bound of at
+        # least 0: with few, spread samples the symmetric t-interval would cross zero.
+        lo = max(mean - h, 0.0) if bool(np.all(x >= 0)) else mean - h
+        ci = (lo, mean + h)
     return Summary(n, mean, std, cv, ci, float(x.min()), float(x.max()))
 
 

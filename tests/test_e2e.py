@@ -37,7 +37,7 @@ def test_quick_profile_of_the_embedded_ladder(tmp_path, cache_dir):
             assert r["energy_j_per_item"] is None and r["energy_reason"]
         else:  # on a machine without RAPL this is CodeCarbon's estimate, and says so
             lo, hi = r["energy_j_per_item_ci95"]
-            assert 0 < lo <= r["energy_j_per_item"] <= hi
+            assert 0 <= lo <= r["energy_j_per_item"] <= hi  # few spread repeats: lo stops at 0
             assert r["power_w"] > 0
     # larger models cost more per item at the same batch size (estimate or measurement alike)
     per_item = {(r["model"], r["batch_size"]): r["energy_j_per_item"] for r in recs}

@@ -55,3 +55,10 @@ def test_percentiles_are_in_milliseconds():
     assert p[50] == pytest.approx(50.5)
     assert p[99] == pytest.approx(99.01)
     assert p[50] < p[90] < p[95] < p[99]
+
+
+def test_interval_of_a_non_negative_quantity_stops_at_zero():
+    s = summarize([0.1, 1.0, 5.0])  # so spread that mean - t*s/sqrt(n) < 0
+    assert s.ci95[0] == 0.0 and s.ci95[1] > s.mean
+    signed = summarize([-1.0, 1.0, 5.0])  # a quantity that may be negative keeps its t-interval
+    assert signed.ci95[0] < 0

@@ -316,7 +316,7 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
 def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str, str]) -> str:
     o = res.options
     cls = "fail" if res.regressions else "pass"
-    parts = [f"<h2>Changes against the baseline</h2>",
+    parts = ["<h2>Changes against the baseline</h2>",
              f'<p class="sub">Baseline {_e(res.baseline_name)} (measured {_e(res.baseline.created_utc)}) → '
              f"this profile. Thresholds: {_e(', '.join(t.text for t in o.thresholds))}; "
              + (f"one-sided tests at alpha {o.alpha:g}"

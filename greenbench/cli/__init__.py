@@ -31,20 +31,29 @@ from .zoo import zoo_command
 
 app = typer.Typer(
     name="greenbench",
-    help="Measure the accuracy, latency and energy of inference over a ladder of models. " + EXIT_CODES_HELP,
+    help="Measure the accuracy, latency and energy of inference over a ladder of models, fit the "
+         "carbon-QoE tradeoff, price a green tier, and gate regressions in CI. " + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("profile", help=PROFILE_HELP)(profile_command)
-app.command("env")(env_command)
-app.command("zoo")(zoo_command)
-app.add_typer(carbon_app, name="carbon", help=CARBON_HELP)
-app.command("compare", help=COMPARE_HELP)(compare_command)
-app.command("report", help=REPORT_HELP)(report_command)
-app.command("fit", help=FIT_HELP)(fit_command)
-app.command("price", help=PRICE_HELP)(price_command)
-app.command("simulate", help=SIMULATE_HELP)(simulate_command)
+# In the order of the data flow: measure, then everything that reads a profile.
+app.command("profile", help=PROFILE_HELP,
+            short_help="Measure accuracy, latency and energy of every point of a ladder.")(profile_command)
+app.command("fit", help=FIT_HELP,
+            short_help="Pareto frontier and validated tradeoff curves of a profile.")(fit_command)
+app.command("price", help=PRICE_HELP,
+            short_help="Price the two-tier green subscription from a profile and a carbon trace.")(price_command)
+app.command("simulate", help=SIMULATE_HELP,
+            short_help="Replay a year of hourly carbon intensity under the green tier.")(simulate_command)
+app.add_typer(carbon_app, name="carbon", help=CARBON_HELP,
+              short_help="Grid zones and their 2023 statistics; carbon of a profile; trace checks.")
+app.command("compare", help=COMPARE_HELP,
+            short_help="Compare a profile with a baseline; exit 1 on a significant regression.")(compare_command)
+app.command("report", help=REPORT_HELP,
+            short_help="Self-contained HTML report of a profile (and its changes), with PNG plots.")(report_command)
+app.command("env", short_help="Devices, the energy method each gets and why; versions.")(env_command)
+app.command("zoo", short_help="The ladders (built in and in model_zoo.yaml), validated.")(zoo_command)
 
 
 def main() -> None:

@@ -13,6 +13,26 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+def torch_device(device: str, workload: str):
+    """``cpu`` or ``cuda:N`` as a torch.device, checked against what this torch sees (one line)."""
+    import torch  # here, not at import: listing ladders must not load torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise WorkloadError(f"bad device {device!r}: expected 'cpu' or 'cuda:N'") from e
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise WorkloadError(f"{workload} runs on 'cpu' or 'cuda:N', not {device!r}")
+    if not torch.cuda.is_available():
+        raise WorkloadError(f"device {device!r} requested but this torch sees no CUDA GPU")
+    index = 0 if dev.index is None else dev.index
+    if index >= torch.cuda.device_count():
+        raise WorkloadError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) visible")
+    return torch.device("cuda", index)
+
+
 class WorkloadError(Exception):
     """A workload could not be built or run; the message is one clear line for the user."""
 
@@ -33,7 +53,7 @@ class Score:
     correct: int | None
     total: int
     metric: str = "accuracy"
-    extra: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict, hash=False)  # hashable Score all the same
 
 
 class Workload(ABC):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenbench.workloads.base import Score, Workload, WorkloadError
+from greenbench.workloads.base import Score, Workload, WorkloadError, torch_device
 
 FORMAT_VERSION = 1  # bump when the architectures or the training loop change: old caches retrain
 SIGNAL_LEN = 40  # MNIST-1D's final_seq_length
@@ -260,23 +260,6 @@ def trained_model(
 # -------------------------------------------------------------------------------- workload
 
 
-def _device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise WorkloadError(f"bad device {device!r}: expected 'cpu' or 'cuda:N'") from e
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise WorkloadError(f"embedded workload runs on 'cpu' or 'cuda:N', not {device!r}")
-    if not torch.cuda.is_available():
-        raise WorkloadError(f"device {device!r} requested but this torch sees no CUDA GPU")
-    index = 0 if dev.index is None else dev.index
-    if index >= torch.cuda.device_count():
-        raise WorkloadError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) visible")
-    return torch.device("cuda", index)
-
-
 class EmbeddedWorkload(Workload):
     def __init__(self, model: nn.Module, spec: dict, data: Mnist1d, train: dict, weights: Path,
                  precision: str, device: torch.device) -> None:
@@ -376,7 +359,7 @@ def build_embedded(
     spec, tspec = model_spec(model), train_spec(train)
     if precision not in PRECISIONS:
         raise WorkloadError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    dev = _device(device)  # checked before training so a bad device fails fast
+    dev = torch_device(device, "the embedded workload")  # checked before training: fails fast
     data = load_dataset(dataset, cache_dir, on_note)
     net, weights = trained_model(spec, data, tspec, cache_dir, on_note)
     return EmbeddedWorkload(net, spec, data, tspec, weights, precision, dev)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from greenbench.workloads.base import Workload, WorkloadError, WorkloadSkipped
+from greenbench.workloads.base import Workload, WorkloadError, WorkloadSkipped, torch_device
 
 Note = Callable[[str], None] | None
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -81,20 +81,7 @@ def dataset_ref(dataset: dict | None) -> Any:
 
 
 def resolve_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise WorkloadError(f"bad device {device!r}: expected 'cpu' or 'cuda:N'") from e
-    if dev.type == "cpu":
-        return dev
-    if dev.type != "cuda":
-        raise WorkloadError(f"Hugging Face workloads run on 'cpu' or 'cuda:N', not {device!r}")
-    if not torch.cuda.is_available():
-        raise WorkloadError(f"device {device!r} requested but this torch sees no CUDA GPU")
-    index = 0 if dev.index is None else dev.index
-    if index >= torch.cuda.device_count():
-        raise WorkloadError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) visible")
-    return torch.device("cuda", index)
+    return torch_device(device, "Hugging Face workloads")
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -652,3 +639,32 @@ def batch_size_arg(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise WorkloadError(f"batch_size must be a positive integer, got {batch_size!r}")
     return batch_size
+
+
+def load_tokenizer(ref, ds, allow_download: bool, trust_remote_code: bool) -> tuple[Any, dict | None]:
+    """The model's tokenizer (or the ladder's ``tokenizer``); None only for synthetic data."""
+    tok_id = ref.tokenizer or ref.id
+    if tok_id is None:
+        if not ds.synthetic:
+            raise WorkloadError(f"model {ref.name!r} has no tokenizer (give 'tokenizer' or 'id'); "
+                                "without one only 'synthetic: true' data works (random token ids)")
+        return None, None
+    from transformers import AutoTokenizer
+
+    return hub_load(
+        "tokenizer", tok_id, ref.revision if tok_id == ref.id else None, AutoTokenizer.from_pretrained,
+        allow_download=allow_download, trust_remote_code=trust_remote_code,
+        cache_files=("tokenizer_config.json", "tokenizer.json", "config.json"))
+
+
+def count_top1(logits_of_rows: Callable[[int, int], torch.Tensor], labels: torch.Tensor,
+               batch_size: int, device: torch.device) -> int:
+    """Correct top-1 predictions over all rows, ``batch_size`` rows at a time, counted on the device
+    (one host transfer at the end)."""
+    labels = labels.to(device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    with torch.inference_mode():
+        for start in range(0, len(labels), batch_size):
+            logits = logits_of_rows(start, start + batch_size)
+            correct += (logits.argmax(dim=-1) == labels[start:start + batch_size]).sum()
+    return int(correct.item())

@@ -314,18 +314,7 @@ def build_hf_lm(
                             f"not {ds.format!r}")
     hc.check_available("model", ref.id, ref.revision, allow_download)
 
-    tok_id = ref.tokenizer or ref.id
-    tokenizer, tok_prov = None, None
-    if tok_id is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer, tok_prov = hc.hub_load(
-            "tokenizer", tok_id, ref.revision if tok_id == ref.id else None, AutoTokenizer.from_pretrained,
-            allow_download=allow_download, trust_remote_code=trust_remote_code,
-            cache_files=("tokenizer_config.json", "tokenizer.json", "config.json"))
-    elif not ds.synthetic:
-        raise WorkloadError(f"model {ref.name!r} has no tokenizer (give 'tokenizer' or 'id'); "
-                            "without one only 'synthetic: true' data works (random token ids)")
+    tokenizer, tok_prov = hc.load_tokenizer(ref, ds, allow_download, trust_remote_code)
 
     texts: list[str] = []
     mc: list[tuple[str, list[str], int]] = []

@@ -46,14 +46,9 @@ class TextWorkload(hc.HFWorkload):
         model = self._live()
         b = hc.batch_size_arg(batch_size)
         assert self._labels is not None
-        n = len(self._labels)
-        labels = self._labels.to(self._device)
-        correct = torch.zeros((), dtype=torch.long, device=self._device)
-        with torch.inference_mode():
-            for start in range(0, n, b):
-                logits = hc.logits_of(model(**self._to_device(start, start + b)))
-                correct += (logits.argmax(dim=-1) == labels[start:start + b]).sum()
-        return Score(correct=int(correct.item()), total=n)
+        correct = hc.count_top1(lambda i, j: hc.logits_of(model(**self._to_device(i, j))),
+                                self._labels, b, self._device)
+        return Score(correct=correct, total=len(self._labels))
 
     def _drop(self) -> None:
         self._inputs = self._labels = None
@@ -103,18 +98,7 @@ def build_hf_text(
         raise WorkloadError(f"max_length must be an integer of at least 2, got {max_length!r}")
     hc.check_available("model", ref.id, ref.revision, allow_download)
 
-    tok_id = ref.tokenizer or ref.id
-    tokenizer, tok_prov = None, None
-    if tok_id is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer, tok_prov = hc.hub_load(
-            "tokenizer", tok_id, ref.revision if tok_id == ref.id else None, AutoTokenizer.from_pretrained,
-            allow_download=allow_download, trust_remote_code=trust_remote_code,
-            cache_files=("tokenizer_config.json", "tokenizer.json", "config.json"))
-    elif not ds.synthetic:
-        raise WorkloadError(f"model {ref.name!r} has no tokenizer (give 'tokenizer' or 'id'); "
-                            "without one only 'synthetic: true' data works")
+    tokenizer, tok_prov = hc.load_tokenizer(ref, ds, allow_download, trust_remote_code)
 
     texts: list[str] = []
     raw: list[Any] = []

@@ -54,14 +54,9 @@ class VisionWorkload(hc.HFWorkload):
         model = self._live()
         b = hc.batch_size_arg(batch_size)
         assert self._labels is not None
-        n = len(self._labels)
-        labels = self._labels.to(self._device)
-        correct = torch.zeros((), dtype=torch.long, device=self._device)
-        with torch.inference_mode():
-            for start in range(0, n, b):
-                logits = hc.logits_of(model(self._batch(start, start + b)))
-                correct += (logits.argmax(dim=-1) == labels[start:start + b]).sum()
-        return Score(correct=int(correct.item()), total=n)
+        correct = hc.count_top1(lambda i, j: hc.logits_of(model(self._batch(i, j))),
+                                self._labels, b, self._device)
+        return Score(correct=correct, total=len(self._labels))
 
     def _drop(self) -> None:
         self._pixels = self._labels = None

@@ -632,3 +632,18 @@ def test_e2e_lm_ladders_record_perplexity_accuracy_and_request_shape(e2e_zoo, tm
     want = lm(tiny, dataset={"path": str(tiny.lm_mc), "format": "multiple-choice"}).evaluate(2)
     assert mc["status"] == "ok" and mc["quality_metric"] == "accuracy" and mc["accuracy_n"] == 7
     assert mc["accuracy"] == pytest.approx(want.correct / want.total)
+
+
+def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
+    from greenbench.workloads import hf_lm
+    from greenbench.zoo import HFDataset
+
+    f = tmp_path / "arc.jsonl"
+    rows = [  # numeric labels are 1-based in ARC: "2" is the second choice, not index 2
+        {"question": "q1", "choices": {"text": ["a", "b", "c", "d"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"},
+        {"question": "q2", "choices": {"text": ["a", "b", "c"], "label": ["A", "B", "C"]}, "answerKey": "C"},
+    ]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ds = HFDataset(path=str(f), format="multiple-choice", answer_column="answerKey")
+    items, _ = hf_lm._multiple_choice(ds, allow_download=False)
+    assert [(q, answer) for q, _, answer in items] == [("q1", 1), ("q2", 2)]

@@ -249,7 +249,12 @@ def _multiple_choice(ds: Any, allow_download: bool) -> tuple[list[tuple[str, lis
     items = []
     for i, (q, ch, a) in enumerate(zip(*columns), 1):
         choices = _choice_list(ch, where, i)
-        items.append((str(q), choices, _answer_index(a, choices, where, i)))
+        labels = [str(x).strip() for x in ch.get("label", [])] if isinstance(ch, dict) else []
+        if len(labels) == len(choices) and str(a).strip() in labels:
+            # ARC-style {"text": [...], "label": ["A".."D"] or ["1".."4"]}: the answer names a label
+            items.append((str(q), choices, labels.index(str(a).strip())))
+        else:
+            items.append((str(q), choices, _answer_index(a, choices, where, i)))
     prov.update(items=len(items), question_column=ds.question_column, choices_column=ds.choices_column,
                 answer_column=ds.answer_column, limit=ds.limit)
     return items, prov

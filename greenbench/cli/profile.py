@@ -185,8 +185,10 @@ def _fmt(x: float | None, spec: str = ".3g") -> str:
 def summary_table(profile) -> Table:
     t = Table(title=f"greenbench profile: {profile.ladder['name']}"
               + (" (quick)" if profile.settings["protocol"].get("quick") else ""))
+    scored = {r.quality_metric for r in profile.ok_records()}
+    quality = "accuracy [95% CI]" if scored <= {"accuracy", None} else "quality"
     for col, just in [("model", "left"), ("params", "right"), ("batch", "right"), ("prec", "left"),
-                      ("device", "left"), ("accuracy [95% CI]", "right"), ("p50 ms/batch", "right"),
+                      ("device", "left"), (quality, "right"), ("p50 ms/batch", "right"),
                       ("p95 ms/batch", "right"), ("items/s", "right"), ("J/item ± σ", "right"),
                       ("CV", "right"), ("method", "left"), ("W", "right"), ("mgCO2e/item", "right"),
                       ("flags", "left")]:

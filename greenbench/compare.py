@@ -226,8 +226,23 @@ class Result:
         return [r for r in self.rows if r.counts]
 
     @property
+    def judged(self) -> int:
+        """Rows whose metric was actually held against its threshold."""
+        return sum(r.status in ("ok", "improvement", "regression", "warning") for r in self.rows)
+
+    @property
+    def nothing_compared(self) -> str | None:
+        """Why no row could be judged (every point not comparable or skipped), else None: a gate
+        that compared nothing must not pass."""
+        if self.judged or self.regressions:
+            return None
+        reasons = [n for r in self.rows if r.status == "not_comparable" for n in r.notes][:1]
+        why = f" (first: {reasons[0]})" if reasons else ""
+        return f"nothing was compared: {self.count('not_comparable')} row(s) not comparable{why}"
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.regressions else 0
+        return 1 if self.regressions else (2 if self.nothing_compared else 0)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
@@ -335,14 +350,24 @@ def _diff_keys(x: dict, y: dict, prefix: str = "") -> list[str]:
     return out
 
 
+# Dataset provenance that says where or with what the data was read, not which data it is: a
+# checkout on another machine, another `datasets` release or cache fingerprint, another version
+# of the generator package. The identity (hub id/config/split/revision, file hash, seed, sizes)
+# is compared; these are not.
+_DATA_LOCATION_KEYS = {"path", "fingerprint", "datasets", "generator"}
+
+
+def _data_identity(record: Record) -> dict:
+    data = (record.workload or {}).get("dataset") or {}
+    return {k: v for k, v in data.items() if k not in _DATA_LOCATION_KEYS}
+
+
 def _row_blocker(b: Record, a: Record) -> str | None:
     """Why the two records measure different things (then no metric of the point is compared)."""
     diff = _diff_keys(b.model_spec or {}, a.model_spec or {})
     if diff:
         return "model changed: " + ", ".join(diff[:2])
-    data_b = (b.workload or {}).get("dataset") or {}
-    data_a = (a.workload or {}).get("dataset") or {}
-    diff = _diff_keys(data_b, data_a)
+    diff = _diff_keys(_data_identity(b), _data_identity(a))
     if diff:
         return "evaluation data changed: " + ", ".join(diff[:2])
     return None

@@ -333,3 +333,24 @@ def test_language_model_records_gate_perplexity_and_skip_accuracy():
     assert res.regressions[0].test == "untested"
     res = run(make_profile(1), make_profile(1), "perplexity:+1%")
     assert not res.rows and any(w.startswith("nothing was compared") for w in res.warnings)
+
+
+def test_data_read_from_another_place_is_still_comparable_and_other_data_is_not():
+    from greenbench import compare as cmp
+    from synthetic_profiles import make_profile
+
+    base = make_profile(seed=1)
+    cand = base.model_copy(deep=True)
+    for r in base.records:
+        r.workload = {"dataset": {"id": "glue", "split": "validation", "path": "/home/alice/sst2.csv",
+                                  "sha256": "abc", "datasets": "2.19.0", "fingerprint": "f1"}}
+    for r in cand.records:
+        r.workload = {"dataset": {"id": "glue", "split": "validation", "path": "/home/runner/sst2.csv",
+                                  "sha256": "abc", "datasets": "3.0.1", "fingerprint": "f2"}}
+    res = cmp.compare(base, cand)
+    assert res.count("not_comparable") == 0 and res.exit_code == 0 and res.judged > 0
+    for r in cand.records:
+        r.workload["dataset"]["sha256"] = "other"  # different data: nothing comparable, nothing passes
+    res = cmp.compare(base, cand)
+    assert res.judged == 0 and res.exit_code == 2
+    assert res.nothing_compared.startswith("nothing was compared:") and "evaluation data changed" in res.nothing_compared

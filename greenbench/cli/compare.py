@@ -71,6 +71,8 @@ def compare_command(
     out.print(f"[{style}]{result.summary_line()}[/]", highlight=False)
     if result.regressions:
         raise typer.Exit(int(Exit.REGRESSION))
+    if result.nothing_compared:
+        raise fail(result.nothing_compared)
 
 
 def _load(prof, path: Path, side: str):

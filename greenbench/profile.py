@@ -27,9 +27,9 @@ class ProfileError(Exception):
 
 
 class Record(BaseModel):
-    """One operating point. Missing values are null and say why; a null is never a zero."""
+    """One operating point. Missing values are null and say why; a null is never a zero (nor NaN)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ladder: str
     model: str

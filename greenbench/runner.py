@@ -11,6 +11,7 @@ the measured windows in ``records``.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import tempfile
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from pydantic import ValidationError
 
 from . import devices as devmod
 from . import meters as metermod
@@ -380,7 +383,7 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
     try:
         for b in batches:
             try:
-                scores[b] = workload.evaluate(b)
+                scores[b] = _checked(workload.evaluate(b))
                 steps[b] = workload.make_step(b)
                 for ph in phases:
                     phase_steps[(ph, b)] = workload.make_phase_step(ph, b)
@@ -425,14 +428,27 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         if b in failures:
             records.append(_failed(cfg, model, b, precision, device, spec, "failed", failures[b], params))
         else:
-            records.append(build_record(cfg, profile, model, params, b, precision, device, spec,
-                                   scores[b], trials[b], provenance, limit_now_w))
+            try:
+                records.append(build_record(cfg, profile, model, params, b, precision, device, spec,
+                                            scores[b], trials[b], provenance, limit_now_w))
+            except (ValueError, ValidationError) as e:  # a non-finite figure: record it, go on
+                records.append(_failed(cfg, model, b, precision, device, spec, "failed",
+                                       f"could not summarise the windows: {_one_line(e)}", params))
+                continue
             if shape is not None:
                 add_lm_fields(records[-1], shape, phase_trials.get(("prefill", b), []), trials[b])
             for code, fix in flag_fixes(records[-1]):
                 r = records[-1]
                 emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
     return records
+
+
+def _checked(score):
+    """A score whose figures are all finite (a NaN perplexity must fail the point, not the file)."""
+    bad = {k: v for k, v in score.extra.items() if not math.isfinite(v)}
+    if bad:
+        raise WorkloadError(f"non-finite quality {bad}: the model overflows at this precision?")
+    return score
 
 
 def _release(device: devmod.Device) -> None:

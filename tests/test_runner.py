@@ -252,3 +252,33 @@ def test_devices_all_without_a_gpu_is_one_line_and_exit_2(tmp_path, cache_dir):
     res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--devices", "all", *FAST], cache_dir)
     assert res.exit_code == 2
     assert "no CUDA GPU is visible" in res.output and "Traceback" not in res.output
+
+
+class _NanLM(_BusyLM):
+    def evaluate(self, batch):
+        from greenbench.workloads import Score
+
+        return Score(None, 10, "perplexity", {"perplexity": float("nan")})  # an fp16 overflow
+
+
+def test_a_non_finite_quality_fails_the_point_and_the_profile_is_still_written(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(runmod, "build_workload", lambda *a, **k: _NanLM())
+    zoo = write_zoo(tmp_path)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin", *FAST], cache_dir)
+    assert res.exit_code == 3, res.output  # nothing measured, said in one line per point, no traceback
+    assert "Traceback" not in res.output
+    recs = load_json(tmp_path / "o" / "tiny.json")["records"]
+    assert {r["status"] for r in recs} == {"failed"}
+    assert all("non-finite quality" in r["error"] for r in recs)
+
+
+def test_a_profile_holding_nan_is_refused_in_one_line(tmp_path):
+    from greenbench import profile as prof
+
+    src = Path(__file__).parent.parent / "profiles" / "mnist1d-cpu-2core.json"
+    doc = json.loads(src.read_text())
+    doc["records"][0]["latency_p99_ms"] = float("nan")
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps(doc))  # json writes NaN, which is not JSON but Python reads it
+    with pytest.raises(prof.ProfileError, match="latency_p99_ms"):
+        prof.load(bad)

@@ -116,7 +116,10 @@ class LMWorkload(hc.HFWorkload):
         logits = hc.logits_of(model(input_ids=ids, attention_mask=mask)).float()
         lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         valid = mask[:, 1:] * mask[:, :-1]
-        return lp * valid, valid
+        if not bool(torch.isfinite(lp[valid.bool()]).all()):  # fp16 overflow, typically
+            raise WorkloadError(f"non-finite log-probabilities at {self._precision}: the model overflows at "
+                                "this precision; measure it at bf16 or fp32")
+        return torch.where(valid.bool(), lp, torch.zeros_like(lp)), valid  # padding: 0, never NaN
 
     def _rows(self, batch_size: int, width: int) -> int:
         per_row = max(1, width * (self._vocab or 1) * 4)

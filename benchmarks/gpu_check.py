@@ -72,6 +72,16 @@ class BareNvml:
     def joules(self) -> float:
         return self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) / 1000.0
 
+    def close(self) -> None:
+        self._nvml.nvmlShutdown()
+
+
+def _warm_up(step, sync, seconds: float) -> None:
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        step()
+    sync()
+
 
 def _bare_loop(step, sync, counter: BareNvml, steps: int) -> tuple[float, float]:
     """(joules, seconds) of ``steps`` calls of ``step``, synced at both edges."""
@@ -97,10 +107,6 @@ def bare_figures(lad, record, device: str, counter: BareNvml, workload, repeats:
     if record.output_tokens is not None:
         phases.append(("prefill", workload.make_phase_step("prefill", b)))
     for phase, step in phases:
-        t_end = time.perf_counter() + 0.5  # warm-up, as greenbench does before every window
-        while time.perf_counter() < t_end:
-            step()
-        workload.sync()
         # as many steps as fill the window at the rate greenbench measured (at least 3)
         rate_steps_per_s = None
         if phase == "request" and record.items_per_s:
@@ -110,6 +116,7 @@ def bare_figures(lad, record, device: str, counter: BareNvml, workload, repeats:
         steps = max(3, int(window_s * (rate_steps_per_s or 1.0)))
         per_item = []
         for _ in range(repeats):
+            _warm_up(step, workload.sync, 0.5)  # before every window, as greenbench does
             joules, _seconds = _bare_loop(step, workload.sync, counter, steps)
             per_item.append(joules / (steps * b))
         out[phase] = {"j_per_item": statistics.fmean(per_item), "cv": _cv(per_item), "steps": steps,
@@ -120,7 +127,6 @@ def bare_figures(lad, record, device: str, counter: BareNvml, workload, repeats:
 def check_ladder(name: str, device: str, out_dir: Path, repeats: int, window_s: float) -> list[dict]:
     from greenbench import carbon, devices, runner
     from greenbench.measure import Protocol
-    from greenbench.workloads import build_workload
 
     lad = _ladder(name)
     dev = devices.resolve(device)
@@ -142,6 +148,15 @@ def check_ladder(name: str, device: str, out_dir: Path, repeats: int, window_s: 
     print(f"profiling {name} on {dev.spec} ({dev.name}) ...", file=sys.stderr, flush=True)
     profile = runner.run_profile(cfg, progress)
     counter = BareNvml(dev.uuid)
+    try:
+        return _bare_rows(name, lad, profile, dev, cfg, counter, repeats, window_s)
+    finally:
+        counter.close()
+
+
+def _bare_rows(name, lad, profile, dev, cfg, counter, repeats: int, window_s: float) -> list[dict]:
+    from greenbench.workloads import build_workload
+
     rows = []
     for model in lad.models:
         records = [r for r in profile.ok_records() if r.model == model.name]

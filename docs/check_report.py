@@ -28,7 +28,7 @@ WIDTH, HEIGHT = 1280, 7000
 
 # Colours the report must show when its plots render (RGB, with a tolerance).
 PLOT_BLUE = (31, 119, 180)  # matplotlib tab10 C0: the first model's line and points
-REGRESSION_BG = (253, 236, 234)  # the red verdict banner of a comparison with a regression
+REGRESSION_BG = (251, 224, 221)  # the red verdict banner (#fbe0dd: its own shade, not the rows' #fdecea)
 CHANGE_GREY = (120, 144, 156)  # bars within their threshold in the changes plot
 
 

@@ -44,6 +44,8 @@ def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profil
                  baseline: Profile | None = None, baseline_name: str = "baseline",
                  options: Options | None = None) -> Report:
     """Write ``out_dir/report.html`` and the PNG plots beside it; returns what was written."""
+    if not profile.records:
+        raise ReportError(f"{profile_name}: the profile holds no operating point yet; nothing to report")
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 .banner { border-left: 5px solid #ef8f00; background: var(--amberbg); color: var(--amber);
           padding: 10px 14px; margin: 14px 0; border-radius: 3px; }
 .verdict { font-size: 16px; font-weight: 600; padding: 10px 14px; border-radius: 3px; margin: 10px 0; }
-.verdict.fail { background: #fdecea; color: var(--red); border-left: 5px solid var(--red); }
+.verdict.fail { background: #fbe0dd; color: var(--red); border-left: 5px solid var(--red); }
 .verdict.pass { background: #e8f5e9; color: var(--green); border-left: 5px solid var(--green); }
 ul.lines { margin: 6px 0; padding-left: 20px; }
 figure { margin: 14px 0 22px; }

@@ -225,9 +225,24 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
 
 def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
                   groups: list[tuple[str, str, list[int]]], clock: _Clock, emit,
-                  finished: Callable[[str, dict | None, list[prof.Record]], None]) -> None:
-    """Every group of one device, in order, with that device's meters; ``finished`` after each."""
+                  finished: Callable[[str, dict | None, list[prof.Record]], None],
+                  host_components: bool = True) -> None:
+    """Every group of one device, in order, with that device's meters; ``finished`` after each.
+
+    ``host_components`` False: no host-CPU component meter beside a GPU (with one process per GPU
+    each would meter the whole host package, counting it once per process).
+    """
+    if device.is_cuda:  # the device's own current CUDA device: nothing lands on GPU 0 by default
+        import torch
+
+        torch.cuda.set_device(device.spec)
     headline, components = _open_device(cfg, profile, device, emit)
+    if not host_components and components:
+        for m in components:
+            m.close()
+        components = []
+        emit(Event("note", f"{device.spec}: the host CPU is not metered beside it when several GPUs "
+                           "measure at once (each process would count the whole host)"))
     try:
         for model, precision, batches in groups:
             records = _measure_group(cfg, profile, model, precision, device, spec,
@@ -244,7 +259,7 @@ def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, sp
     try:
         clock = _Clock(total)
         _sweep_device(cfg, profile, device, spec, groups, clock, lambda e: queue.put(("event", spec, e)),
-                      lambda s, idle, recs: queue.put(("records", s, idle, recs)))
+                      lambda s, idle, recs: queue.put(("records", s, idle, recs)), host_components=False)
         queue.put(("done", spec))
     except KeyboardInterrupt:
         queue.put(("done", spec))
@@ -421,7 +436,10 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         params = workload.params
         provenance = workload.provenance()
         shape = workload.request_shape()
+        steps.clear()  # the step closures hold the model and its staged inputs: drop them first,
+        phase_steps.clear()  # so that close() and the cache release below can free the memory
         workload.close()
+        _release(device)
     limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
     records = []
     for b in batches:

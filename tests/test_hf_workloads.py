@@ -507,7 +507,7 @@ def test_hub_dataset_split_offline_with_class_label_names(tiny, monkeypatch):
     assert constants.HF_HUB_OFFLINE is False and ds_config.HF_HUB_OFFLINE is False  # and restored
     assert w.evaluate(8) == text(tiny).evaluate(8)
     prov = w.provenance()["dataset"]
-    assert prov["label_mapping"].startswith("by name") and prov["fingerprint"] == "f00d" and prov["revision"] == "r1"
+    assert prov["label_mapping"].startswith(("by name", "by index (the same class names")) and prov["fingerprint"] == "f00d" and prov["revision"] == "r1"
     assert text(tiny, dataset={**hub, "limit": 4}).evaluate(2).total == 4
     notes: list[str] = []
     names = ["neg", "pos"]  # names the model does not know: indices as they are, and a note says so
@@ -647,3 +647,18 @@ def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
     ds = HFDataset(path=str(f), format="multiple-choice", answer_column="answerKey")
     items, _ = hf_lm._multiple_choice(ds, allow_download=False)
     assert [(q, answer) for q, _, answer in items] == [("q1", 1), ("q2", 2)]
+
+
+def test_class_labels_with_repeated_names_map_by_index_when_the_classes_are_the_models():
+    from greenbench.workloads import hf_common as hc
+
+    # ImageNet-1k names class 134 and class 517 both "crane": by name, 517 would become 134
+    id2label = {0: "crane", 1: "dog", 2: "crane"}
+    ids, how = hc.map_class_labels([2, 0, 1], ["crane", "dog", "crane"], id2label, 3, "imagenet")
+    assert ids == [2, 0, 1] and how.startswith("by index")
+    notes = []
+    ids, how = hc.map_class_labels([1, 0], ["Crane", "crane"], {0: "crane", 1: "heron"}, 2, "x", notes.append)
+    assert ids == [1, 0] and "repeat" in notes[0]
+    # different order, unique names: mapped by name
+    ids, how = hc.map_class_labels([0, 1], ["dog", "crane"], {0: "crane", 1: "dog"}, 2, "x")
+    assert ids == [1, 0] and how.startswith("by name")

@@ -132,3 +132,19 @@ def test_report_looks_right_in_headless_chromium(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok: the page is drawn, the plots render, the verdict banner is red" in proc.stdout
     assert shot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_a_profile_with_no_points_is_one_line_not_a_traceback(tmp_path):
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from greenbench.cli import app
+
+    doc = json.loads((Path(__file__).parent.parent / "profiles" / "mnist1d-cpu-2core.json").read_text())
+    doc["records"] = []
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, ["report", str(empty), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "no operating point" in res.output and "Traceback" not in res.output

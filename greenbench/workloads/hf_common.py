@@ -579,7 +579,15 @@ def map_class_labels(ids: list[int], names: list[str] | None, id2label: dict, nu
     """A `datasets` ClassLabel column: by name when all its names are the model's, else by index
     (said in a note, since the two may order the classes differently)."""
     if names and not generic_labels(id2label):
+        in_order = [id2label.get(i, id2label.get(str(i))) for i in range(num_labels)]
+        if len(names) == num_labels and all(_norm(a) == _norm(b) for a, b in zip(names, in_order)):
+            # the same classes in the same order (ImageNet-1k has two "crane"s: by name would merge them)
+            return map_labels(ids, id2label, num_labels, where)[0], "by index (the same class names, in order)"
         index = label_index(id2label)
+        if len({_norm(n) for n in names}) < len(names):
+            if on_note:
+                on_note(f"dataset {where}: class names repeat, so cannot map by name; using label indices")
+            return map_labels(ids, id2label, num_labels, where)
         if all(_norm(n) in index for n in names):
             return [index[_norm(names[i])] for i in ids], "by name (dataset ClassLabel -> model label2id)"
         if on_note:

@@ -59,7 +59,15 @@ class LMWorkload(hc.HFWorkload):
                                     min_new_tokens=new_tokens, use_cache=True, pad_token_id=pad_id,
                                     eos_token_id=eos_id)
 
+        # generate() fills every field we leave unset from the model's own generation_config
+        # (repetition_penalty, no_repeat_ngram_size, bad_words_ids, a cache implementation...):
+        # a blank one makes the measured request exactly the greedy one recorded here.
+        self._live().generation_config = GenerationConfig(pad_token_id=pad_id, eos_token_id=eos_id)
         self._full, self._prefill = config(output_tokens), config(1)
+        self._provenance["generation_config"] = {k: v for k, v in self._full.to_dict().items()
+                                                 if k in ("do_sample", "num_beams", "max_new_tokens",
+                                                          "min_new_tokens", "use_cache", "pad_token_id",
+                                                          "eos_token_id", "repetition_penalty")}
         out = hc.probe(lambda: self._generate(self._stage(1), config(2)), precision, device, name)
         if tuple(out.shape) != (1, prompt_tokens + 2):
             raise WorkloadError(f"model {name!r} generated {out.shape[-1] - prompt_tokens} tokens where 2 "
@@ -192,8 +200,9 @@ def _texts(ds: Any, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
         else:
             texts = [str(t) for t in hc.column(hc.read_table(path), ds.text_column, str(path))]
     else:
-        data, prov = hc.hub_dataset(ds, allow_download, (ds.text_column,))
-        texts = [str(t).strip() for t in data[ds.text_column] if str(t).strip()]  # wikitext has blank rows
+        # the limit counts texts, not rows: wikitext's blank rows are dropped first
+        data, prov = hc.hub_dataset(ds.model_copy(update={"limit": None}), allow_download, (ds.text_column,))
+        texts = [str(t).strip() for t in data[ds.text_column] if str(t).strip()]
     if ds.limit is not None:
         texts = texts[:ds.limit]
     if not texts:

@@ -211,3 +211,20 @@ def test_zoo_lists_builtin_and_file_ladders(zoo, cache_dir):
 def test_help_documents_exit_codes():
     res = runner.invoke(app, ["profile", "--help"])
     assert res.exit_code == 0 and "Exit codes" in res.output and "--resume" in res.output
+
+
+def test_a_bug_is_one_line_and_exit_4_never_1(monkeypatch, capsys):
+    import greenbench.cli as cli
+
+    def boom(*a, **k):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr("greenbench.zoo.load_zoo", boom)
+    monkeypatch.setattr("sys.argv", ["greenbench", "zoo"])
+    monkeypatch.delenv("GREENBENCH_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 4  # 1 would read as a regression in a CI gate
+    err = capsys.readouterr().err
+    assert err.startswith("greenbench: internal error: KeyError") and "GREENBENCH_DEBUG=1" in err
+    assert "Traceback" not in err

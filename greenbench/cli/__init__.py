@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -70,4 +71,13 @@ def main() -> None:
         sys.exit(e.exit_code)
     except _ABORT:
         sys.exit(int(Exit.INTERRUPTED))
+    except KeyboardInterrupt:
+        sys.exit(int(Exit.INTERRUPTED))
+    except Exception as e:  # a bug: one line and exit 4, the traceback with GREENBENCH_DEBUG=1
+        if os.environ.get("GREENBENCH_DEBUG"):
+            raise
+        print(f"greenbench: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              "(a bug in greenbench; run again with GREENBENCH_DEBUG=1 for the traceback and report it)",
+              file=sys.stderr)
+        sys.exit(int(Exit.INTERNAL))
     sys.exit(code if isinstance(code, int) else 0)

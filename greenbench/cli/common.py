@@ -19,12 +19,13 @@ class Exit(IntEnum):
     REGRESSION = 1  # compare found a regression
     USAGE = 2  # bad option, bad input file, unknown ladder, unwritable output
     NOTHING_MEASURED = 3  # every operating point failed or was skipped
+    INTERNAL = 4  # a bug in greenbench (never 1, which a CI job reads as a regression)
     INTERRUPTED = 130  # Ctrl-C; finished points are saved
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 regression (compare); 2 usage or bad input; "
-    "3 nothing could be measured; 130 interrupted (finished points are kept)."
+    "3 nothing could be measured; 4 internal error; 130 interrupted (finished points are kept)."
 )
 
 # Results go to stdout; progress, notes and warnings to stderr.

@@ -50,6 +50,7 @@ class LMWorkload(hc.HFWorkload):
         self._prompts: torch.Tensor | None = prompts  # host (n, P) token ids
         self._p, self._t, self._pad = prompt_tokens, output_tokens, pad_id
         self._quality = quality
+        self._score: Score | None = None
         vocab = getattr(loaded.config, "vocab_size", None)
         self._vocab = int(vocab) if vocab else None
 
@@ -174,10 +175,15 @@ class LMWorkload(hc.HFWorkload):
         return Score(correct=correct, total=len(answers), metric="accuracy", extra=extra)
 
     def evaluate(self, batch_size: int) -> Score:
+        """Scored once per model and precision, at the first batch size asked for: a causal LM's
+        perplexity or log-likelihood choice does not depend on the batch (beyond float rounding),
+        and scoring a large model again at every batch size would cost more than measuring it."""
         b = hc.batch_size_arg(batch_size)
-        if self._quality["format"] == "multiple-choice":
-            return self._multiple_choice(b)
-        return self._perplexity(b)
+        if self._score is None:
+            score = self._multiple_choice(b) if self._quality["format"] == "multiple-choice" else self._perplexity(b)
+            self._score = Score(score.correct, score.total, score.metric,
+                                {**score.extra, "scored_at_batch_size": b})
+        return self._score
 
     def _drop(self) -> None:
         self._prompts = None

@@ -26,12 +26,14 @@ import numpy as np
 from . import slots as slotsmod
 from .errors import GreenbenchError
 from .tradeoff import OperatingPoint, operating_points, pareto_front
-from .users import Users
+from .users import MAX_STANDARD_PRICE, MAX_SUBSCRIBERS, Users
 
 J_PER_KWH = 3.6e6
 G_PER_TONNE = 1e6
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
 DEFAULT_UTILITY_K = {"log": 9.0, "sigmoid": 10.0}
+UTILITY_K_RANGE = (1e-6, 1e3)  # below: a straight line; above: a step (sigmoid) or a constant 1 (log)
+MEASURED_METHODS = ("nvml_counter", "nvml_power", "rapl")  # energy a meter read; anything else is not
 CONSCIOUSNESS_MODES = ("discount", "reward")
 DEFAULT_SUBSCRIBERS = 1000
 SCHEMA = "greenbench/price"
@@ -40,6 +42,18 @@ SCHEMA_VERSION = 1
 
 class PricingError(GreenbenchError):
     """An option or input the calculator cannot work with (one line)."""
+
+
+def is_measurement(energy_method: str | None) -> bool:
+    """Whether energy with this method was read from a meter (NVML, RAPL). An ``estimate``
+    (CodeCarbon's power model), the ``fake`` test meter, or anything else, is not a measurement."""
+    return energy_method in MEASURED_METHODS
+
+
+def method_note(energy_method: str | None) -> str:
+    """How a non-measured energy is labelled: 'an estimate (energy_method 'estimate')' and so on."""
+    what = {"estimate": "an estimate", "fake": "from the fake test meter"}.get(energy_method or "", "not metered")
+    return f"{what} (energy_method {energy_method!r}), not a measurement"
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,15 @@ class PricingOptions:
             raise PricingError("--reward-per-gco2e applies to --consciousness reward only")
         if self.utility_k is not None and self.utility_shape == "linear":
             raise PricingError("--utility-k bends the log and sigmoid shapes; linear has none")
-        checks = (("utility k", self.utility_k, 0, None, True), ("reward per gCO2e", self.reward_per_gco2e, 0, None, False),
+        lo_k, hi_k = UTILITY_K_RANGE
+        if self.utility_k is not None and not (math.isfinite(self.utility_k) and lo_k <= self.utility_k <= hi_k):
+            raise PricingError(f"utility k {self.utility_k:g}: give a number from {lo_k:g} to {hi_k:g} "
+                               "(smaller is a straight line, larger a step)")
+        checks = (("reward per gCO2e", self.reward_per_gco2e, 0, None, False),
                   ("latency SLO (ms)", self.latency_slo_ms, 0, None, True),
                   ("accuracy floor", self.accuracy_floor, 0, 1, False),
                   ("latency ceiling (ms)", self.latency_ceiling_ms, 0, None, True),
-                  ("standard price", self.standard_price, 0, None, True),
+                  ("standard price", self.standard_price, 0, MAX_STANDARD_PRICE, True),
                   ("discount", self.discount, 0, 1, False),
                   ("electricity price per kWh", self.electricity_price_per_kwh, 0, None, False),
                   ("carbon price per tonne", self.carbon_price_per_tonne, 0, None, False))
@@ -91,8 +109,8 @@ class PricingOptions:
             if bad:
                 rng = f"from {lo} to {hi}" if hi is not None else (f"above {lo}" if strict else f"of at least {lo}")
                 raise PricingError(f"{name} {v}: give a finite number {rng}")
-        if self.subscribers is not None and self.subscribers <= 0:
-            raise PricingError(f"subscribers {self.subscribers}: give a positive number")
+        if self.subscribers is not None and not 0 < self.subscribers <= MAX_SUBSCRIBERS:
+            raise PricingError(f"subscribers {self.subscribers}: give a positive number of at most {MAX_SUBSCRIBERS:.0e}")
         self.slots.check()
 
 
@@ -109,8 +127,11 @@ def shape(x: np.ndarray, kind: str = "linear", k: float | None = None) -> np.nda
     if kind == "log":  # concave: early gains matter most
         return np.log1p(k * x) / math.log1p(k)
     if kind == "sigmoid":  # S-shaped around the midpoint, rescaled to pass through (0,0) and (1,1)
-        lo, hi = 1 / (1 + math.exp(k / 2)), 1 / (1 + math.exp(-k / 2))
-        return (1 / (1 + np.exp(-k * (x - 0.5))) - lo) / (hi - lo)
+        # logistic(z) = (1 + tanh(z/2)) / 2, so the rescaled logistic k(x - 1/2) is
+        # (tanh(k(x - 1/2)/2) + tanh(k/4)) / (2 tanh(k/4)): no exp to overflow for a large k, and
+        # no difference of two numbers near 1/2 that cancels to 0/0 for a tiny one.
+        t = math.tanh(k / 4)
+        return (np.tanh(k * (x - 0.5) / 2) + t) / (2 * t)
     raise PricingError(f"utility shape {kind!r}: choose one of {', '.join(UTILITY_SHAPES)}")
 
 
@@ -422,7 +443,13 @@ def price_points(points: list[OperatingPoint], users: Users, trace, opts: Pricin
     """The calculator on operating points (``price`` reads them from a profile).
 
     ``choice`` (from ``choose_points`` with the same points, users and options) skips choosing H
-    and R again: they do not depend on the trace (see ``price_traces``)."""
+    and R again: they do not depend on the trace (see ``price_traces``). A result that overflows
+    is refused with one line (``check_finite``), so numpy's overflow warnings are not printed too."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _price_points(points, users, trace, opts, excluded, slots, choice)
+
+
+def _price_points(points, users, trace, opts, excluded, slots, choice) -> PricingResult:
     opts.check()
     if not points:
         raise PricingError("no operating points to price")
@@ -483,10 +510,17 @@ def price_points(points: list[OperatingPoint], users: Users, trace, opts: Pricin
         months.append(Month(label, int(s.month_hours[m]), bool(s.complete_months[m]), float(s.p_month_candidate[m]),
                             float(s.p_month[m]), int(np.sum(s.high & mask)), carbon(s, e_h, e_r, mask)))
 
+    check_finite({"C_base": c.c_base_g_per_request, "ΔC": c.saved_g_per_request, "ρ": c.rho, "ρ_blind": c.rho_blind,
+                  "δ*": ds, "U_H": u_h, "U_R": u_r, "standard price P": price,
+                  "population emissions": (pop.c_base_g, pop.saved_g, pop.green_requests, pop.all_requests),
+                  "discount cost": pop.discount_cost, "net": 0.0 if pop.net is None else pop.net},
+                 f"E_H {e_h:g} J and E_R {e_r:g} J per request, N up to {float(np.max(n)):g} requests and V up to "
+                 f"{float(np.max(users.value_per_request)):g} {users.currency} per request, {subs} subscribers")
+
     notes = []
     for role, pt in (("H", h), ("R", r)):
-        if pt.energy_method == "estimate":
-            notes.append(f"energy of {role} ({pt.label}) is an estimate (energy_method 'estimate'), not a measurement")
+        if not is_measurement(pt.energy_method):
+            notes.append(f"energy of {role} ({pt.label}) is {method_note(pt.energy_method)}")
     notes.append(f"standard price P: {price_src}")
     if opts.consciousness == "reward":
         notes.append(f"reward mode: δ* = max(0, p_max·N·V·(U_H-U_R) - e·β·ΔC)/P with β = {beta:g} "
@@ -497,6 +531,16 @@ def price_points(points: list[OperatingPoint], users: Users, trace, opts: Pricin
     return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""), getattr(trace, "basis", None),
                          getattr(trace, "tz", None), users.currency, users.source, choice, s, c, tuple(months),
                          tuple(rows), pop, ds, value_req, tuple(notes))
+
+
+def check_finite(values: dict, inputs: str) -> None:
+    """Refuse a result that is not a finite number (inputs so extreme that a product overflows):
+    one line naming the first such figure, never an inf or NaN printed as if it were a result."""
+    for name, v in values.items():
+        arr = np.asarray(v, dtype=float)
+        if not np.all(np.isfinite(arr)):
+            raise PricingError(f"{name} is not a finite number (inf or NaN): the inputs are too extreme to price "
+                               f"({inputs})")
 
 
 def price_traces(points: list[OperatingPoint], users: Users, traces, opts: PricingOptions = PricingOptions(),
@@ -543,7 +587,7 @@ def _point(p: OperatingPoint) -> dict:
     return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "precision": p.precision,
             "device": p.device, "params": p.params, "accuracy": p.accuracy, "latency_ms": p.latency_ms,
             "energy_j_per_item": p.energy_j_per_item, "energy_method": p.energy_method,
-            "energy_is_estimate": p.energy_method == "estimate"}
+            "energy_is_estimate": p.energy_method == "estimate", "energy_is_measurement": is_measurement(p.energy_method)}
 
 
 def _carbon(c: Carbon) -> dict:

@@ -130,7 +130,16 @@ def simulate(profile, users, trace, opts: pricing.PricingOptions = pricing.Prici
 
 
 def simulate_priced(res: pricing.PricingResult) -> SimulationResult:
-    hourly, months, total = replay(res)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in one line
+        hourly, months, total = replay(res)
+    t = total
+    try:
+        pricing.check_finite({"emissions without the tier": t.base_g, "emissions with the tier": t.tier_g,
+                              "requests": t.requests, "discounts": t.discount_cost,
+                              "net": 0.0 if t.net is None else t.net},
+                             f"{t.requests:g} requests over the trace")
+    except pricing.PricingError as e:
+        raise SimulateError(str(e)) from None
     return SimulationResult(res, hourly, months, total)
 
 
@@ -214,6 +223,16 @@ def plot_trace(sim: SimulationResult, path: Path, zoom_days: int = 14) -> list[P
     return _save(fig, path)
 
 
+def cumulative_title(sim: SimulationResult) -> str:
+    """The cumulative plot's title; it says when H's or R's energy is not a measurement."""
+    res, pop = sim.pricing, sim.pricing.population
+    unmetered = sorted({p.energy_method for p in (res.choice.premium, res.choice.reduced)
+                        if not pricing.is_measurement(p.energy_method)})
+    return (f"{res.trace_name}: cumulative emissions of {pop.subscribers:,} subscribers, "
+            f"{pop.uptake:.0%} on the green tier at a {pop.discount:.1%} discount"
+            + (f"\n(energy per request is not a measurement: energy_method {', '.join(unmetered)})" if unmetered else ""))
+
+
 def plot_cumulative(sim: SimulationResult, path: Path) -> list[Path]:
     """Cumulative emissions of all subscribers with and without the green tier (PNG + SVG)."""
     import matplotlib
@@ -231,15 +250,11 @@ def plot_cumulative(sim: SimulationResult, path: Path) -> list[Path]:
             label=f"with the green tier (green users at R in high hours: {res.choice.reduced.label})")
     ax.fill_between(t, ct / div, cb / div, color="#2a9d8f", alpha=0.15, linewidth=0)
     tot = sim.total
-    pop = res.population
     ax.annotate(f"saved {tot.saved_g / div:.3g} {unit} ({tot.rho:.1%} of all subscribers' emissions;\n"
                 f"ρ = {res.carbon.rho:.1%} on green users' requests, ρ_blind = {res.carbon.rho_blind:.1%})",
                 xy=(0.98, 0.04), xycoords="axes fraction", ha="right", va="bottom", fontsize=9,
                 bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.8"})
-    est = any(p.energy_method == "estimate" for p in (res.choice.premium, res.choice.reduced))
-    ax.set_title(f"{res.trace_name}: cumulative emissions of {pop.subscribers:,} subscribers, "
-                 f"{pop.uptake:.0%} on the green tier at a {pop.discount:.1%} discount"
-                 + ("\n(energy per request is an estimate, not a measurement)" if est else ""), fontsize=10)
+    ax.set_title(cumulative_title(sim), fontsize=10)
     ax.set_ylabel(f"cumulative emissions ({unit} CO2e)")
     ax.set_xlabel("time (UTC)")
     ax.set_ylim(bottom=0)

@@ -5,14 +5,16 @@ Library only (numpy; no typer, no rich). Everything is vectorised over the trace
 per-month choices are group-wise sorts and cumulative sums, not Python loops.
 
 The steps:
-1. a forecast CI_f per slot (``perfect`` = the actual trace, ``persistence`` = the same hour a day
-   earlier (the first day has none and is never degraded), ``column`` = the trace's forecast);
+1. a forecast CI_f per slot (``perfect`` = the actual trace, ``persistence`` = the same local
+   wall-clock hour a day earlier (the first day has none and is never degraded), ``column`` = the
+   trace's forecast);
 2. a cap mode picks the high slots of each local day from CI_f (``exceedance``, ``average``,
-   ``share``);
+   ``share``: the dirtiest slots whose demand comes closest to q · (the day's demand));
 3. per billing month, the realised share p = Σ_High n / Σ n is truncated to p <= p_max, the least
    dirty high slots (by CI_f) dropped first (``truncation="month"``, the specification), or, as an
    operator without hindsight would, day by day in time order until the month's budget
-   p_max · (month demand) is spent (``truncation="day-ahead"``);
+   p_max · (month demand) is spent (``truncation="day-ahead"``). p <= p_max is a contractual
+   ceiling, so the budget is never rounded up: a month keeps the whole high slots that fit in it;
 4. p_max is given, or a quantile of the untruncated monthly p over the complete months (default the
    maximum: no truncation).
 """
@@ -162,12 +164,30 @@ def forecast_for(trace, mode: str) -> tuple[np.ndarray, str]:
             raise SlotError(f"trace {trace.name} has no forecast column: use --forecast persistence or perfect, "
                             "or a CSV trace with a forecast_gco2e_per_kwh column")
         return np.asarray(column, dtype=float).copy(), mode
-    # persistence: the same hour one day earlier (the trace is hourly and gap-free)
+    # persistence: the same local wall-clock hour one day earlier (the trace is hourly and gap-free)
+    src = persistence_source(trace)
+    return np.where(src >= 0, ci[np.maximum(src, 0)], np.nan), mode
+
+
+def persistence_source(trace) -> np.ndarray:
+    """For each slot, the index of the slot a persistence forecast copies, or -1 (none: NaN).
+
+    The source is the same local wall-clock hour one day earlier, on the trace's clock (the trace
+    knows its time zone), so a daily pattern on local time persists across a DST change. Where that
+    local hour occurred twice (clocks went back), the first is used; where it did not exist (clocks
+    went forward), the hour 24 h earlier is. With no time zone, local time is UTC."""
     t = np.asarray(trace.time_utc, dtype="datetime64[s]").astype(np.int64)
-    idx = np.searchsorted(t, t - DAY_S)
-    idx_c = np.minimum(idx, len(t) - 1)
-    ok = t[idx_c] == t - DAY_S
-    return np.where(ok, ci[idx_c], np.nan), mode
+    local = np.asarray(trace._local_s(), dtype=np.int64) if hasattr(trace, "_local_s") else t
+    n = len(t)
+    order = np.argsort(local, kind="stable")  # repeated local hours keep time order: the first wins
+    ls = local[order]
+    target = local - DAY_S
+    pos = np.minimum(np.searchsorted(ls, target, side="left"), max(n - 1, 0))
+    src = np.where(ls[pos] == target, order[pos], -1)
+    # no such local hour yesterday (spring forward): 24 h earlier on the UTC clock, if in the trace
+    pos_u = np.minimum(np.searchsorted(t, t - DAY_S), max(n - 1, 0))
+    utc = np.where(t[pos_u] == t - DAY_S, pos_u, -1)
+    return np.where(src >= 0, src, utc)
 
 
 def demand_for(trace, spec: str) -> np.ndarray:
@@ -236,9 +256,13 @@ def candidates(forecast: np.ndarray, day: np.ndarray, demand: np.ndarray, mode: 
     dk = np.where(k, d, 0.0)
     high = np.zeros(len(f), dtype=bool)
     if mode == "share":
-        cum = _group_cumsum(dk, g)
+        # The dirtiest slots whose demand comes closest to q · (the day's demand): a slot is taken
+        # when the middle of its demand falls within the first q · D of the day, dirtiest first
+        # (round to the nearest slot, ties take it). Rounding down instead would give a short edge
+        # day (trace start or end, a time-zone edge) no high slot even when it is the dirtiest.
+        cum_excl = _group_cumsum(dk, g) - dk
         total = _group_total(d, g)
-        high_sorted = k & (cum <= share * total * (1 + _REL) + 1e-300)
+        high_sorted = k & (share > 0) & (cum_excl + dk / 2 <= share * total * (1 + _REL))
     else:  # average: drop the dirtiest while the remaining demand-weighted mean CI_f exceeds cap
         s = dk * np.where(k, f, 0.0)
         cum_d_excl = _group_cumsum(dk, g) - dk
@@ -253,7 +277,11 @@ def candidates(forecast: np.ndarray, day: np.ndarray, demand: np.ndarray, mode: 
 def truncate(high: np.ndarray, forecast: np.ndarray, day: np.ndarray, month: np.ndarray,
              demand: np.ndarray, p_max: float, how: str) -> np.ndarray:
     """Keep p <= p_max in each month: the least dirty high slots go first (``month``), or day by day
-    in time order until the month's budget is spent (``day-ahead``)."""
+    in time order until the month's budget is spent (``day-ahead``).
+
+    The budget p_max · (month demand) is a ceiling, never rounded up: a month keeps the whole slots
+    that fit, so its p falls short of p_max by less than one slot's demand. Months are shorted
+    unequally, which can put ρ a hair below ρ_blind even with a perfect forecast (docs/pricing.md)."""
     if p_max >= 1.0 or not high.any():
         return high.copy()
     if how == "month":

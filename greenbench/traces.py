@@ -206,12 +206,15 @@ def _load_row(row: int, basis: str) -> Trace:
 
 
 def load_trace(zone_or_path: str, *, basis: str = "lca", units: str | None = None,
-               forecast_column: str | None = None, tz: str | None = None) -> Trace:
+               forecast_column: str | None = None, tz: str | None = None,
+               time_column: str | None = None, value_column: str | None = None) -> Trace:
     """A bundled zone id (e.g. ``DE``, ``US-CAL-CISO``), else the path of a CSV trace."""
     text = str(zone_or_path)
     if is_bundled(text) and not Path(text).is_file():
         if units is not None and _parse_units(units)[1] != 1.0:
             raise TraceError(f"bundled zone {text} is already in gCO2e/kWh; --trace-units applies to CSV files only")
+        if time_column is not None or value_column is not None:
+            raise TraceError(f"bundled zone {text}: --time-column and --value-column apply to CSV files only")
         if forecast_column is not None:
             raise TraceError(f"bundled zone {text} has no forecast column; use a persistence or perfect "
                              "forecast, or a CSV trace with a forecast column")
@@ -222,7 +225,8 @@ def load_trace(zone_or_path: str, *, basis: str = "lca", units: str | None = Non
         return trace
     if not Path(text).exists():
         raise TraceError(f"{text!r} is neither a bundled zone ({', '.join(bundled_zones())}) nor a file")
-    return load_csv(text, units=units, forecast_column=forecast_column, tz=tz, basis=basis)
+    return load_csv(text, units=units, forecast_column=forecast_column, tz=tz, basis=basis,
+                    time_column=time_column, value_column=value_column)
 
 
 # --- a user's CSV trace ----------------------------------------------------------------------
@@ -320,7 +324,7 @@ def load_csv(path, *, time_column: str | None = None, value_column: str | None =
     fc = fc[order] if fc is not None else None
     _check_hourly(p, utc_s, line)
     ci = _to_grams(p, header[vcol], ci, units)
-    fc = _to_grams(p, header[fcol], fc, units) if fc is not None else None
+    fc = _to_grams(p, header[fcol], fc, units, forecast=True) if fc is not None else None
     if tz is None and EM_TIME in header and "Zone Id" in header:
         tz = _em_zone_tz(text, delim)
     return Trace(name=p.stem, time_utc=utc_s.astype("datetime64[s]"), intensity_gco2e_per_kwh=ci,
@@ -342,7 +346,7 @@ def _columns(p: Path, header: list[str], time_column, value_column, forecast_col
         cands = [i for i, h in enumerate(header) if re.search(r"time|date", h.lower())]
         if not cands:
             raise _fail(str(p), f"no time column (columns: {', '.join(header)})",
-                        "name it 'time' (or give --time-column)")
+                        "name it 'time' or give --time-column")
         tcol = cands[0]
     fcol = find(forecast_column, "forecast") if forecast_column is not None else None
     if fcol is None:
@@ -482,7 +486,11 @@ def _check_hourly(p: Path, utc_s: np.ndarray, line: np.ndarray) -> None:
                     "fill every hour (greenbench does not guess missing hours)")
 
 
-def _to_grams(p: Path, col: str, values: np.ndarray, units: str | None) -> np.ndarray:
+def _to_grams(p: Path, col: str, values: np.ndarray, units: str | None, forecast: bool = False) -> np.ndarray:
+    """Values in gCO2e/kWh. The unit comes from --trace-units or the header; a value column whose
+    header names no unit is refused without --trace-units (an unlabelled lb/MWh column of 800-2,000
+    would otherwise pass for grams). A forecast column that names no unit is in the value column's.
+    The magnitudes are then checked as a second line of defence."""
     head = _header_unit(col)
     label = UNIT_LABELS.get(head or "", "")
     if units is not None:
@@ -499,12 +507,17 @@ def _to_grams(p: Path, col: str, values: np.ndarray, units: str | None) -> np.nd
         raise _fail(f"{p}: column {col!r}", f"intensity is in {label}, not gCO2e/kWh",
                     f"pass --trace-units {label} to convert (x{UNITS[head]:g})")
     top = float(values.max())
+    unnamed = head is None and not forecast
+    where, pre = f"{p}: column {col!r}", ("names no unit, and " if unnamed else "")
     if top < KG_LIKE_MAX:
-        raise _fail(f"{p}: column {col!r}", f"all values are below {KG_LIKE_MAX:g} (max {top:g}), which looks like kg/kWh",
+        raise _fail(where, f"{pre}all values are below {KG_LIKE_MAX:g} (max {top:g}), which looks like kg/kWh",
                     "pass --trace-units kg/kWh to convert, or --trace-units g/kWh if they are grams")
     if top > PLAUSIBLE_MAX_G:
-        raise _fail(f"{p}: column {col!r}", f"values reach {top:g}, above a plausible {PLAUSIBLE_MAX_G:.0f} gCO2e/kWh "
+        raise _fail(where, f"{pre}values reach {top:g}, above a plausible {PLAUSIBLE_MAX_G:.0f} gCO2e/kWh "
                     "(lb/MWh?)", "pass --trace-units lb/MWh to convert, or --trace-units g/kWh if they are grams")
+    if unnamed:
+        raise TraceError(f"{p}: column {col!r} names no unit; rename it {SIMPLE_VALUE} if it is in gCO2e/kWh, "
+                         "or pass --trace-units g/kWh (or the unit it is in, e.g. lb/MWh or kg/kWh, to convert it)")
     return values
 
 
@@ -648,8 +661,11 @@ def profile_carbon(records, intensity) -> list[dict]:
     """gCO2e per item (and per million items) of each ok record at ``intensity``.
 
     Gross energy is what the meter saw; net is gross minus idle. A null energy stays null with its
-    reason, and the energy method travels along, so an estimate is still marked as one.
+    reason, and the energy method travels along, so an estimate (or the fake test meter) is still
+    marked as not a measurement.
     """
+    from .pricing import is_measurement
+
     rows = []
     for r in records:
         if r.status != "ok":
@@ -659,7 +675,7 @@ def profile_carbon(records, intensity) -> list[dict]:
             "ladder": r.ladder, "model": r.model, "batch_size": r.batch_size, "precision": r.precision,
             "device": r.device, "accuracy": r.accuracy,
             "energy_j_per_item": r.energy_j_per_item, "energy_net_j_per_item": r.energy_net_j_per_item,
-            "energy_method": r.energy_method,
+            "energy_method": r.energy_method, "energy_is_measurement": is_measurement(r.energy_method),
             "co2e_g_per_item": gross,
             "co2e_g_per_1m_items": None if gross is None else gross * 1e6,
             "co2e_net_g_per_item": intensity.co2e_g(r.energy_net_j_per_item),

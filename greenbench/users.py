@@ -12,8 +12,8 @@ Every error is one line naming the file, the user type and the key::
         share: 0.5               # s_i; shares add up to 1
         accuracy_weight: 0.8     # w_A (latency weight is 1 - w_A)
         consciousness: 0.1       # e in [0, 1]
-        value_per_request: 0.002 # V: value of one request served perfectly (U = 1)
-        requests_per_period: 3000  # N: requests per billing period (a month)
+        value_per_request: 0.002 # V: value of one request served perfectly (U = 1), at most 1e6
+        requests_per_period: 3000  # N: requests per billing period (a month), at most 1e12
         accuracy_min: 0.5        # A_min  (optional; default: min over the profile's points)
         accuracy_sat: 0.97       # A_sat  (optional; default: max over the profile's points)
         latency_sat_ms: 5        # L_sat  (optional; default: min over the profile's points)
@@ -36,6 +36,12 @@ from .errors import GreenbenchError
 SCHEMA_VERSION = 1
 EXAMPLE_NAME = "users_example.yaml"
 SHARE_TOLERANCE = 1e-6
+# Upper bounds far above any real service, low enough that every product the calculator forms
+# (subscribers x N x V, N x energy x intensity) stays a finite float.
+MAX_VALUE_PER_REQUEST = 1e6  # currency per request
+MAX_REQUESTS_PER_PERIOD = 1e12  # per user per billing period
+MAX_SUBSCRIBERS = 10**12
+MAX_STANDARD_PRICE = 1e15  # currency per user per billing period
 
 
 class UsersError(GreenbenchError):
@@ -49,8 +55,8 @@ class UserType(BaseModel):
     share: float = Field(gt=0, le=1)
     accuracy_weight: float = Field(ge=0, le=1)
     consciousness: float = Field(ge=0, le=1)
-    value_per_request: float = Field(ge=0)
-    requests_per_period: float = Field(gt=0)
+    value_per_request: float = Field(ge=0, le=MAX_VALUE_PER_REQUEST)
+    requests_per_period: float = Field(gt=0, le=MAX_REQUESTS_PER_PERIOD)
     accuracy_min: Optional[float] = Field(default=None, ge=0, le=1)
     accuracy_sat: Optional[float] = Field(default=None, ge=0, le=1)
     latency_sat_ms: Optional[float] = Field(default=None, ge=0)
@@ -62,8 +68,8 @@ class UsersDoc(BaseModel):
 
     version: int = SCHEMA_VERSION
     currency: str = "USD"
-    subscribers: Optional[int] = Field(default=None, gt=0)
-    standard_price: Optional[float] = Field(default=None, gt=0)
+    subscribers: Optional[int] = Field(default=None, gt=0, le=MAX_SUBSCRIBERS)
+    standard_price: Optional[float] = Field(default=None, gt=0, le=MAX_STANDARD_PRICE)
     user_types: list[UserType] = Field(min_length=1)
 
 

@@ -78,7 +78,9 @@ def test_show_a_good_csv(tmp_path):
     ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,-1\n", ["negative intensity"]),
     ("time,intensity_kg_per_kwh\n2023-01-01T00:00Z,0.3\n", ["kg/kWh", "--trace-units kg/kWh"]),
     ("time,intensity_lb_per_mwh\n2023-01-01T00:00Z,800\n", ["lb/MWh", "--trace-units lb/MWh"]),
-    ("time,intensity\n2023-01-01T00:00Z,0.3\n", ["looks like kg/kWh"]),
+    ("time,intensity\n2023-01-01T00:00Z,0.3\n", ["names no unit", "looks like kg/kWh"]),
+    ("time,value\n2023-01-01T00:00Z,800\n2023-01-01T01:00Z,1950\n",  # lb/MWh that would pass for g/kWh
+     ["column 'value' names no unit", "rename it intensity_gco2e_per_kwh", "--trace-units g/kWh"]),
 ])
 def test_show_refuses_a_bad_csv_in_one_line(tmp_path, body, pieces):
     path = tmp_path / "bad.csv"
@@ -92,6 +94,50 @@ def test_show_converts_units_when_asked(tmp_path):
     res = invoke("show", str(path), "--trace-units", "kg/kWh", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["mean"] == pytest.approx(400.0)
+
+
+def test_show_labels_daily_range_and_forecast_error_in_gco2e_per_kwh(tmp_path):
+    path = tmp_path / "fc.csv"
+    path.write_text("time,intensity_gco2e_per_kwh,forecast_gco2e_per_kwh\n"
+                    + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h},{98 + h}\n" for h in range(24)))
+    res = invoke("show", str(path))
+    assert res.exit_code == 0, res.output
+    assert "daily range, median (gCO2e/kWh)" in res.stdout and "forecast MAE (gCO2e/kWh)" in res.stdout
+    assert "(g)" not in res.stdout
+
+
+def test_show_and_convert_take_the_unit_and_columns_of_an_unlabelled_trace(tmp_path):
+    path = tmp_path / "lb.csv"
+    path.write_text("stamp,grid\n" + "".join(f"2023-01-01T{h:02d}:00Z,{1000 + 10 * h}\n" for h in range(24)))
+    one_error_line(invoke("show", str(path), "--time-column", "stamp", "--value-column", "grid"), "names no unit")
+    res = invoke("show", str(path), "--time-column", "stamp", "--value-column", "grid", "--trace-units", "lb/MWh",
+                 "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["mean"] == pytest.approx(1115 * 0.45359237)
+    one_error_line(invoke("convert", str(PROFILE), "--zone", str(path)), "no time column", "--time-column")
+    res = invoke("convert", str(PROFILE), "--zone", str(path), "--time-column", "stamp", "--value-column", "grid",
+                 "--trace-units", "lb/MWh", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["intensity"]["gco2e_per_kwh"] == pytest.approx(1115 * 0.45359237)
+
+
+def test_convert_flags_fake_meter_energy_as_not_a_measurement(tmp_path):
+    doc = json.loads(PROFILE.read_text())
+    for r in doc["records"]:
+        r["energy_method"] = "fake"
+    fake = tmp_path / "fake.json"
+    fake.write_text(json.dumps(doc))
+    res = invoke("convert", str(fake), "--zone", "DE")
+    assert res.exit_code == 0, res.output
+    assert "method 'fake': the energy is not a measurement" in res.stdout
+    rows = json.loads(invoke("convert", str(fake), "--zone", "DE", "--json").stdout)["records"]
+    assert rows and not any(r["energy_is_measurement"] for r in rows)
+    for r in doc["records"]:
+        r["energy_method"] = "rapl"
+    fake.write_text(json.dumps(doc))
+    res = invoke("convert", str(fake), "--zone", "DE")
+    assert res.exit_code == 0 and "not a measurement" not in res.stdout
+    assert all(r["energy_is_measurement"] for r in json.loads(invoke("convert", str(fake), "--zone", "DE", "--json").stdout)["records"])
 
 
 def test_show_naive_times_with_tz(tmp_path):
@@ -128,7 +174,7 @@ def test_convert_table_month_and_pue():
     res = invoke("convert", str(PROFILE), "--zone", "NO", "--month", "1", "--pue", "1.2")
     assert res.exit_code == 0, res.output
     assert "gCO2e per 1M items" in res.stdout and "PUE 1.2" in res.stdout and "mean of month 1" in res.stdout
-    assert "estimate" in res.stdout  # the committed CPU profile's energy is an estimate, and says so
+    assert "method 'estimate': the energy is not a measurement" in res.stdout  # the committed CPU profile's
 
 
 def test_convert_bad_inputs_are_one_line(tmp_path):

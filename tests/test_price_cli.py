@@ -191,3 +191,113 @@ def test_help_names_the_defaults():
                  "--p-max", "--consciousness", "--utility-shape"):
         assert text in flat, text
     assert invoke("simulate", "--help").exit_code == 0
+
+
+def _profile_with(tmp_path, name, **change):
+    """The committed profile with every record's fields changed (energies scaled so that the largest
+    is ``energy_max``)."""
+    doc = json.loads(Path(PROFILE).read_text())
+    top = change.pop("energy_max", None)
+    largest = max(r["energy_j_per_item"] or 0 for r in doc["records"])
+    for r in doc["records"]:
+        r.update(change)
+        if top is not None and r["energy_j_per_item"] is not None:
+            for key in ("energy_j_per_item", "energy_net_j_per_item"):
+                r[key] = None if r[key] is None else r[key] / largest * top
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_short_dirty_edge_day_gets_its_share_in_share_mode(tmp_path):
+    """The reviewer's repro: a day of 100..123 then 3 hours at 1000, share mode, perfect forecast. The
+    edge day rounds 0.25 x 3 = 0.75 hour to 1 (not 0): ρ >= ρ_blind (was 0.091 < 0.178)."""
+    t = np.datetime64("2023-01-01T00:00:00", "s") + np.arange(27) * np.timedelta64(3600, "s")
+    ci = list(100 + np.arange(24)) + [1000] * 3
+    path = tmp_path / "partial.csv"
+    path.write_text("datetime_utc,intensity_gco2e_per_kwh\n" + "".join(f"{a}Z,{b}\n" for a, b in zip(t, ci)))
+    doc = json.loads(invoke("price", PROFILE, "--trace", path, "--forecast", "perfect", "--cap-mode", "share",
+                            "--json").stdout)
+    assert doc["high_hours"] == 7 and doc["carbon"]["rho"] >= doc["carbon"]["rho_blind"]
+
+
+@pytest.mark.parametrize("k", ["2000", "1e-20"])
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_utility_k_out_of_range_is_one_line(k, fmt):
+    res = invoke("price", PROFILE, "--trace", "DE", "--utility-shape", "sigmoid", "--utility-k", k, *fmt)
+    one_line_error(res, f"utility k {float(k):g}: give a number from 1e-06 to 1000")
+
+
+@pytest.mark.parametrize("command", ["price", "simulate"])
+@pytest.mark.parametrize("fmt", [[], ["--json"]])
+def test_results_that_overflow_are_one_line_not_nan(tmp_path, csv_trace, command, fmt):
+    huge = _profile_with(tmp_path, "huge.json", energy_max=1e308)
+    res = invoke(command, huge, "--trace", csv_trace, *fmt)
+    one_line_error(res, "is not a finite number (inf or NaN)", "too extreme")
+    assert "nan" not in res.output.lower().replace("(inf or nan)", "")
+
+
+@pytest.mark.parametrize("key, value", [("value_per_request", "1e300"), ("requests_per_period", "1e300")])
+def test_users_file_caps_value_and_requests(tmp_path, key, value):
+    path = tmp_path / "users.yaml"
+    path.write_text(GOOD.replace(f"{key}: " + ("0.01" if key == "value_per_request" else "100"), f"{key}: {value}", 1))
+    one_line_error(invoke("price", PROFILE, "--trace", "DE", "--users", path, "--json"),
+                   "user type 'a'", f"key '{key}'", "less than or equal to")
+
+
+@pytest.mark.parametrize("command", ["price", "simulate"])
+def test_trace_columns_and_units_can_be_named(tmp_path, command):
+    """The trace hints 'give --time-column / --value-column' name options price and simulate have;
+    a value column that names no unit needs --trace-units."""
+    t = np.datetime64("2023-03-01T00:00:00", "s") + np.arange(72) * np.timedelta64(3600, "s")
+    path = tmp_path / "mine.csv"
+    path.write_text("stamp,grid,notes\n" + "".join(f"{a}Z,{300 + 100 * np.sin(i / 4):.1f},x\n" for i, a in enumerate(t)))
+    one_line_error(invoke(command, PROFILE, "--trace", path), "no time column", "--time-column")
+    one_line_error(invoke(command, PROFILE, "--trace", path, "--time-column", "stamp"), "--value-column")
+    one_line_error(invoke(command, PROFILE, "--trace", path, "--time-column", "stamp", "--value-column", "grid"),
+                   "column 'grid' names no unit", "--trace-units g/kWh")
+    res = invoke(command, PROFILE, "--trace", path, "--time-column", "stamp", "--value-column", "grid",
+                 "--trace-units", "g/kWh", "--json")
+    assert res.exit_code == 0, res.output
+    one_line_error(invoke(command, PROFILE, "--trace", "DE", "--value-column", "grid"), "CSV files only")
+
+
+def test_simulate_says_over_the_trace_unless_it_is_a_year(csv_trace):
+    from greenbench.cli.simulate import simulate_summary
+
+    res = invoke("simulate", PROFILE, "--trace", csv_trace, "--discount", "0.1")
+    assert res.exit_code == 0, res.output
+    assert "over the trace (240 h): " in res.stdout and "year:" not in res.stdout
+    doc = json.loads(invoke("simulate", PROFILE, "--trace", csv_trace, "--discount", "0.1", "--json").stdout)
+    doc["trace"]["hours"] = 8760
+    assert simulate_summary(doc, [])[0].startswith("year: ")
+
+
+def test_fake_meter_energy_is_flagged_as_not_a_measurement(tmp_path, csv_trace):
+    from greenbench import profile as prof, simulate as sim
+    from greenbench.pricing import PricingOptions
+
+    fake = _profile_with(tmp_path, "fake.json", energy_method="fake")
+    res = invoke("price", fake, "--trace", csv_trace)
+    assert res.exit_code == 0, res.output
+    assert "fake (not a measurement)" in res.stdout
+    assert "is from the fake test meter (energy_method 'fake'), not a measurement" in res.stdout
+    doc = json.loads(invoke("price", fake, "--trace", csv_trace, "--json").stdout)
+    assert doc["premium"]["energy_is_measurement"] is False and doc["premium"]["energy_is_estimate"] is False
+    res = invoke("simulate", fake, "--trace", csv_trace)
+    assert res.exit_code == 0 and "(energy_method 'fake'), not a measurement" in res.stdout
+    from greenbench.traces import load_trace
+    result = sim.simulate(prof.load(fake), load_users(), load_trace(str(csv_trace)), PricingOptions())
+    assert "not a measurement: energy_method fake" in sim.cumulative_title(result)
+    measured = _profile_with(tmp_path, "rapl.json", energy_method="rapl")
+    result = sim.simulate(prof.load(measured), load_users(), load_trace(str(csv_trace)), PricingOptions())
+    assert "not a measurement" not in sim.cumulative_title(result)
+    res = invoke("price", measured, "--trace", csv_trace)
+    assert "not a measurement" not in res.stdout
+
+
+def test_help_gives_the_forecast_default_as_auto():
+    flat = " ".join(invoke("price", "--help").stdout.split())
+    assert "forecast auto (a CSV trace's forecast column when it has one, else persistence" in flat
+    assert "forecast persistence (the same hour" not in flat
+    assert "--time-column" in flat and "--value-column" in flat

@@ -198,8 +198,12 @@ def test_forecast_column_and_units_header(tmp_path):
     assert t.forecast_gco2e_per_kwh.tolist() == [90.0, 92.0, 94.0, 96.0, 98.0]
     assert traces.summarize(t).forecast_mae == pytest.approx(np.mean([10, 9, 8, 7, 6]))
     named = "ts,actual,predicted\n" + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h},{90 + h}\n" for h in range(3))
-    t = load_csv(write(tmp_path, named, "n.csv"), time_column="ts", value_column="actual", forecast_column="predicted")
+    t = load_csv(write(tmp_path, named, "n.csv"), time_column="ts", value_column="actual", forecast_column="predicted",
+                 units="g/kWh")  # 'actual' names no unit: --trace-units says it
     assert t.forecast_gco2e_per_kwh.tolist() == [90.0, 91.0, 92.0]
+    # a forecast column that names no unit is in the value column's (here g/kWh, from its header)
+    text = "time,intensity_gco2e_per_kwh,forecast\n" + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h},{95 + h}\n" for h in range(3))
+    assert load_csv(write(tmp_path, text, "f.csv")).forecast_gco2e_per_kwh.tolist() == [95.0, 96.0, 97.0]
 
 
 def test_electricity_maps_export_format(tmp_path):
@@ -258,9 +262,14 @@ BAD = [  # (csv text, expected message pieces)
     ("time,co2 (lbs/MWh)\n2023-01-01T00:00Z,900\n",
      ["column 'co2 (lbs/MWh)'", "in lb/MWh", "--trace-units lb/MWh"]),
     ("time,intensity\n2023-01-01T00:00Z,0.3\n2023-01-01T01:00Z,0.45\n",
-     ["all values are below 2 (max 0.45), which looks like kg/kWh", "--trace-units kg/kWh"]),
+     ["column 'intensity': names no unit, and all values are below 2 (max 0.45), which looks like kg/kWh",
+      "--trace-units kg/kWh"]),
     ("time,intensity\n2023-01-01T00:00Z,900\n2023-01-01T01:00Z,2400\n",
-     ["values reach 2400", "--trace-units lb/MWh"]),
+     ["names no unit, and values reach 2400", "--trace-units lb/MWh"]),
+    ("time,intensity_gco2e_per_kwh\n2023-01-01T00:00Z,900\n2023-01-01T01:00Z,2400\n",
+     ["column 'intensity_gco2e_per_kwh': values reach 2400", "--trace-units lb/MWh"]),  # magnitudes: a second check
+    ("time,value\n2023-01-01T00:00Z,800\n2023-01-01T01:00Z,1900\n",  # lb/MWh that would pass for g/kWh
+     ["column 'value' names no unit; rename it intensity_gco2e_per_kwh", "--trace-units g/kWh", "lb/MWh"]),
 ]
 
 
@@ -281,6 +290,40 @@ def test_dst_local_times_are_refused_not_guessed(tmp_path):
     fwd = csv_text([("2023-03-26 01:00", 100), ("2023-03-26 02:00", 100), ("2023-03-26 03:00", 100)])
     with pytest.raises(TraceError, match="does not exist in Europe/Berlin"):
         load_csv(write(tmp_path, fwd, "f.csv"), tz="Europe/Berlin")
+
+
+def test_a_value_column_that_names_no_unit_needs_trace_units(tmp_path):
+    """Values of 800-2,000 in lb/MWh look like a dirty grid in g/kWh: read as grams, they would
+    count 2.2 times too much carbon. A header that names no unit is refused until --trace-units
+    says what it is; headers that name g/kWh (the simple format, the Electricity Maps export,
+    'gCO2/kWh', kg/MWh) are read as they are."""
+    rows = hourly(3, values=[800.0, 1500.0, 1900.0])
+    bare = write(tmp_path, csv_text(rows, header="time,value"), "bare.csv")
+    with pytest.raises(TraceError, match=r"column 'value' names no unit; .*--trace-units"):
+        load_csv(bare)
+    with pytest.raises(TraceError, match="names no unit"):
+        load_trace(str(bare))
+    assert load_csv(bare, units="lb/MWh").intensity_gco2e_per_kwh == pytest.approx([362.873896, 680.388555, 861.825503])
+    assert load_csv(bare, units="g/kWh").intensity_gco2e_per_kwh.tolist() == [800.0, 1500.0, 1900.0]
+    for header in ("time,intensity_gco2e_per_kwh", "time,ci (gCO2/kWh)", "time,Carbon Intensity gCO₂eq/kWh (LCA)",
+                   "time,intensity kg/MWh"):
+        named = write(tmp_path, csv_text(rows, header=header), "named.csv")
+        assert load_csv(named).intensity_gco2e_per_kwh.tolist() == [800.0, 1500.0, 1900.0], header
+
+
+def test_time_and_value_columns_can_be_named_through_load_trace(tmp_path):
+    """The hints 'give --time-column' / '--value-column' name options that price, simulate and
+    carbon show/convert all pass to load_trace."""
+    text = "when,stamp_x,grid\n" + "".join(f"2023-01-01T{h:02d}:00Z,a,{100 + h}\n" for h in range(3))
+    path = write(tmp_path, text, "cols.csv")
+    with pytest.raises(TraceError, match="no time column.*give --time-column"):
+        load_trace(str(path))
+    with pytest.raises(TraceError, match="cannot tell which column holds the intensity.*--value-column"):
+        load_trace(str(path), time_column="when")
+    t = load_trace(str(path), time_column="when", value_column="grid", units="g/kWh")
+    assert t.intensity_gco2e_per_kwh.tolist() == [100.0, 101.0, 102.0]
+    with pytest.raises(TraceError, match="CSV files only"):
+        load_trace("GB", value_column="grid")
 
 
 def test_units_are_converted_only_when_named(tmp_path):

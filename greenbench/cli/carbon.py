@@ -22,7 +22,8 @@ carbon_app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
 
 BASIS_HELP = "Intensity basis of the bundled data: lca (life-cycle, Electricity Maps' default) or direct."
 UNITS_HELP = ("Unit of a CSV trace's values, converted to gCO2e/kWh: g/kWh, kg/kWh (x1000), lb/MWh "
-              "(x0.4536), kg/MWh, t/MWh, lb/kWh. Needed when the header or the magnitudes are not g/kWh.")
+              "(x0.4536), kg/MWh, t/MWh, lb/kWh. Needed when the value column's header names no unit "
+              "(or another unit than g/kWh).")
 TZ_HELP = ("IANA time zone (e.g. Europe/Berlin) for local days and months; also the zone of CSV "
            "timestamps that carry none. Default: the zone's own clock, or UTC for a CSV.")
 
@@ -76,13 +77,8 @@ def show_command(
     from .. import traces
 
     with user_errors():
-        if time_column or value_column:
-            if traces.is_bundled(trace) and not Path(trace).is_file():
-                raise fail("--time-column and --value-column apply to CSV files only")
-            tr = traces.load_csv(trace, time_column=time_column, value_column=value_column,
-                                 forecast_column=forecast_column, units=trace_units, tz=tz, basis=basis)
-        else:
-            tr = traces.load_trace(trace, basis=basis, units=trace_units, forecast_column=forecast_column, tz=tz)
+        tr = traces.load_trace(trace, basis=basis, units=trace_units, forecast_column=forecast_column, tz=tz,
+                               time_column=time_column, value_column=value_column)
         s = traces.summarize(tr)
     if as_json:
         _dump(s.to_dict())
@@ -96,9 +92,9 @@ def show_command(
         ("min / p10 / median / p90 / max", " / ".join(_g(v, ".1f") for v in (s.min, s.p10, s.median, s.p90, s.max))),
         ("CV", _g(s.cv, ".3f")), ("full local days", str(s.full_days)),
         ("daily max/min, median", _g(s.daily_max_min_ratio_median, ".2f")),
-        ("daily range, median (g)", _g(s.daily_range_median, ".1f")),
+        ("daily range, median (gCO2e/kWh)", _g(s.daily_range_median, ".1f")),
         ("estimated hours", "—" if s.estimated_share is None else f"{s.estimated_share:.1%}"),
-        ("forecast MAE (g)", _g(s.forecast_mae, ".1f")),
+        ("forecast MAE (gCO2e/kWh)", _g(s.forecast_mae, ".1f")),
     ]
     for k, v in rows:
         t.add_row(k, v)
@@ -119,6 +115,8 @@ def convert_command(
     pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness applied to carbon (default 1.0)."),
     trace_units: Optional[str] = typer.Option(None, "--trace-units", help=UNITS_HELP),
     tz: Optional[str] = typer.Option(None, "--tz", help=TZ_HELP),
+    time_column: Optional[str] = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
+    value_column: Optional[str] = typer.Option(None, "--value-column", help="CSV column of the intensity."),
     live: bool = typer.Option(False, "--live", help="Use the current intensity from a live API instead of a trace (network)."),
     live_provider: str = typer.Option("auto", "--live-provider", help="auto, electricitymaps ($ELECTRICITYMAPS_TOKEN) or uk (GB, no token)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
@@ -140,7 +138,8 @@ def convert_command(
             got = fetch_live(name, provider=live_provider, basis=basis)
             intensity = Intensity(got.gco2e_per_kwh, got.source, zone=got.zone, basis=got.basis, pue=pue)
         else:
-            tr = traces.load_trace(name, basis=basis, units=trace_units, tz=tz)
+            tr = traces.load_trace(name, basis=basis, units=trace_units, tz=tz, time_column=time_column,
+                                   value_column=value_column)
             intensity = traces.trace_intensity(tr, at=at, month=month, pue=pue)
         rows = traces.profile_carbon(doc.records, intensity)
     skipped = len(doc.records) - len(rows)
@@ -159,9 +158,10 @@ def convert_command(
                   r["energy_method"], _g(r["co2e_g_per_item"], ".3g"), _g(r["co2e_g_per_1m_items"], ".4g"),
                   _g(r["co2e_net_g_per_item"], ".3g"))
     out.print(t)
-    if any(r["energy_method"] == "estimate" for r in rows):
-        out.print("method 'estimate': the energy is estimated, not metered, so its carbon is an estimate too",
-                  highlight=False)
+    unmetered = sorted({r["energy_method"] for r in rows if not r["energy_is_measurement"]})
+    if unmetered:
+        out.print(f"method {', '.join(repr(m) for m in unmetered)}: the energy is not a measurement (not metered), "
+                  "so its carbon is not one either", highlight=False)
     for r in rows:
         if r["reason"]:
             out.print(f"{r['model']} b{r['batch_size']}: carbon null ({r['reason']})", highlight=False)

@@ -28,7 +28,8 @@ HELP = (
     "\n\n"
     'Defaults: --users is greenbench/data/users_example.yaml (shipped with greenbench: accuracy-'
     'sensitive, latency-sensitive and environmentally-conscious users), --trace US-MIDA-PJM (bundled 2023'
-    ' hourly data), forecast persistence (the same hour a day earlier), cap mode exceedance with I_cap '
+    " hourly data), forecast auto (a CSV trace's forecast column when it has one, else persistence: the "
+    'same local hour a day earlier), cap mode exceedance with I_cap '
     'the 75th percentile of the forecast, p_max the largest monthly p, linear utility, consciousness as a'
     ' discount, p95 latency, gross energy. The output says which options ran. See docs/pricing.md for the'
     ' model and every option.'
@@ -55,17 +56,22 @@ def common_params():
     return dict(
         basis=typer.Option("lca", "--basis", help="Intensity basis of a bundled zone: lca (life-cycle) or direct."),
         trace_units=typer.Option(None, "--trace-units", help="Units of a CSV trace's values, converted to gCO2e/kWh "
-                                 "(g/kWh, kg/MWh, kg/kWh, t/MWh, lb/MWh, lb/kWh). kg/kWh and lb/MWh are refused unless named."),
+                                 "(g/kWh, kg/MWh, kg/kWh, t/MWh, lb/MWh, lb/kWh). Needed when the value column's header "
+                                 "names no unit; kg/kWh and lb/MWh are refused unless named."),
+        time_column=typer.Option(None, "--time-column", help="Column of a CSV trace holding the hour's start time "
+                                 "(default: the first whose name has 'time' or 'date')."),
+        value_column=typer.Option(None, "--value-column", help="Column of a CSV trace holding the intensity "
+                                  "(default: intensity_gco2e_per_kwh, the Electricity Maps column, or the one column named for it)."),
         forecast_column=typer.Option(None, "--forecast-column", help="Column of a CSV trace holding the forecast."),
         tz=typer.Option(None, "--tz", help="IANA time zone for days and billing months (default: the zone's own; UTC for a CSV without one)."),
         forecast=typer.Option("auto", "--forecast", help="How high hours are foreseen: perfect (the actual trace), persistence "
-                              "(same hour a day earlier), column (the trace's forecast column), or auto: column if the "
+                              "(the same local hour a day earlier), column (the trace's forecast column), or auto: column if the "
                               "trace has one, else persistence."),
         cap_mode=typer.Option("exceedance", "--cap-mode", help="exceedance: hours with forecast > I_cap; average: the dirtiest "
                               "hours of each day until the day's mean is <= I_cap; share: the dirtiest --daily-share of each day."),
         cap_gco2e_per_kwh=typer.Option(None, "--cap-gco2e-per-kwh", help="I_cap in gCO2e/kWh. Default: a quantile of the forecast (--cap-quantile)."),
         cap_quantile=typer.Option(None, "--cap-quantile", help="I_cap as this quantile of the forecast (default 0.75 for exceedance, 0.5 for average)."),
-        daily_share=typer.Option(None, "--daily-share", help="share mode: q, the dirtiest share of each day's demand (default 0.25)."),
+        daily_share=typer.Option(None, "--daily-share", help="share mode: q, the dirtiest share of each day's demand, to the nearest hour (default 0.25)."),
         p_max=typer.Option(None, "--p-max", help="Contractual ceiling on the share degraded per month. Default: derived from the trace (--p-max-quantile)."),
         p_max_quantile=typer.Option(1.0, "--p-max-quantile", help="Derived p_max: this quantile of the complete months' p (default 1 = the maximum)."),
         truncation=typer.Option("month", "--truncation", help="How p <= p_max is kept: month (drop the month's least dirty high hours; "
@@ -125,8 +131,8 @@ def load_inputs(profile_path: Path, users_path: Optional[Path], v: dict):
 
     p = prof.load(profile_path)
     u = usersmod.load_users(users_path)
-    tr = traces.load_trace(v["trace"], basis=v["basis"], units=v["trace_units"],
-                           forecast_column=v["forecast_column"], tz=v["tz"])
+    tr = traces.load_trace(v["trace"], basis=v["basis"], units=v["trace_units"], forecast_column=v["forecast_column"],
+                           tz=v["tz"], time_column=v["time_column"], value_column=v["value_column"])
     return p, u, tr
 
 
@@ -208,7 +214,7 @@ def point_rows(doc: dict) -> list[list[str]]:
     for role in ("premium", "reduced"):
         p = doc[role]
         rows.append([("H" if role == "premium" else "R"), p["label"], f"{p['accuracy']:.4g}", f"{p['latency_ms']:.3g}",
-                     f"{p['energy_j_per_item']:.3g}", p["energy_method"] + (" (not a measurement)" if p["energy_is_estimate"] else ""),
+                     f"{p['energy_j_per_item']:.3g}", p["energy_method"] + ("" if p["energy_is_measurement"] else " (not a measurement)"),
                      p["how"]])
     return rows
 
@@ -329,7 +335,8 @@ def _check_exclusive(as_json: bool, markdown: bool) -> None:
 
 _TYPES = {"basis": str, "forecast": str, "cap_mode": str, "p_max_quantile": float, "truncation": str, "demand": str,
           "utility_shape": str, "consciousness": str, "latency": str, "energy": str, "subscribers": Optional[int],
-          "trace_units": Optional[str], "forecast_column": Optional[str], "tz": Optional[str], "premium": Optional[str],
+          "trace_units": Optional[str], "forecast_column": Optional[str], "time_column": Optional[str],
+          "value_column": Optional[str], "tz": Optional[str], "premium": Optional[str],
           "reduced": Optional[str], "rank_by": Optional[str]}
 
 

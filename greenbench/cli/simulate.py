@@ -50,7 +50,9 @@ def simulate_sections(doc: dict) -> list[Section]:
 
 def simulate_summary(doc: dict, plots: list[Path]) -> list[str]:
     t = doc["total"]
-    lines = [f"year: {fmt_g(t['saved_g'])} saved of {fmt_g(t['base_g'])} ({pct(t['rho_population'])} of all subscribers' "
+    hours = doc["trace"]["hours"]
+    span = "year" if hours in (8760, 8784) else f"over the trace ({hours:,} h)"
+    lines = [f"{span}: {fmt_g(t['saved_g'])} saved of {fmt_g(t['base_g'])} ({pct(t['rho_population'])} of all subscribers' "
              f"emissions); on green users' requests ρ = {pct(t['rho_green'])} vs ρ_blind = {pct(t['rho_blind'])}"]
     if t["net"] is None:
         lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")

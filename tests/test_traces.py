@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from greenbench import carbon, traces
+from greenbench import carbon, trace_csv, traces
 from greenbench.errors import GreenbenchError
 from greenbench.traces import Trace, TraceError, load_bundled, load_csv, load_trace
 
@@ -354,7 +354,7 @@ def test_units_are_converted_only_when_named(tmp_path):
     ("lbs/MWh", "lb/mwh"), ("CO2 lb per MWh", "lb/mwh"), ("tCO2/MWh", "t/mwh"), ("intensity", None),
 ])
 def test_units_read_from_headers(header, unit):
-    assert traces._header_unit(header) == unit
+    assert trace_csv._header_unit(header) == unit
 
 
 def test_semicolon_csv_and_blank_lines(tmp_path):

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import slots as slotsmod
 from .errors import GreenbenchError
+from .meters.base import is_measurement  # also used as pricing.is_measurement
 from .tradeoff import OperatingPoint, operating_points, pareto_front
 from .users import MAX_STANDARD_PRICE, MAX_SUBSCRIBERS, Users
 
@@ -33,7 +34,6 @@ G_PER_TONNE = 1e6
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
 DEFAULT_UTILITY_K = {"log": 9.0, "sigmoid": 10.0}
 UTILITY_K_RANGE = (1e-6, 1e3)  # below: a straight line; above: a step (sigmoid) or a constant 1 (log)
-MEASURED_METHODS = ("nvml_counter", "nvml_power", "rapl")  # energy a meter read; anything else is not
 CONSCIOUSNESS_MODES = ("discount", "reward")
 DEFAULT_SUBSCRIBERS = 1000
 SCHEMA = "greenbench/price"
@@ -42,12 +42,6 @@ SCHEMA_VERSION = 1
 
 class PricingError(GreenbenchError):
     """An option or input the calculator cannot work with (one line)."""
-
-
-def is_measurement(energy_method: str | None) -> bool:
-    """Whether energy with this method was read from a meter (NVML, RAPL). An ``estimate``
-    (CodeCarbon's power model), the ``fake`` test meter, or anything else, is not a measurement."""
-    return energy_method in MEASURED_METHODS
 
 
 def method_note(energy_method: str | None) -> str:

@@ -387,7 +387,7 @@ def profile_carbon(records, intensity) -> list[dict]:
     reason, and the energy method travels along, so an estimate (or the fake test meter) is still
     marked as not a measurement.
     """
-    from .pricing import is_measurement
+    from .meters.base import is_measurement
 
     rows = []
     for r in records:

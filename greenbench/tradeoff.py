@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import GreenbenchError
+from .meters.base import is_measurement
 from .profile import Profile, Record
 
 
@@ -440,7 +441,7 @@ class Tradeoff:
     @property
     def estimated(self) -> bool:
         """Some energy is not a meter reading (an estimate, or the test meter)."""
-        return bool({"estimate", "fake"} & set(self.energy_methods))
+        return any(not is_measurement(m) for m in self.energy_methods)
 
     def on_frontier(self, p: OperatingPoint) -> bool:
         return p in self.frontier

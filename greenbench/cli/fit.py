@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ..meters.base import is_measurement
 from .common import EXIT_CODES_HELP, err, fail, out, user_errors
 
 HELP = f"""Turn a profile into the carbon-QoE tradeoff: every operating point with its Pareto flag
@@ -55,8 +56,8 @@ def fit_command(
     for line in result.excluded:
         err.print(f"[yellow]note:[/] {line}", highlight=False)
     for method in result.energy_methods:
-        if method in ("estimate", "fake"):
-            err.print(f"[yellow]warning:[/] energy method {method}: {tr.METHOD_NOTES[method]}; "
+        if not is_measurement(method):
+            err.print(f"[yellow]warning:[/] energy method {method}: {tr.METHOD_NOTES.get(method, method)}; "
                       "profile on a host with RAPL or NVML for measured energy", highlight=False)
     for path in written:
         err.print(f"wrote {path}", highlight=False)

@@ -19,6 +19,13 @@ RAPL = "rapl"
 ESTIMATE = "estimate"
 UNAVAILABLE = "unavailable"
 FAKE = "fake"  # only from the test meters; never produced on real hardware
+MEASURED_METHODS = (NVML_COUNTER, NVML_POWER, RAPL)  # energy a meter read; anything else is not
+
+
+def is_measurement(energy_method: str | None) -> bool:
+    """Whether energy with this method was read from a meter (NVML, RAPL). An ``estimate``
+    (CodeCarbon's power model), the ``fake`` test meter, or anything else, is not a measurement."""
+    return energy_method in MEASURED_METHODS
 METHODS = (NVML_COUNTER, NVML_POWER, RAPL, ESTIMATE, UNAVAILABLE, FAKE)
 
 # Flags a reading can carry.

@@ -16,7 +16,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +58,22 @@ class Point:
     device: str  # as planned: the ladder's or user's spec; as run: the resolved "cpu" or "cuda:N"
 
 
+@dataclass(frozen=True)
+class WindowDone:
+    """One measured window, handed to ``RunConfig.after_window`` right after it closes: an observer
+    (benchmarks/gpu_check.py) can run a reference window of the same step at once, so that the two
+    interleave window by window. Not called in the spawned per-device processes."""
+
+    model: str
+    precision: str
+    batch_size: int
+    device: str  # "cpu" or "cuda:N"
+    phase: str  # "request" (the point's own window) or a workload phase ("prefill")
+    step: Callable[[], Any] = field(repr=False)
+    sync: Callable[[], None] = field(repr=False)
+    trial: Trial = field(repr=False)
+
+
 @dataclass
 class RunConfig:
     ladder: Ladder
@@ -78,6 +94,7 @@ class RunConfig:
     parallel: bool | None = None
     country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
     extra: dict[str, Any] = field(default_factory=dict)
+    after_window: Callable[[WindowDone], None] | None = None  # an observer; not part of settings
 
     def settings(self) -> dict[str, Any]:
         """What must match for a resumed run to continue an earlier one."""
@@ -276,10 +293,11 @@ def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict, device
     ctx = mp.get_context("spawn")  # a fresh interpreter: no CUDA state inherited across a fork
     q = ctx.Queue()
     procs = {}
+    child_cfg = replace(cfg, after_window=None)  # an observer runs in this process only
     for spec, groups in by_device.items():
         windows = sum(len(b) for _, _, b in groups) * cfg.protocol.repeats
         procs[spec] = ctx.Process(target=_child_main, name=f"greenbench-{spec}", daemon=True,
-                                  args=(cfg, profile, devices_by_spec[spec], spec, groups, windows, q))
+                                  args=(child_cfg, profile, devices_by_spec[spec], spec, groups, windows, q))
     emit(Event("note", f"measuring {len(procs)} devices at once, one process each: {', '.join(procs)}"))
     errors: list[str] = []
     alive = set(procs)
@@ -395,6 +413,12 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
     phase_steps: dict[tuple[str, int], Callable] = {}
     phase_trials: dict[tuple[str, int], list[Trial]] = {(ph, b): [] for ph in phases for b in batches}
     cuda = device.spec if device.is_cuda else None
+
+    def observe(phase: str, batch: int, step: Callable, trial: Trial) -> None:
+        if cfg.after_window is not None:
+            cfg.after_window(WindowDone(model, precision, batch, device.spec, phase, step,
+                                        workload.sync, trial))
+
     try:
         for b in batches:
             try:
@@ -416,12 +440,15 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                     trial = run_window(steps[b], workload.sync, meters, window_s,
                                        min_steps=proto.min_steps, cuda_device=cuda,
                                        steps_per_s_hint=rate)
+                    observe("request", b, steps[b], trial)
                     for ph in phases:  # same repeat, right after: drifts hit both alike
                         step = phase_steps[(ph, b)]
                         ph_rate = warm_up(step, workload.sync, proto.warmup_s)
-                        phase_trials[(ph, b)].append(run_window(
-                            step, workload.sync, meters, window_s, min_steps=proto.min_steps,
-                            cuda_device=cuda, steps_per_s_hint=ph_rate))
+                        ph_trial = run_window(step, workload.sync, meters, window_s,
+                                              min_steps=proto.min_steps, cuda_device=cuda,
+                                              steps_per_s_hint=ph_rate)
+                        phase_trials[(ph, b)].append(ph_trial)
+                        observe(ph, b, step, ph_trial)
                 except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
                     failures[b] = _one_line(e)
                     steps.pop(b, None)

@@ -2,10 +2,82 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from rich.padding import Padding
 from rich.table import Table
 
 from .common import out
+
+# Below this many columns the eight-column devices table is unreadable: one block per meter instead
+WIDE_TABLE_MIN_COLUMNS = 120
+_COLUMNS = ("device", "name", "role", "domain", "method", "available", "why", "not used, and why")
+
+
+def _devices_table(rows: list[tuple[str, ...]]) -> None:
+    if out.width >= WIDE_TABLE_MIN_COLUMNS:
+        t = Table(title="devices and energy methods")
+        for col in _COLUMNS:
+            t.add_column(col)
+        for row in rows:
+            t.add_row(*row)
+        out.print(t)
+        return
+    out.print("devices and energy methods", style="bold", highlight=False)
+    for row in rows:
+        g = Table.grid(padding=(0, 2))
+        g.add_column(no_wrap=True)
+        g.add_column(overflow="fold")
+        for col, value in zip(_COLUMNS, row):
+            if value:
+                g.add_row(col, value)
+        out.print(g)
+        out.print()
+
+
+def _value(p: dict[str, Any], key: str, fmt: str = "{}") -> str:
+    """A provenance value, or why CodeCarbon does not give it."""
+    value = p.get(key)
+    if value is None:
+        return f"unknown: {p.get(f'{key}_reason') or 'not reported'}"
+    return fmt.format(value)
+
+
+def _estimate_provenance(details: dict[str, Any]) -> dict[str, Any]:
+    """The meter's provenance, detecting CodeCarbon's hardware (about 1.3 s) if info() had not."""
+    from .. import meters
+
+    if "cpu_tdp_w" in details:
+        return details
+    meter = meters.CodeCarbonMeter(details.get("country_iso_code") or "USA",
+                                   tracking_mode=details.get("tracking_mode") or "machine")
+    try:
+        return meter.estimate_provenance()
+    finally:
+        meter.close()
+
+
+def _print_estimate(device: str, p: dict[str, Any]) -> None:
+    """Which TDP and RAM power CodeCarbon's estimate uses, so that it can be checked."""
+    out.print(f"CodeCarbon estimate for {device} (CodeCarbon {_value(p, 'codecarbon_version')}, "
+              f"country {_value(p, 'country_iso_code')}, tracking {_value(p, 'tracking_mode')}):",
+              style="bold", highlight=False)
+    g = Table.grid(padding=(0, 2))
+    g.add_column(no_wrap=True)
+    g.add_column(overflow="fold")
+    g.add_row("CPU model", _value(p, "cpu_model"))
+    g.add_row("CPU power", _value(p, "cpu_power_source"))
+    tdp = _value(p, "cpu_tdp_w", "{:g} W")
+    if p.get("cpu_tdp_w") is not None:
+        tdp += f", from {_value(p, 'cpu_tdp_source')}"
+    g.add_row("CPU TDP", tdp)
+    ram = _value(p, "ram_power_w", "{:g} W, constant")
+    if p.get("ram_power_w") is not None:
+        ram += f", from {_value(p, 'ram_power_source')}"
+    g.add_row("RAM power", ram)
+    g.add_row("RAM size", _value(p, "ram_total_gb", "{:.1f} GB (2^30 bytes)"))
+    out.print(Padding(g, (0, 0, 1, 2)), highlight=False)
 
 
 def env_command(
@@ -14,17 +86,20 @@ def env_command(
     """Show devices, the energy meter each would use (and why the others cannot), and versions."""
     from .. import carbon, devices, meters
 
-    t = Table(title="devices and energy methods")
-    for col in ("device", "name", "role", "domain", "method", "available", "why", "not used, and why"):
-        t.add_column(col)
     specs = ["cpu"] + [f"cuda:{i}" for i in range(devices._cuda_count())]
     resolved = [devices.resolve(spec) for spec in specs]
+    rows: list[tuple[str, ...]] = []
+    estimates: list[tuple[str, dict[str, Any]]] = []
     for dev in resolved:
         for info in meters.describe_energy([dev.uuid or dev.spec]):
             not_used = "; ".join(f"{k}: {v}" for k, v in info.details.get("not_used", {}).items())
-            t.add_row(dev.spec, dev.name, info.details.get("role", ""), info.domain, info.method,
-                      "yes" if info.available else "no", info.reason, not_used)
-    out.print(t)
+            rows.append((dev.spec, dev.name, info.details.get("role", ""), info.domain, info.method,
+                         "yes" if info.available else "no", info.reason, not_used))
+            if info.method == meters.ESTIMATE and "codecarbon_version" in info.details:
+                estimates.append((dev.spec, info.details))
+    _devices_table(rows)
+    for device, details in estimates:
+        _print_estimate(device, _estimate_provenance(details))
     gpus = meters.list_gpus()
     if not gpus:
         out.print(f"NVML: no GPU listed ({getattr(gpus, 'reason', None) or 'none found'})", highlight=False)

@@ -122,6 +122,41 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
 
 
+def affinity() -> list[int]:
+    """The CPUs this process may run on (all of them where the OS cannot say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def default_threads() -> int:
+    """torch threads for a run: half the CPUs this process may use (at least 1). torch's default
+    (one per CPU) oversubscribes a small shared machine as soon as anything else runs: on 2 cores
+    with one kept busy, two threads ran the first profile 10-30x slower than one."""
+    return max(1, len(affinity()) // 2)
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    if threads < 1:
+        raise DeviceError(f"--threads {threads}: give at least 1")
+    torch.set_num_threads(threads)
+
+
+def _ranges(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5" (as taskset and /proc print affinity)."""
+    parts, start = [], None
+    for i, cpu in enumerate(cpus):
+        if start is None:
+            start = cpu
+        if i + 1 == len(cpus) or cpus[i + 1] != cpu + 1:
+            parts.append(str(start) if start == cpu else f"{start}-{cpu}")
+            start = None
+    return ",".join(parts)
+
+
 def provenance() -> dict[str, Any]:
     """Machine and software facts stored in every profile (measurement.md, item 9)."""
     import torch
@@ -135,6 +170,9 @@ def provenance() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cpu_affinity": _ranges(affinity()),
+        "cpu_affinity_count": len(affinity()),
         "transformers": _version("transformers"),
         "codecarbon": _version("codecarbon"),
         "nvidia_ml_py": _version("nvidia-ml-py"),

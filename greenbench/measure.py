@@ -3,19 +3,20 @@
 One trial = one window in which a step (one batch of inference) runs back to back, exactly as a
 user would run it: no per-step device sync and no meter call inside the loop (both change what is
 measured; see shared/docs/measurement.md). Meters are read only at the window edges, after a
-device sync. Per-step times come from ``perf_counter`` on the CPU, and from CUDA events recorded in
-the stream on a GPU (read after the closing sync, so they never stall the queue).
+device sync. Per-step times come from the clock (``greenbench.clock``, ``perf_counter``) on the CPU,
+and from CUDA events recorded in the stream on a GPU (read after the closing sync, so they never
+stall the queue).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import clock
 from .meters.base import EnergyReading, Meter
 
 
@@ -68,67 +69,159 @@ class Trial:
     window_s: float  # first step start to closing sync
     step_durations_s: np.ndarray = field(repr=False)
     readings: tuple[EnergyReading, ...]  # same order as the meters given
+    host_other_cores: float | None = None  # CPU cores other processes kept busy in the window
 
 
 def warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float, min_steps: int = 2) -> float:
     """Run ``step`` for ``seconds`` (and at least ``min_steps`` times); excluded from all figures.
-    Returns the steps per second it saw (a hint for sizing the next window's event pool)."""
-    t0 = time.perf_counter()
-    deadline = t0 + seconds
-    n = 0
-    while n < min_steps or time.perf_counter() < deadline:
-        step()
-        n += 1
-    sync()
-    return n / max(time.perf_counter() - t0, 1e-9)
+
+    It runs in chunks that each end in a sync, each sized from the rate seen so far to fill the
+    time left: a GPU's host queues steps ahead of the device, so a deadline on the host's clock
+    alone would let the device run a whole launch queue past it (seconds, for slow steps).
+    Returns the steps per second of the longest chunk: the steady rate, which sizes the window.
+    """
+    deadline = clock.now() + seconds
+    done, chunk = 0, max(1, min_steps)
+    best_steps, best_s = 0, 0.0
+    while True:
+        t = clock.now()
+        for _ in range(chunk):
+            step()
+        sync()
+        took_s = clock.now() - t
+        done += chunk
+        if took_s >= best_s:
+            best_steps, best_s = chunk, took_s
+        rate = best_steps / max(best_s, 1e-9)
+        left_s = deadline - clock.now()
+        if done >= min_steps and left_s <= 0:
+            return rate
+        chunk = max(1, min_steps - done, int(left_s * rate))
 
 
 def _cpu_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple[float, np.ndarray]:
-    clock = time.perf_counter
-    marks = [clock()]
+    now = clock.now
+    marks = [now()]
     append = marks.append
     deadline = marks[0] + window_s
     while True:
         step()
-        now = clock()
-        append(now)
-        if now >= deadline and len(marks) > min_steps:
+        t = now()
+        append(t)
+        if t >= deadline and len(marks) > min_steps:
             break
     t = np.asarray(marks)
     return float(t[0]), np.diff(t)
 
 
-def _cuda_loop(step: Callable[[], Any], window_s: float, min_steps: int, expected_steps: int) -> tuple[float, Any]:
-    import torch
+class _EventPool:
+    """CUDA timing events for one window, made and recorded once before its start edge: creating
+    tens of thousands of events (fast steps) inside the window would charge their CPU time and the
+    GPU's idle energy to the point. The pool grows inside the window only if the window runs more
+    steps than the warm-up's rate suggested."""
 
-    # Events are made before the clock starts, so the loop pays one record() per step and no
-    # allocation; the pool grows only if the window runs more steps than the warm-up suggested.
-    pool = [torch.cuda.Event(enable_timing=True) for _ in range(expected_steps + 1)]
-    clock = time.perf_counter
-    t0 = clock()
-    pool[0].record()
-    deadline = t0 + window_s
+    def __init__(self, size: int):
+        import torch
+
+        self._event = torch.cuda.Event
+        self.events = [self._event(enable_timing=True) for _ in range(size)]
+        for e in self.events:
+            e.record()
+        torch.cuda.synchronize()
+
+    def record(self, i: int) -> None:
+        if i == len(self.events):
+            self.events.append(self._event(enable_timing=True))
+        self.events[i].record()
+
+    def durations_s(self, steps: int) -> np.ndarray:
+        marks = self.events[: steps + 1]
+        return np.asarray([a.elapsed_time(b) / 1e3 for a, b in zip(marks[:-1], marks[1:])], dtype=float)
+
+
+def _cuda_loop(step: Callable[[], Any], sync: Callable[[], None], window_s: float, min_steps: int,
+               steps_per_s: float | None, pool: _EventPool) -> tuple[float, int]:
+    """The GPU's window: the host queues steps ahead of the device, so a deadline read on the
+    host's clock would end the window up to a whole launch queue later on the device. So it runs
+    the number of steps that the warm-up's rate says fill the window, syncs, and only if the
+    device was faster than that tops up with more (a rare extra sync inside the window)."""
+    now = clock.now
+    t0 = now()
+    pool.record(0)
     n = 0
+    target = max(min_steps, math.ceil(window_s * steps_per_s)) if steps_per_s else min_steps
     while True:
-        step()
-        n += 1
-        if n == len(pool):
-            pool.append(torch.cuda.Event(enable_timing=True))
-        pool[n].record()
-        if n >= min_steps and clock() >= deadline:
-            break
-    return t0, pool[: n + 1]
+        while n < target:
+            step()
+            n += 1
+            pool.record(n)
+        sync()
+        elapsed_s = now() - t0
+        if elapsed_s >= window_s:
+            return t0, n
+        target = n + max(1, math.ceil((window_s - elapsed_s) * n / max(elapsed_s, 1e-9)))
+
+
+class _HostLoad:
+    """CPU time that other processes (and other VMs: steal) used during a window, from psutil:
+    on a shared machine that is the main source of noise. None where psutil is missing."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._psutil = None
+        if not enabled:
+            return
+        try:
+            import psutil
+        except ImportError:
+            return
+        self._psutil = psutil
+        self._me = psutil.Process()
+
+    def busy_s(self) -> tuple[float, float] | None:
+        """(busy CPU seconds of the whole machine, of this process and its children)."""
+        if self._psutil is None:
+            return None
+        t = self._psutil.cpu_times()
+        machine = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+        p = self._me.cpu_times()
+        return machine, p.user + p.system + p.children_user + p.children_system
+
+    @staticmethod
+    def other_cores(before: tuple[float, float] | None, after: tuple[float, float] | None,
+                    seconds: float) -> float | None:
+        if before is None or after is None or seconds <= 0:
+            return None
+        return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / seconds)
+
+
+_host = None
+
+
+def _host_load() -> _HostLoad:
+    global _host
+    if _host is None:
+        _host = _HostLoad()
+    return _host
+
+
+def other_cores_now(seconds: float = 0.3) -> float | None:
+    """CPU cores other processes keep busy, sampled over ``seconds`` (for a warning at start)."""
+    host = _host_load()
+    before = host.busy_s()
+    clock.sleep(seconds)
+    return host.other_cores(before, host.busy_s(), seconds)
 
 
 def _begin_all(meters: Sequence[Meter]) -> list[Any]:
-    """Begin every meter, the headline (``meters[0]``) last: its start sits closest to the work."""
-    return [m.begin() for m in reversed(meters)][::-1]
+    """Begin every meter, the headline (``meters[0]``) first: its begin spins to a counter tick
+    (up to a period), which must not fall into the components' windows; theirs are quick."""
+    return [m.begin() for m in meters]
 
 
-def _end_all(meters: Sequence[Meter], starts: list[Any], t_end: float) -> list[EnergyReading]:
+def _end_all(meters: Sequence[Meter], starts: list[Any], t_end: float, t_start: float | None = None) -> list[EnergyReading]:
     """End every meter at the same ``t_end``, components first, so the headline's end-of-window
     spin is not charged to them. Readings come back in the meters' order."""
-    return [m.end(s, t_end) for m, s in list(zip(meters, starts))[::-1]][::-1]
+    return [m.end(s, t_end, t_start) for m, s in list(zip(meters, starts))[::-1]][::-1]
 
 
 def run_window(
@@ -141,36 +234,49 @@ def run_window(
     cuda_device: str | None = None,
     steps_per_s_hint: float | None = None,
 ) -> Trial:
-    """One measured window. ``meters[0]`` is the headline meter: it begins last, so its start
-    sits closest to the work; every meter is told the same end time (the closing sync), and the
-    component meters end first, so the headline's end-of-window spin is not charged to them.
+    """One measured window. ``meters[0]`` is the headline meter: it begins first (its spin to a
+    tick stays out of the component meters' windows) and is told when the work really started,
+    so the idle moment between its start tick and the work is taken off like the tail; every
+    meter is told the same end time (the closing sync), and the component meters end first, so
+    the headline's end-of-window spin is not charged to them.
     ``cuda_device`` ("cuda:N"): time steps with CUDA events on that device's current stream."""
     sync()
-    starts = _begin_all(meters)
+    host = _host_load()
+    pool = device_ctx = None
+    if cuda_device is not None:
+        import torch
+
+        device_ctx = torch.cuda.device(torch.device(cuda_device))
+        device_ctx.__enter__()
     try:
         if cuda_device is not None:
-            import torch
-
             expected = int((steps_per_s_hint or 0) * window_s * 1.2) + min_steps
-            with torch.cuda.device(torch.device(cuda_device)):
-                t0, events = _cuda_loop(step, window_s, min_steps, min(expected, 1_000_000))
-        else:
-            t0, durations = _cpu_loop(step, window_s, min_steps)
-        sync()
-    except BaseException:  # close every window, so a failed one leaks into no later reading
-        for m, s in zip(meters, starts):
-            try:
-                m.end(s)
-            except Exception:  # noqa: BLE001 -- the original error is the one to report
-                pass
-        raise
-    t_end = time.perf_counter()
-    readings = _end_all(meters, starts, t_end)
-    if cuda_device is not None:
-        durations = np.asarray(
-            [a.elapsed_time(b) / 1e3 for a, b in zip(events[:-1], events[1:])], dtype=float
-        )
-    return Trial(int(durations.size), t_end - t0, durations, tuple(readings))
+            pool = _EventPool(min(expected, 1_000_000) + 1)
+        starts = _begin_all(meters)
+        load_before = host.busy_s()
+        try:
+            if pool is not None:
+                t0, steps = _cuda_loop(step, sync, window_s, min_steps, steps_per_s_hint, pool)
+            else:
+                t0, durations = _cpu_loop(step, window_s, min_steps)
+                sync()
+        except BaseException:  # close every window, so a failed one leaks into no later reading
+            for m, s in zip(meters, starts):
+                try:
+                    m.end(s)
+                except Exception:  # noqa: BLE001 -- the original error is the one to report
+                    pass
+            raise
+        t_end = clock.now()
+        load_after = host.busy_s()
+        readings = _end_all(meters, starts, t_end, t0)
+        if pool is not None:
+            durations = pool.durations_s(steps)
+    finally:
+        if device_ctx is not None:
+            device_ctx.__exit__(None, None, None)
+    others = host.other_cores(load_before, load_after, t_end - t0)
+    return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others)
 
 
 def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], None] | None = None) -> list[EnergyReading]:
@@ -178,5 +284,6 @@ def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], Non
     if sync is not None:
         sync()
     starts = _begin_all(meters)
-    time.sleep(seconds)
-    return _end_all(meters, starts, time.perf_counter())
+    t0 = clock.now()
+    clock.sleep(seconds)
+    return _end_all(meters, starts, clock.now(), t0)

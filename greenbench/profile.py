@@ -73,7 +73,9 @@ class Record(BaseModel):
     energy_domain: str | None = None
     energy_reason: str | None = None  # why energy is null, or what an estimate rests on
     power_w: float | None = None  # mean power over the windows
-    idle_power_w: float | None = None
+    idle_power_w: float | None = None  # the baseline net energy subtracts (see idle_basis)
+    idle_basis: str | None = None  # "warm" (measured right after this point's model ran) or "cold"
+    counter_update_period_s: float | None = None  # the energy counter's update period (median)
     components: list[dict[str, Any]] = []  # other meters (host CPU beside a GPU), never summed in
 
     # Causal LMs: a request is prompt_tokens in, output_tokens out (greedy, fixed). Prefill is

@@ -37,8 +37,10 @@ def build_record(cfg, profile, model, params, batch, precision, device, spec, sc
         flags.extend(f for f in r.flags if f not in flags)
     energy_reason = head[0].reason
     e_item = e_std = e_cv = e_ci = e_net = power = None
-    idle_w = idle_power(profile, spec)
+    idle_w, idle_basis = idle_power(profile, spec)
     limit_before_w = profile.idle.get(spec, {}).get("power_limit_w")
+    periods = [r.update_period_s for r in head if r.update_period_s is not None]
+    period_s = float(np.median(periods)) if periods else None
     if limit_now_w is not None and limit_before_w is not None and limit_now_w != limit_before_w:
         flags.append("power_limit_changed")
     samples: dict[str, list[float]] = {
@@ -60,7 +62,7 @@ def build_record(cfg, profile, model, params, batch, precision, device, spec, sc
             if power < 0.95 * idle_w:  # 5% slack: the idle figure has its own noise
                 flags.append("power_below_idle")
         limit = limit_now_w or limit_before_w
-        if limit and power > limit:
+        if limit and power > limit * (1 + power_limit_slack(float(windows.mean()), period_s)):
             flags.append("power_above_limit")
         if e_cv is not None and e_cv > proto.max_cv:
             flags.append("energy_cv_high")
@@ -73,6 +75,10 @@ def build_record(cfg, profile, model, params, batch, precision, device, spec, sc
         energy_reason = next((r.reason for r in head if r.reason), "no valid window")
     if throughput.cv is not None and throughput.cv > proto.max_cv:
         flags.append("throughput_cv_high")
+    flags.extend(f for f in validity_flags(head, trials, device.is_cuda, profile.provenance)
+                 if f not in flags)
+    for name, values in _edge_samples(head, trials).items():
+        samples[name] = values
     components = []
     for j in range(1, len(trials[0].readings)):
         rs = [t.readings[j] for t in trials]
@@ -98,7 +104,8 @@ def build_record(cfg, profile, model, params, batch, precision, device, spec, sc
         energy_j_per_item_ci95=e_ci, energy_net_j_per_item=e_net,
         energy_method=method if e_item is not None else "unavailable",
         energy_domain=head[0].domain, energy_reason=energy_reason,
-        power_w=power, idle_power_w=idle_w, components=components,
+        power_w=power, idle_power_w=idle_w, idle_basis=idle_basis if idle_w is not None else None,
+        counter_update_period_s=period_s, components=components,
         co2e_g_per_item=cfg.intensity.co2e_g(e_item),
         intensity_gco2e_per_kwh=cfg.intensity.gco2e_per_kwh,
         intensity_source=intensity_label(cfg.intensity),
@@ -144,9 +151,74 @@ def intensity_label(i: Intensity) -> str:
     return f"{i.source}, zone {i.zone}" if i.zone else i.source
 
 
-def idle_power(profile: prof.Profile, spec: str) -> float | None:
-    meters = profile.idle.get(spec, {}).get("meters") or []
-    return meters[0]["power_w"] if meters else None
+def idle_power(profile: prof.Profile, spec: str) -> tuple[float | None, str]:
+    """The idle baseline net energy subtracts, and which it is: the latest warm one (measured
+    right after a model ran: a GPU idles far higher after load, 118-128 W against 78 W cold on
+    an H200) where there is one, else the cold one measured before the sweep."""
+    idle = profile.idle.get(spec, {})
+    for entry in reversed(idle.get("warm") or []):
+        meters = entry.get("meters") or []
+        if meters and meters[0].get("power_w") is not None:
+            return meters[0]["power_w"], "warm"
+    meters = idle.get("meters") or []
+    return (meters[0]["power_w"] if meters else None), "cold"
+
+
+# Validity checks (docs/measurement.md item 8): thresholds, and where each reading comes from.
+LIMIT_SLACK = 0.02  # the limit is enforced on a moving average: a 700 W H200 averaged 702-706 W
+SM_CLOCK_DRIFT = 0.10  # spread of the SM clock read right after the work, over a point's windows
+TEMPERATURE_DRIFT_C = 10.0  # spread of the GPU temperature over a point's window edges
+HOST_BUSY_MIN_CORES = 0.5  # other processes' load below this is background noise
+
+
+def power_limit_slack(window_s: float, period_s: float | None) -> float:
+    """How far above the enforced power limit a point's mean power may be before it is flagged:
+    the limit's own enforcement margin, plus one counter update's worth of energy at an edge
+    (period / window: the most a tick-aligned edge can misplace). 7% at 2 s windows and 0.1 s."""
+    return LIMIT_SLACK + (period_s / window_s if period_s and window_s > 0 else 0.0)
+
+
+def _edges(head: list, side: str, key: str) -> list[float]:
+    return [float(r.checks[side][key]) for r in head
+            if key in (r.checks.get(side) or {}) and r.checks[side][key] is not None]
+
+
+def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: dict) -> list[str]:
+    """Flags from the readings at the window edges: clock and temperature drift and other
+    processes on the GPU (NVML), other processes' load on the host CPU (psutil)."""
+    flags = []
+    clocks = _edges(head, "end", "sm_clock_mhz")
+    if len(clocks) >= 2 and (max(clocks) - min(clocks)) > SM_CLOCK_DRIFT * max(clocks):
+        flags.append("sm_clock_drift")
+    temps = _edges(head, "start", "temperature_c") + _edges(head, "end", "temperature_c")
+    if len(temps) >= 2 and max(temps) - min(temps) > TEMPERATURE_DRIFT_C:
+        flags.append("temperature_drift")
+    if any((r.checks.get(side) or {}).get("other_gpu_pids") for r in head for side in ("start", "end")):
+        flags.append("other_gpu_processes")
+    cores = provenance.get("cpu_affinity_count") or provenance.get("cpu_count")
+    threads = 1 if is_cuda else int(provenance.get("torch_threads") or 1)
+    others = [t.host_other_cores for t in trials if t.host_other_cores is not None]
+    # flagged when other processes leave fewer free cores than this run's threads (plus a spare
+    # half core for the interpreter and the meters): then they compete with the timed loop
+    if cores and others and max(others) >= HOST_BUSY_MIN_CORES and cores - max(others) < threads + 0.5:
+        flags.append("host_busy")
+    return flags
+
+
+def _edge_samples(head: list, trials: list[Trial]) -> dict[str, list[float]]:
+    """Per-window figures behind the validity checks and the tail correction, for the record."""
+    out: dict[str, list[float]] = {}
+    per_window = {
+        "update_period_s": [r.update_period_s for r in head],
+        "tail_s": [r.tail_s for r in head],
+        "sm_clock_end_mhz": [(r.checks.get("end") or {}).get("sm_clock_mhz") for r in head],
+        "temperature_end_c": [(r.checks.get("end") or {}).get("temperature_c") for r in head],
+        "host_other_cores": [t.host_other_cores for t in trials],
+    }
+    for name, values in per_window.items():
+        if values and all(v is not None for v in values):
+            out[name] = [float(v) for v in values]
+    return out
 
 
 # Validity flags and the option that fixes each (hyperfine style).
@@ -157,7 +229,16 @@ FLAG_FIXES = {
     "counter_did_not_move": "the energy counter did not move in a window; raise --min-window",
     "invalid_windows_dropped": "some windows had no valid energy reading and were left out; raise --min-window",
     "power_below_idle": "power under load was below the idle baseline; raise --idle or check other load",
-    "power_above_limit": "power exceeded the enforced power limit; the reading is suspect",
+    "power_above_limit": "mean power exceeded the enforced power limit by more than the counter's "
+                         "resolution allows; the reading is suspect (check the GPU's power limit and meter)",
+    "sm_clock_drift": "the GPU's SM clock changed between windows (throttling or another tenant); "
+                      "let the GPU cool, check nvidia-smi -q -d PERFORMANCE, and measure again",
+    "temperature_drift": "the GPU's temperature drifted over the windows; raise --warmup so the "
+                         "GPU reaches a steady temperature first",
+    "other_gpu_processes": "other processes ran on the measured GPU (its counter counts them too); "
+                           "measure on an idle GPU (nvidia-smi lists them)",
+    "host_busy": "other processes kept the host's CPUs busy during windows; close them, or lower "
+                 "--threads so that the run keeps a free core",
     "power_limit_changed": "the GPU power limit changed during the sweep; measure again with it fixed",
 }
 

@@ -26,9 +26,18 @@ from . import devices as devmod
 from . import meters as metermod
 from . import profile as prof
 from .carbon import Intensity
-from .measure import Protocol, Trial, measure_idle, required_window_s, run_window, warm_up
+from .measure import (
+    Protocol,
+    Trial,
+    measure_idle,
+    other_cores_now,
+    required_window_s,
+    run_window,
+    warm_up,
+)
 from .meters.base import Meter, MeterError
-from .records import add_lm_fields, build_record, flag_fixes
+from .meters.base import ESTIMATE
+from .records import HOST_BUSY_MIN_CORES, add_lm_fields, build_record, flag_fixes
 from .workloads import Workload, WorkloadError, WorkloadSkipped, build_workload
 from .zoo import Ladder, model_dict
 
@@ -93,6 +102,7 @@ class RunConfig:
     # in the plan; True = always (every device, the CPU too); False = one device after another.
     parallel: bool | None = None
     country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
+    threads: int | None = None  # torch's intra-op threads for the run (None: leave torch's default)
     extra: dict[str, Any] = field(default_factory=dict)
     after_window: Callable[[WindowDone], None] | None = None  # an observer; not part of settings
 
@@ -106,6 +116,7 @@ class RunConfig:
             "batch_sizes": list(self.batch_sizes) if self.batch_sizes else None,
             "precisions": list(self.precisions) if self.precisions else None,
             "devices": list(self.devices) if self.devices else None,
+            "threads": self.threads,
         }
 
 
@@ -187,6 +198,8 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     """Measure every unfinished point of the plan, saving after each group. Returns the profile."""
     emit = on_event or (lambda e: None)
     points = plan(cfg)
+    if cfg.threads is not None:
+        devmod.set_threads(cfg.threads)  # before provenance, training and every window
     # Records name the device that ran ("cpu", "cuda:0"), not the request ("auto").
     resolved = {spec: devmod.resolve(spec) for spec in dict.fromkeys(p.device for p in points)}
     for device in resolved.values():
@@ -208,6 +221,7 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
     clock = _Clock(len(todo) * cfg.protocol.repeats)
+    _warn_if_host_busy(profile, emit)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
     by_device: dict[str, list[tuple[str, str, list[int]]]] = {}
     for p in todo:
@@ -238,6 +252,19 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     profile.complete = True
     prof.save(profile, cfg.out_path)
     return profile
+
+
+def _warn_if_host_busy(profile: prof.Profile, emit) -> None:
+    """Say at once when other processes load the CPU: on a small shared machine they slow torch's
+    thread pool by 10-30x and make every timing (and a CPU estimate) noisy."""
+    others = other_cores_now()
+    cores = profile.provenance.get("cpu_affinity_count") or profile.provenance.get("cpu_count")
+    if others is None or not cores or others < HOST_BUSY_MIN_CORES:
+        return
+    threads = profile.provenance.get("torch_threads")
+    emit(Event("warning", f"other processes keep about {others:.1f} of this machine's {cores} CPU "
+                          f"cores busy: timings will be noisy; close them, or keep --threads "
+                          f"(now {threads}) below the free cores"))
 
 
 def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
@@ -274,6 +301,8 @@ def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, sp
                 groups: list, total: int, queue) -> None:
     """One device's sweep in its own process: events and finished records go to the parent."""
     try:
+        if cfg.threads is not None:
+            devmod.set_threads(cfg.threads)
         clock = _Clock(total)
         _sweep_device(cfg, profile, device, spec, groups, clock, lambda e: queue.put(("event", spec, e)),
                       lambda s, idle, recs: queue.put(("records", s, idle, recs)), host_components=False)
@@ -348,24 +377,58 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
     if spec in profile.idle:  # resumed run: keep the baseline measured with the finished points
         return headline, components
     meters = [headline, *components]
+    measured_utc = prof.utc_now()
     idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
+    read_cost_s = getattr(headline, "read_cost_s", lambda: None)()
     profile.idle[spec] = {
         "device": device.spec,
         "device_name": device.name,
         "uuid": device.uuid,
-        "measured_utc": prof.utc_now(),
+        "measured_utc": measured_utc,  # the cold baseline, before the sweep; "warm" follows
         "duration_s": cfg.protocol.idle_s,
-        "meters": [
-            {"domain": r.domain, "method": r.method,
-             "power_w": (r.energy_j / r.duration_s) if r.valid and r.duration_s > 0 else None,
-             "reason": r.reason, "flags": list(r.flags)}
-            for r in idle
-        ],
+        "meters": _idle_rows(idle),
         "update_period_s": headline.update_period_s(),
+        "read_cost_s": read_cost_s,  # one read of the headline counter, as observed here
         "power_limit_w": headline.power_limit_w(),
-        "meter": info.__dict__ | {"details": info.details},
+        "meter": _info_dict(headline),  # read again after the idle window: detection has run
+        "components": [_info_dict(m) for m in components],
+        "warm": [],
     }
     return headline, components
+
+
+def _info_dict(meter: Meter) -> dict[str, Any]:
+    """A meter's info for the profile; for an estimate, what it rests on (CodeCarbon's CPU model,
+    TDP and RAM power), so that the estimate can be checked."""
+    info = meter.info()
+    details = dict(info.details)
+    estimate = getattr(meter, "estimate_provenance", None)
+    if estimate is not None:
+        details.update(estimate())
+    return info.__dict__ | {"details": details}
+
+
+def _idle_rows(readings) -> list[dict[str, Any]]:
+    return [
+        {"domain": r.domain, "method": r.method,
+         "power_w": (r.energy_j / r.duration_s) if r.valid and r.duration_s > 0 else None,
+         "reason": r.reason, "flags": list(r.flags)}
+        for r in readings
+    ]
+
+
+def _warm_idle(cfg: RunConfig, profile: prof.Profile, spec: str, model: str, precision: str,
+               meters: list[Meter]) -> None:
+    """The idle baseline right after a model ran, which net energy uses: a GPU stays far above
+    its cold idle for minutes after load. Not for an estimate (CodeCarbon's idle is its model)."""
+    if cfg.protocol.idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, "unavailable"):
+        return
+    measured_utc = prof.utc_now()
+    readings = measure_idle(meters, cfg.protocol.idle_s)
+    profile.idle.setdefault(spec, {}).setdefault("warm", []).append({
+        "measured_utc": measured_utc, "duration_s": cfg.protocol.idle_s,
+        "after": f"{model} {precision}", "meters": _idle_rows(readings),
+    })
 
 
 def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devmod.Device,
@@ -467,6 +530,8 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         phase_steps.clear()  # so that close() and the cache release below can free the memory
         workload.close()
         _release(device)
+    if any(trials.values()):
+        _warm_idle(cfg, profile, spec, model, precision, meters)
     limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
     records = []
     for b in batches:

@@ -22,6 +22,17 @@ The profile is written after every finished point; --resume finishes an interrup
 {EXIT_CODES_HELP}"""
 
 
+def _threads_help() -> str:
+    from ..devices import default_threads
+
+    return (f"torch threads for inference (and first-use training). Default: half the CPUs this "
+            f"process may use, here {default_threads()}: torch's one thread per CPU slows 10-30x "
+            "on a small machine as soon as another program takes a core. Recorded in the profile.")
+
+
+THREADS_HELP = _threads_help()
+
+
 def profile_command(
     ladder: Optional[str] = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
     zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
@@ -52,8 +63,10 @@ def profile_command(
     as_json: bool = typer.Option(False, "--json", help="Print the profile document (JSON) instead of the table."),
     export_csv: Optional[Path] = typer.Option(None, "--export-csv", help="Also write the records as CSV (one row per point)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the interleaved order of batch sizes."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     from .. import carbon, profile as prof, runner, zoo as zoomod
+    from ..devices import default_threads
     from ..measure import QUICK, Protocol
 
     base = QUICK if quick else Protocol()
@@ -91,7 +104,7 @@ def profile_command(
             batch_sizes=tuple(batch_size) if batch_size else None,
             precisions=tuple(precision) if precision else None,
             devices=_device_specs(device, devices), resume=resume, force=force,
-            allow_download=download, parallel=parallel,
+            allow_download=download, parallel=parallel, threads=threads or default_threads(),
         )
         try:
             result = _run_with_progress(cfg)

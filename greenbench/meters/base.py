@@ -7,10 +7,17 @@ caller falls back to a labelled estimate or to ``unavailable`` -- never to a sil
 
 from __future__ import annotations
 
-import time
+import statistics
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
+
+from .. import clock as _clock
+
+
+def _now() -> float:
+    return _clock.now()  # looked up at each call: a simulation replaces greenbench.clock.now
 
 # Every energy value carries one of these.
 NVML_COUNTER = "nvml_counter"
@@ -49,6 +56,9 @@ class EnergyReading:
     counter_updates: int | None = None  # counter changes inside the window, where known
     reason: str | None = None
     flags: tuple[str, ...] = ()
+    update_period_s: float | None = None  # the counter's update period measured around this window
+    tail_s: float | None = None  # idle time from the work's end to the end tick (corrected for)
+    checks: dict[str, Any] = field(default_factory=dict, compare=False)  # validity reads at the edges
 
     @property
     def valid(self) -> bool:
@@ -80,9 +90,10 @@ class Meter(ABC):
     def begin(self) -> Any: ...
 
     @abstractmethod
-    def end(self, start: Any, t_end: float | None = None) -> EnergyReading:
-        """Close the window. ``t_end`` (perf_counter seconds) is when the work stopped, where the
-        caller knows it better than the time of this call (several meters end one window)."""
+    def end(self, start: Any, t_end: float | None = None, t_start: float | None = None) -> EnergyReading:
+        """Close the window. ``t_end`` (clock seconds) is when the work stopped, where the caller
+        knows it better than the time of this call (several meters end one window); ``t_start``
+        when it started, where that is later than ``begin`` returned (other meters began between)."""
 
     def update_period_s(self) -> float | None:
         """How often the underlying counter changes (None: not a counter, or unknown)."""
@@ -109,46 +120,73 @@ class NullMeter(Meter):
         return MeterInfo(self.domain, UNAVAILABLE, False, self.reason)
 
     def begin(self) -> float:
-        return time.perf_counter()
+        return _now()
 
-    def end(self, start: float, t_end: float | None = None) -> EnergyReading:
-        stop = time.perf_counter() if t_end is None else t_end
-        return EnergyReading(self.domain, UNAVAILABLE, None, stop - start, reason=self.reason)
+    def end(self, start: float, t_end: float | None = None, t_start: float | None = None) -> EnergyReading:
+        stop = _now() if t_end is None else t_end
+        begun = start if t_start is None else max(start, t_start)
+        return EnergyReading(self.domain, UNAVAILABLE, None, stop - begun, reason=self.reason)
 
 
 @dataclass(frozen=True)
 class _Edge:
-    t_s: float  # perf_counter time at which the counter value was first seen
+    t_s: float  # when the counter took this value: the middle of the two reads that bracket the change
     counter_j: float
     wraps: int = 0  # the meter's wrap count then (for the COUNTER_WRAPPED flag)
+    bracket_s: float | None = None  # width of that bracket; None for a plain edge (no tick seen)
+    tight: bool = False  # the bracket was narrow enough to date the tick (see CounterMeter)
+    skipped: int = 0  # changes passed over for too wide a bracket before this one
+    checks: dict[str, Any] = field(default_factory=dict, compare=False)  # validity reads before it
+
+
+# A change of the counter is dated at the middle of the two reads around it. The bracket is
+# trusted ("tight") when it is no wider than this, or than TIGHT_READ_FACTOR x the cost of one read
+# observed on this machine (an NVML read costs about 2 ms in a VM): a dating error of 1 ms at each
+# edge is 0.05% of a 2 s window. A wider bracket means the process was descheduled between two
+# reads, or one read hiccupped: the change may then be anywhere in it, so the spin waits for the next.
+MIN_TIGHT_S = 0.002
+TIGHT_READ_FACTOR = 1.5
+CALIBRATION_READS = 8  # timed reads before the first window, so the first edge knows the read cost
+PERIOD_INTERVALS = 9  # tick-to-tick intervals the update period is the median of
 
 
 class CounterMeter(Meter):
     """A meter over a cumulative energy counter that changes in discrete ticks (NVML, RAPL).
 
     Subclasses give ``_read_j()`` (the raw counter in joules) and ``_wrap_j`` (the value at
-    which it wraps, or None). The window protocol (shared/docs/measurement.md) lives here:
+    which it wraps, or None). The window protocol (docs/measurement.md) lives here:
 
-    * ``begin`` spin-reads until the counter ticks, so the window starts on a tick;
+    * ``begin`` spin-reads until the counter ticks, so the window starts on a fresh, well-dated
+      tick (never on a stale one: after ``max_align_s`` without a tight bracket it takes the next
+      change it sees, at once);
     * ``end`` spin-reads to the next tick after the work stopped, then to one more tick to learn
-      the power just after the work, and takes that power times the idle tail off the total
-      (the tail would otherwise add about 2% at 1 s windows);
-    * the number of counter updates in the window is its duration over the tick period seen at
-      the end; a counter that did not move at all makes the reading invalid, never 0 J.
+      the power just after the work, and takes that power times the idle time at both ends (the
+      tail after the work, and the lead between the start tick and the work) off the total;
+    * the update period is the median of several tick-to-tick intervals, refined per window
+      from the start and end ticks; the number of counter updates in a window follows from it;
+      a counter that did not move at all makes the reading invalid, never 0 J.
 
     Reads happen only at the edges, outside the timed loop, so measuring does not perturb it.
+    Power that is still decaying after the work is not corrected: with time constant tau it adds
+    at most (P_work - P_idle) x tau to a window (docs/measurement.md states the bound).
     """
 
     _wrap_j: float | None = None
     _wraps: int = 0  # wraps that a subclass unwrapped itself inside _read_j (exact integer maths)
-    max_align_s: float = 0.5  # give up aligning after this long (a stuck counter)
+    max_align_s = 0.5  # wait this long for a tight tick; then take the next change seen
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter):
-        self._clock = clock
+    def __init__(self, clock: Callable[[], float] | None = None):
+        self._clock = clock if clock is not None else _now
         self._period_s: float | None = None
+        self._intervals_s: deque[float] = deque(maxlen=PERIOD_INTERVALS)
+        self._read_costs_s: deque[float] = deque(maxlen=128)
 
     @abstractmethod
     def _read_j(self) -> float: ...
+
+    def _edge_checks(self) -> dict[str, Any]:
+        """Validity readings taken at each edge, outside the work (NVML: clock, temperature)."""
+        return {}
 
     def _delta_j(self, before: float, after: float) -> tuple[float, tuple[str, ...]]:
         if after >= before:
@@ -157,30 +195,50 @@ class CounterMeter(Meter):
             return after + self._wrap_j - before, (COUNTER_WRAPPED,)
         return 0.0, (COUNTER_WENT_BACKWARDS,)
 
-    def _tight_s(self) -> float:
-        """Widest bracket around a tick that still dates it well: 2 ms, or a quarter period."""
-        return min(0.002, self._period_s / 4) if self._period_s else 0.002
+    def read_cost_s(self) -> float | None:
+        """The median time between two reads of the counter in a spin, as observed here."""
+        return statistics.median(self._read_costs_s) if self._read_costs_s else None
 
-    def _next_tick(self, after: float) -> _Edge | None:
-        """Spin until the counter differs from ``after``; None if it does not within max_align_s.
-
-        A change seen across a wide bracket (the process was descheduled between two reads, as on
-        a loaded machine) may span several ticks and cannot be dated: wait for the next change,
-        seen between two close reads. Only when none comes in time is the wide one used.
-        """
+    def _calibrate(self) -> None:
+        if len(self._read_costs_s) >= CALIBRATION_READS:
+            return
         before = self._clock()
-        deadline = before + self.max_align_s
-        loose: _Edge | None = None
+        for _ in range(CALIBRATION_READS):
+            self._read_j()
+            now = self._clock()
+            self._read_costs_s.append(now - before)
+            before = now
+
+    def _tight_s(self) -> float:
+        cost = self.read_cost_s()
+        return max(MIN_TIGHT_S, TIGHT_READ_FACTOR * cost) if cost is not None else MIN_TIGHT_S
+
+    def _next_tick(self, after: float, since: float | None = None) -> _Edge | None:
+        """Spin until the counter differs from ``after`` (read at ``since``, if given); None if
+        it does not move within 2 x max_align_s.
+
+        A change seen across a wide bracket cannot be dated: wait for the next change. After
+        ``max_align_s`` the first change seen is taken whatever its bracket, and returned at
+        once, so the edge is still fresh (the work starts right after it).
+        """
+        tight_s = self._tight_s()
+        before = self._clock() if since is None else since
+        patient_until = before + self.max_align_s
+        give_up = before + 2 * self.max_align_s
+        skipped = 0
         while True:
             value = self._read_j()
             now = self._clock()
-            if value != after:  # it changed between the previous read and this one: take the middle
-                edge = _Edge((before + now) / 2, value)
-                if now - before <= self._tight_s():
-                    return edge
-                loose, after = edge, value
-            if now > deadline:
-                return loose
+            gap = now - before
+            if since is None or before != since:  # a spin's own read-to-read time: the read cost
+                self._read_costs_s.append(gap)
+            if value != after:
+                tight = gap <= tight_s
+                if tight or now > patient_until:
+                    return _Edge((before + now) / 2, value, bracket_s=gap, tight=tight, skipped=skipped)
+                after, skipped = value, skipped + 1
+            elif now > give_up:
+                return None
             before = now
 
     def _prepare(self) -> None:
@@ -188,58 +246,87 @@ class CounterMeter(Meter):
 
     def begin(self) -> _Edge:
         self._prepare()
+        self._calibrate()
+        checks = self._edge_checks()  # before the spin, so that these reads stay out of the window
         first = self._read_j()
         edge = self._next_tick(first) or _Edge(self._clock(), first)
-        return _Edge(edge.t_s, edge.counter_j, self._wraps)
+        return replace(edge, wraps=self._wraps, checks=checks)
 
-    def end(self, start: _Edge, t_end: float | None = None) -> EnergyReading:
-        reading = self._end(start, t_end)
+    def end(self, start: _Edge, t_end: float | None = None, t_start: float | None = None) -> EnergyReading:
+        reading = self._end(start, t_end, t_start)
         if self._wraps != start.wraps and COUNTER_WRAPPED not in reading.flags:
             reading = replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
         return reading
 
-    def _end(self, start: _Edge, t_end: float | None) -> EnergyReading:
+    def _learn_period(self, start: _Edge, tick: _Edge, after: _Edge | None) -> float | None:
+        """The update period around this window: the median of the recent tight tick-to-tick
+        intervals, refined by the whole window's span when both its edges are tight ticks."""
+        if after is not None and tick.tight and after.tight and after.skipped == 0:
+            self._intervals_s.append(after.t_s - tick.t_s)
+        if not self._intervals_s:
+            return self._period_s
+        self._period_s = statistics.median(self._intervals_s)
+        span_s = tick.t_s - start.t_s
+        ticks = round(span_s / self._period_s)
+        if start.tight and tick.tight and ticks >= 1 and abs(span_s / ticks / self._period_s - 1) < 0.1:
+            return span_s / ticks
+        return self._period_s
+
+    def _end(self, start: _Edge, t_end: float | None, t_start: float | None) -> EnergyReading:
         t_end = self._clock() if t_end is None else t_end
         at_end = self._read_j()
-        tick = self._next_tick(at_end)
+        read_at = self._clock()
+        checks = {"start": start.checks, "end": self._edge_checks()}
+        # a tick during those checks shows as a wide first bracket: not dated, the next is waited for
+        tick = self._next_tick(at_end, since=read_at)
+        t_work = start.t_s if t_start is None else max(t_start, start.t_s)
+        window_s = t_end - t_work
         if tick is None:  # the counter stopped: plain edge if it moved in the window, else null
             delta, flags = self._delta_j(start.counter_j, at_end)
             if delta == 0:
                 return EnergyReading(
-                    self.domain, self.method, None, t_end - start.t_s, counter_updates=0,
+                    self.domain, self.method, None, window_s, counter_updates=0,
                     reason="the energy counter did not move in the window",
-                    flags=flags + (COUNTER_DID_NOT_MOVE,),
+                    flags=flags + (COUNTER_DID_NOT_MOVE,), checks=checks,
                 )
-            return EnergyReading(self.domain, self.method, delta, t_end - start.t_s, flags=flags)
+            return EnergyReading(self.domain, self.method, delta, window_s, flags=flags, checks=checks)
         after = self._next_tick(tick.counter_j)
         delta, flags = self._delta_j(start.counter_j, tick.counter_j)
-        tail_j = 0.0
+        period_s = self._learn_period(start, tick, after)
+        tail_s = max(0.0, tick.t_s - t_end)
+        idle_j = 0.0
         if after is not None and after.t_s > tick.t_s:
-            period = after.t_s - tick.t_s
-            self._period_s = period
-            tail_power_w = self._delta_j(tick.counter_j, after.counter_j)[0] / period
-            tail_j = tail_power_w * max(0.0, tick.t_s - t_end)
-        window_s = t_end - start.t_s
-        updates = round((tick.t_s - start.t_s) / self._period_s) if self._period_s else None
+            tail_power_w = self._delta_j(tick.counter_j, after.counter_j)[0] / (after.t_s - tick.t_s)
+            idle_j = tail_power_w * (tail_s + (t_work - start.t_s))
+        updates = round((tick.t_s - start.t_s) / period_s) if period_s else None
+        common = dict(counter_updates=updates, flags=flags, update_period_s=period_s, tail_s=tail_s,
+                      checks=checks)
         if COUNTER_WENT_BACKWARDS in flags:
             return EnergyReading(
-                self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
+                self.domain, self.method, None, window_s, **common,
                 reason="the energy counter went backwards (driver reload or device reset)",
             )
-        energy = delta - tail_j
-        if energy <= 0:  # the tail ate everything: no usable figure, and never a silent 0 J
+        energy = delta - idle_j
+        if energy <= 0:  # the idle correction ate everything: no usable figure, never a silent 0 J
             return EnergyReading(
-                self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
+                self.domain, self.method, None, window_s, **common,
                 reason="no energy above the idle tail in the window; lengthen --min-window",
             )
-        return EnergyReading(
-            self.domain, self.method, energy, window_s, counter_updates=updates, flags=flags
-        )
+        return EnergyReading(self.domain, self.method, energy, window_s, **common)
 
     def update_period_s(self) -> float | None:
+        """How often the counter changes: measured once (a few tick-to-tick intervals, about
+        0.4 s on NVML) if no window has measured it yet."""
         if self._period_s is None:
-            first = self._next_tick(self._read_j())
-            second = self._next_tick(first.counter_j) if first else None
-            if first and second:
-                self._period_s = second.t_s - first.t_s
+            self._calibrate()
+            edge = self._next_tick(self._read_j())
+            for _ in range(3):
+                if edge is None:
+                    break
+                nxt = self._next_tick(edge.counter_j)
+                if nxt is not None and edge.tight and nxt.tight and nxt.skipped == 0:
+                    self._intervals_s.append(nxt.t_s - edge.t_s)
+                edge = nxt
+            if self._intervals_s:
+                self._period_s = statistics.median(self._intervals_s)
         return self._period_s

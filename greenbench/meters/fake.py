@@ -111,6 +111,8 @@ class FakeNvml:
         self.power_limit_mw = int(power_limit_w * 1000)
         self.clock = clock
         self.t0_s = clock()
+        self.sm_clock_mhz, self.temperature_c = 1980, 40  # what the validity checks read
+        self.process_pids: list[int] = []  # compute processes NVML lists on every GPU
         self.init_count = 0  # nvmlInit minus nvmlShutdown calls, for tests of the lifecycle
         self.energy_reads = 0
 
@@ -172,6 +174,23 @@ class FakeNvml:
         self._gpu(handle)
         return self.power_limit_mw
 
+    NVML_CLOCK_SM = 1
+    NVML_TEMPERATURE_GPU = 0
+
+    def nvmlDeviceGetClockInfo(self, handle: _FakeGpu, clock_type: int) -> int:  # noqa: N802
+        self._gpu(handle)
+        return self.sm_clock_mhz
+
+    def nvmlDeviceGetTemperature(self, handle: _FakeGpu, sensor: int) -> int:  # noqa: N802
+        self._gpu(handle)
+        return self.temperature_c
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _FakeGpu) -> list:  # noqa: N802
+        from types import SimpleNamespace
+
+        self._gpu(handle)
+        return [SimpleNamespace(pid=pid, usedGpuMemory=None) for pid in self.process_pids]
+
     def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
         return "000.00.00-fake"
 
@@ -193,11 +212,11 @@ class FakeMeter(CounterMeter):
         tick_s: float = 0.01,
         *,
         domain: str = "fake",
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] | None = None,
     ):
         super().__init__(clock)
         self.power_w, self.tick_s, self.domain = power_w, tick_s, domain
-        self._t0_s = clock()
+        self._t0_s = self._clock()
 
     def info(self) -> MeterInfo:
         reason = (
@@ -244,7 +263,7 @@ class ReplayMeter(CounterMeter):
         method: str | None = None,
         domain: str | None = None,
         wrap_j: float | None = None,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] | None = None,
     ):
         super().__init__(clock)
         pairs, meta = read_counter_log(log)
@@ -255,7 +274,7 @@ class ReplayMeter(CounterMeter):
         self.method = meta.get("method") or method or NVML_COUNTER
         self.domain = meta.get("domain") or domain or "replay"
         self._wrap_j = wrap_j
-        self._t0_s = clock()
+        self._t0_s = self._clock()
 
     def info(self) -> MeterInfo:
         span_s = self._times_s[-1] - self._times_s[0]

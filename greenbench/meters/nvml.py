@@ -152,7 +152,7 @@ class NvmlMeter(CounterMeter):
     _wrap_j = None  # unwrapped exactly in _read_j; see the class docstring
 
     def __init__(self, selector: int | str = 0, *, uuid: Any = None, nvml: Any = None, clock=None):
-        super().__init__(clock or time.perf_counter)
+        super().__init__(clock)
         self._selector = selector
         self._index, self._uuid_selector = parse_gpu_selector(selector)
         self._uuid_hint = uuid
@@ -255,6 +255,47 @@ class NvmlMeter(CounterMeter):
     def _prepare(self) -> None:
         if not self._ensure():
             raise MeterError(f"{self.domain}: {self._error}")
+
+    def _edge_checks(self) -> dict[str, Any]:
+        """SM clock, temperature and the other compute processes on this GPU, read at each window
+        edge outside the work (docs/measurement.md item 8). A query this GPU or driver does not
+        answer is left out; it never fails the window."""
+        nvml, handle = self._nvml, self._handle
+        if handle is None:
+            return {}
+        out: dict[str, Any] = {}
+        queries = {
+            "sm_clock_mhz": ("nvmlDeviceGetClockInfo", "NVML_CLOCK_SM", 1),
+            "temperature_c": ("nvmlDeviceGetTemperature", "NVML_TEMPERATURE_GPU", 0),
+        }
+        for key, (fn, const, default) in queries.items():
+            call = getattr(nvml, fn, None)
+            if call is None:
+                continue
+            try:
+                out[key] = float(call(handle, getattr(nvml, const, default)))
+            except nvml.NVMLError:
+                pass
+        listing = getattr(nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        if listing is not None:
+            try:
+                out["other_gpu_pids"] = other_gpu_pids([p.pid for p in listing(handle)])
+            except nvml.NVMLError:
+                pass
+        return out
+
+
+def other_gpu_pids(pids: list[int], own: tuple[int, ...] | None = None) -> list[int]:
+    """The compute processes on a GPU that are not this greenbench run (itself or its parent).
+
+    In a container NVML lists host PIDs, so this process may not recognise itself: when none of
+    the PIDs is ours, one of them is taken to be us (we hold a context on the GPU we measure).
+    """
+    own = own if own is not None else (os.getpid(), os.getppid())
+    others = [p for p in pids if p not in own]
+    if len(others) == len(pids) and others:
+        others = others[1:]
+    return others
 
 
 class GpuList(list):

@@ -71,7 +71,7 @@ class RaplMeter(CounterMeter):
     _wrap_j = None  # each zone is unwrapped in _read_j with its own range
 
     def __init__(self, root: Path | str | None = None, *, clock: Callable[[], float] | None = None):
-        super().__init__(clock or time.perf_counter)
+        super().__init__(clock)
         self.root = Path(root) if root is not None else DEFAULT_ROOT  # looked up now: tests patch it
         self._zones: list[_Zone] | None = None
         self._error: str | None = None

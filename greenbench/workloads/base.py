@@ -33,6 +33,14 @@ def torch_device(device: str, workload: str):
     return torch.device("cuda", index)
 
 
+def out_of_memory_error() -> type[BaseException]:
+    """torch's out-of-memory error on every torch pyproject allows: ``torch.OutOfMemoryError``
+    exists from torch 2.5 on; ``torch.cuda.OutOfMemoryError`` (the same class there) from 1.13."""
+    import torch
+
+    return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+
 class WorkloadError(Exception):
     """A workload could not be built or run; the message is one clear line for the user."""
 

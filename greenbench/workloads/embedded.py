@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenbench.workloads.base import Score, Workload, WorkloadError, torch_device
+from greenbench.workloads.base import Score, Workload, WorkloadError, out_of_memory_error, torch_device
+
+OUT_OF_MEMORY = out_of_memory_error()  # torch >= 2.1 (see pyproject)
 
 FORMAT_VERSION = 1  # bump when the architectures or the training loop change: old caches retrain
 SIGNAL_LEN = 40  # MNIST-1D's final_seq_length
@@ -279,7 +281,7 @@ class EmbeddedWorkload(Workload):
             with torch.inference_mode():
                 out = self._model(self._x_test[:2])
             self.sync()
-        except torch.OutOfMemoryError:
+        except OUT_OF_MEMORY:
             raise  # not a dtype problem: the runner records it as out of memory
         except (RuntimeError, NotImplementedError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

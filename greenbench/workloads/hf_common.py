@@ -27,7 +27,15 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from greenbench.workloads.base import Workload, WorkloadError, WorkloadSkipped, torch_device
+from greenbench.workloads.base import (
+    Workload,
+    WorkloadError,
+    WorkloadSkipped,
+    out_of_memory_error,
+    torch_device,
+)
+
+OUT_OF_MEMORY = out_of_memory_error()  # torch >= 2.1 (see pyproject)
 
 Note = Callable[[str], None] | None
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -223,7 +231,7 @@ def hub_load(kind: str, ref: str, revision: str | None, load: Callable[..., Any]
                        trust_remote_code=bool(trust_remote_code), **kwargs)
     except WorkloadError:
         raise
-    except torch.OutOfMemoryError:
+    except OUT_OF_MEMORY:
         raise  # the runner records it as out of memory
     except Exception as e:
         text = one_line(e)
@@ -397,7 +405,7 @@ def probe(run: Callable[[], Any], precision: str, device: torch.device, name: st
             out = run()
         sync(device)
         return out
-    except torch.OutOfMemoryError:
+    except OUT_OF_MEMORY:
         raise
     except (RuntimeError, NotImplementedError, ValueError, IndexError, TypeError) as e:
         raise WorkloadError(f"model {name!r} does not run at {precision} on {device}: "

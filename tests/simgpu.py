@@ -198,7 +198,8 @@ class SimNvml:
     def __init__(self, gpu: SimGpu):
         self._gpu = gpu
         self.init_count = 0
-        self.process_pids: list[int] = []  # other compute processes to list besides none
+        self.process_pids: list[int] = []  # the compute processes NVML lists on the GPU
+        self.sm_clock_mhz, self.temperature_c = gpu.cfg.sm_clock_mhz, gpu.cfg.temperature_c
 
     def _call(self) -> None:
         if self.init_count <= 0:
@@ -253,11 +254,11 @@ class SimNvml:
 
     def nvmlDeviceGetClockInfo(self, handle: str, clock_type: int) -> int:  # noqa: N802
         self._call()
-        return int(self._gpu.cfg.sm_clock_mhz)
+        return int(self.sm_clock_mhz)
 
     def nvmlDeviceGetTemperature(self, handle: str, sensor: int) -> int:  # noqa: N802
         self._call()
-        return int(self._gpu.cfg.temperature_c)
+        return int(self.temperature_c)
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: str) -> list:  # noqa: N802
         self._call()

@@ -158,7 +158,7 @@ def _ranges(cpus: list[int]) -> str:
 
 
 def provenance() -> dict[str, Any]:
-    """Machine and software facts stored in every profile (measurement.md, item 9)."""
+    """Machine and software facts stored in every profile (docs/measurement.md)."""
     import torch
 
     return {

@@ -2,7 +2,7 @@
 
 One trial = one window in which a step (one batch of inference) runs back to back, exactly as a
 user would run it: no per-step device sync and no meter call inside the loop (both change what is
-measured; see shared/docs/measurement.md). Meters are read only at the window edges, after a
+measured; see docs/measurement.md). Meters are read only at the window edges, after a
 device sync. Per-step times come from the clock (``greenbench.clock``, ``perf_counter``) on the CPU,
 and from CUDA events recorded in the stream on a GPU (read after the closing sync, so they never
 stall the queue).

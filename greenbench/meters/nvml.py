@@ -1,7 +1,7 @@
 """GPU energy from NVML's total-energy counter (millijoules since driver load; Volta and later).
 
 The counter is the measurement: integrating sampled power differed from it by -26% to +22%
-(shared/docs/measurement.md). ``pynvml`` is imported lazily and its errors stay in this module,
+(docs/measurement.md). ``pynvml`` is imported lazily and its errors stay in this module,
 each turned into a one-line reason; the module itself is injectable so tests run without a GPU.
 """
 

@@ -204,7 +204,7 @@ def _host_load() -> _HostLoad:
     return _host
 
 
-def other_cores_now(seconds: float = 0.3) -> float | None:
+def other_cores_now(seconds: float = 0.2) -> float | None:
     """CPU cores other processes keep busy, sampled over ``seconds`` (for a warning at start)."""
     host = _host_load()
     before = host.busy_s()

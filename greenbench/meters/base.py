@@ -210,8 +210,13 @@ class CounterMeter(Meter):
             before = now
 
     def _tight_s(self) -> float:
+        """The widest bracket that dates a tick: 2 ms or 1.5 x the read cost, but at most a
+        quarter period where the counter ticks that fast (a wider bracket could hold two ticks:
+        RAPL updates about every millisecond), though never below what one read allows."""
         cost = self.read_cost_s()
-        return max(MIN_TIGHT_S, TIGHT_READ_FACTOR * cost) if cost is not None else MIN_TIGHT_S
+        floor = TIGHT_READ_FACTOR * cost if cost is not None else 0.0
+        tight = max(MIN_TIGHT_S, floor)
+        return min(tight, max(self._period_s / 4, floor)) if self._period_s else tight
 
     def _next_tick(self, after: float, since: float | None = None) -> _Edge | None:
         """Spin until the counter differs from ``after`` (read at ``since``, if given); None if
@@ -263,9 +268,17 @@ class CounterMeter(Meter):
         intervals, refined by the whole window's span when both its edges are tight ticks."""
         if after is not None and tick.tight and after.tight and after.skipped == 0:
             self._intervals_s.append(after.t_s - tick.t_s)
+        edge = after
+        for _ in range(3):  # no clean interval yet (a busy machine): a few more ticks, once
+            if self._intervals_s or edge is None:
+                break
+            nxt = self._next_tick(edge.counter_j)
+            if nxt is not None and edge.tight and nxt.tight and nxt.skipped == 0:
+                self._intervals_s.append(nxt.t_s - edge.t_s)
+            edge = nxt
         if not self._intervals_s:
             return self._period_s
-        self._period_s = statistics.median(self._intervals_s)
+        self._period_s = _period_from(self._intervals_s)
         span_s = tick.t_s - start.t_s
         ticks = round(span_s / self._period_s)
         if start.tight and tick.tight and ticks >= 1 and abs(span_s / ticks / self._period_s - 1) < 0.1:
@@ -328,5 +341,13 @@ class CounterMeter(Meter):
                     self._intervals_s.append(nxt.t_s - edge.t_s)
                 edge = nxt
             if self._intervals_s:
-                self._period_s = statistics.median(self._intervals_s)
+                self._period_s = _period_from(self._intervals_s)
         return self._period_s
+
+
+def _period_from(intervals_s: deque[float]) -> float:
+    """The median tick-to-tick interval, leaving out those that span two ticks or more (a
+    bracket that held two ticks looks like one change): an interval is never shorter than one
+    period, so those at 1.5 x the shortest or more are multiples."""
+    shortest = min(intervals_s)
+    return statistics.median([i for i in intervals_s if i < 1.5 * shortest])

@@ -19,7 +19,6 @@ import numpy as np
 from . import clock
 from .meters.base import EnergyReading, Meter
 
-
 MIN_REPEATS = 3
 
 

@@ -35,8 +35,7 @@ from .measure import (
     run_window,
     warm_up,
 )
-from .meters.base import Meter, MeterError
-from .meters.base import ESTIMATE
+from .meters.base import ESTIMATE, Meter, MeterError
 from .records import HOST_BUSY_MIN_CORES, add_lm_fields, build_record, flag_fixes
 from .workloads import Workload, WorkloadError, WorkloadSkipped, build_workload
 from .zoo import Ladder, model_dict

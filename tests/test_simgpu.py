@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import simgpu as sg
+
 from greenbench.measure import QUICK, Protocol, run_window
 from greenbench.meters import NvmlMeter
 

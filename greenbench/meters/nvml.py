@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 from .base import NVML_COUNTER, CounterMeter, MeterError, MeterInfo

@@ -13,7 +13,6 @@ Intel, as little as tens of seconds on some AMD parts; ``info().details`` lists 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable

@@ -47,6 +47,7 @@ import os
 import re
 import statistics
 import sys
+import textwrap
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -256,7 +257,15 @@ def plan_text(planned: list[PlannedStage], st: Settings, est: Estimate, budget_s
         + " (MNIST-1D: first-use training on the host CPU, cached under --cache-dir)",
         "    the window and idle part matches greenbench's runner on the simulated H200 of tests/simgpu.py within 4%",
     ]
-    return "\n".join(lines)
+    return "\n".join(_wrap(line) for line in lines)
+
+
+def _wrap(line: str, width: int = 80) -> str:
+    """A plan line folded at 80 columns, continuation lines indented under the text."""
+    if len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False)
 
 
 # ------------------------------------------------------------------ bare NVML and references

@@ -135,23 +135,24 @@ def _pct(x: float | None, spec: str = "+.2%") -> str:
 
 def render(rows: list[Row], decays: list[dict]) -> str:
     head = f"{'step':>7} {'NVML read':<17}{'protocol':<9}{'bias':>8}{'CV':>7}{'window':>8}{'period':>8}  verdict"
-    lines = ["greenbench's protocol on a simulated H200 (virtual clock; truth = busy power x step)", "",
+    lines = ["greenbench's protocol on a simulated H200", "(virtual clock; truth = busy power x step time)", "",
              head, "-" * len(head)]
     for r in rows:
         flags = f" [{','.join(f for f in r.flags if f != 'quick')}]" if [f for f in r.flags if f != "quick"] else ""
         lines.append(f"{r.step_ms:>5g}ms {r.read:<17}{r.protocol:<9}{_pct(r.bias):>8}{_pct(r.cv, '.2%'):>7}"
                      f"{_fmt(r.window_s, '.2f', 's'):>8}{_fmt(r.period_s, '.3f', 's'):>8}  {r.verdict()}{flags}")
-    lines += ["", "Power decaying after the work (not corrected; tick noise off), default settings, 2.0 ms reads;",
-              "bound: (P_busy - P_idle) x tau / energy of the window:",
+    lines += ["", "Power decaying after the work (not corrected), default settings, 2.0 ms reads,",
+              "tick noise off; bound: (P_busy - P_idle) x tau / energy of the window:",
               f"{'tau':>6}{'step':>8}{'bias':>9}{'bound':>9}"]
     for d in decays:
         lines.append(f"{d['tau_ms']:>4g}ms{d['step_ms']:>6g}ms{_pct(d['bias']):>9}{_pct(d['bound']):>9}"
                      f"  {'within the bound' if d['within_bound'] else 'OVER THE BOUND'}")
     judged = [r for r in rows if r.protocol == "default"]
     met = sum(not r.problems() for r in judged)
-    lines += ["", f"{met} of {len(judged)} default-settings rows meet the targets (|bias| <= "
-                  f"{MAX_BIAS:.1%}, CV <= {MAX_CV:.1%}, window <= {MAX_WINDOW_X:g} x --min-window, "
-                  f"update period within {MAX_PERIOD_ERR:.0%}, no flag)."]
+    lines += ["", f"Targets (defaults): |bias| <= {MAX_BIAS:.1%}, CV <= {MAX_CV:.1%}, "
+                  f"window <= {MAX_WINDOW_X:g} x --min-window,",
+              f"update period within {MAX_PERIOD_ERR:.0%} of the simulated one, no flag.",
+              f"{met} of {len(judged)} default-settings rows meet the targets."]
     return "\n".join(lines)
 
 

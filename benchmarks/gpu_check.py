@@ -44,11 +44,12 @@ import argparse
 import json
 import math
 import os
+import random
 import re
 import statistics
 import sys
-import textwrap
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,7 @@ def plan_stages(stages, full: bool = False) -> list[PlannedStage]:
 ASSUME = {
     "startup_s": 25.0,  # cold start: import torch, transformers, greenbench; CUDA context; cuBLAS/cuDNN
     "probe_s": 3.0,  # 200 counter reads at ~2 ms, 6 update periods, greenbench's own period probe
-    "align_periods": 3.0,  # greenbench's edges: start on a tick (<= 1 period), end on the next and one more
+    "align_periods": 4.0,  # greenbench's edges: a tick and one settling tick at the start; at the end the same and one more
     "event_s": 4e-6,  # per step: greenbench's CUDA-event timestamps, read back after its window
     "save_s": 0.3,  # profile written after each model
     "mnist1d_data_s": 4.0,  # MNIST-1D generated at first use (cached)
@@ -178,7 +179,7 @@ def window_pair_s(step_s: float, st: Settings) -> float:
     gb_warm = max(st.warmup_s, 2 * step_s)  # greenbench's warm-up runs at least 2 steps
     gb_win = max(st.window_s() + step_s / 2, 3 * step_s)  # >= 3 steps; ends on the step after 2 s
     gb = gb_warm + gb_win + ASSUME["align_periods"] * st.period_s + gb_win / step_s * ASSUME["event_s"]
-    ref = max(st.ref_warmup_s, step_s) + st.ref_multiple * gb_win
+    ref = max(st.ref_warmup_s, step_s) + 0.5 * st.period_s + st.ref_multiple * gb_win  # + phase spread
     return gb + ref
 
 
@@ -370,9 +371,15 @@ def reference_window(step: Callable[[], Any], sync: Callable[[], None], counter:
 class ReferenceHook:
     """``RunConfig.after_window``: a reference window of the same step after each greenbench window."""
 
-    def __init__(self, counter: BareNvml, results: Results, ladder: str, multiple: int, warmup_s: float):
+    def __init__(self, counter: BareNvml, results: Results, ladder: str, multiple: int, warmup_s: float,
+                 phase_jitter_s: float = 0.1, seed: int = 0):
         self.counter, self.results, self.ladder = counter, results, ladder
         self.multiple, self.warmup_s = multiple, warmup_s
+        # A plain read's error is where it falls within a counter tick. greenbench's window ends
+        # just after a tick, so a fixed warm-up would start every reference at the same phase and
+        # bias it (about -1% at 4 s); a warm-up longer by up to one period spreads the phase.
+        self.phase_jitter_s = phase_jitter_s
+        self._rng = random.Random(f"reference:{seed}:{ladder}")
         self.windows: dict[tuple, list[dict]] = {}  # (model, precision, batch, device, phase) -> windows
 
     def __call__(self, done) -> None:
@@ -384,8 +391,9 @@ class ReferenceHook:
                  "greenbench_steps": done.trial.steps, "greenbench_window_s": done.trial.window_s,
                  "greenbench_joules": gb.energy_j, "greenbench_counter_updates": gb.counter_updates}
         try:
+            warmup_s = self.warmup_s + self._rng.uniform(0.0, self.phase_jitter_s)
             entry.update(reference_window(done.step, done.sync, self.counter,
-                                          self.multiple * done.trial.steps, self.warmup_s))
+                                          self.multiple * done.trial.steps, warmup_s))
         except Exception as e:  # noqa: BLE001 -- recorded; the row says there is no reference
             entry.update(steps=None, joules=None, seconds=None, error=f"{type(e).__name__}: {e}")
         self.windows.setdefault(key, []).append(entry)
@@ -587,7 +595,8 @@ def run_stage(ps: PlannedStage, device: str, st: Settings, counter: BareNvml, re
     slug = re.sub(r"[^a-z0-9._-]+", "-", dev.name.lower()).strip("-")  # names the device's $OUT takes back
     period = period_s or st.period_s
     # the reference's warm-up must cover the counter tick before its first read (see reference_window)
-    hook = ReferenceHook(counter, results, lad.name, st.ref_multiple, max(st.ref_warmup_s, 1.5 * period))
+    hook = ReferenceHook(counter, results, lad.name, st.ref_multiple, max(st.ref_warmup_s, 1.5 * period),
+                         phase_jitter_s=period)
 
     def on_event(e) -> None:
         if e.kind == "point" and e.record is not None:

@@ -3,9 +3,10 @@
 greenbench's own runner, window protocol, NvmlMeter and record builder run unchanged on the
 simulated GPU of tests/simgpu.py (only pynvml, the clock and the device's timing are simulated;
 everything runs on a virtual clock, so the figures are the same on every machine and every run).
-For each step time x NVML read cost x protocol (default, --quick) it profiles one point and
-prints the bias of J/item against the truth (busy power x step time), the CV over repeats, the
-mean window, the counter update period greenbench measured, and its flags. Default-settings rows
+For each step time x NVML read cost x protocol (default, --quick) it profiles one point (three
+times, with independent draws of the simulated counter's noise) and prints the median bias of
+J/item against the truth (busy power x step time), the median CV over repeats, the longest mean
+window, the counter update period greenbench measured, and every flag any draw raised. Default-settings rows
 get a verdict against the targets:
 
     |bias| <= 0.5%, CV <= 0.5%, window <= 1.5 x --min-window,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -104,11 +106,30 @@ def measure_row(step_s: float, read: str, quick: bool, seed: int = 0, **changes)
                r.status)
 
 
+SEEDS_PER_ROW = 3  # independent draws of the simulated counter's noise per row
+
+
+def measure_row_seeds(step_s: float, read: str, quick: bool, seeds: range) -> Row:
+    """One row over several seeds: the median bias and CV (one draw of the counter's own noise,
+    0.2% per window, must not decide a verdict), the longest window, and every flag any draw
+    raised (a spurious flag in one draw is a miss)."""
+    rows = [measure_row(step_s, read, quick, seed=s) for s in seeds]
+    first = rows[0]
+    ok = [r for r in rows if r.bias is not None and r.cv is not None]
+    if len(ok) < len(rows):
+        return next(r for r in rows if r not in ok)
+    flags = sorted({f for r in rows for f in r.flags})
+    return Row(first.step_ms, read, first.protocol, statistics.median(r.bias for r in ok),
+               statistics.median(r.cv for r in ok), max(r.window_s for r in ok), first.min_window_s,
+               statistics.median(r.period_s for r in ok), first.true_period_s, flags, first.status)
+
+
 def matrix() -> list[Row]:
     rows = []
     for i, (step_s, read, quick) in enumerate(
             (s, rd, q) for q in (False, True) for s in STEPS_S for rd in READS):
-        rows.append(measure_row(step_s, read, quick, seed=i))
+        seeds = range(i * SEEDS_PER_ROW, (i + 1) * SEEDS_PER_ROW)
+        rows.append(measure_row_seeds(step_s, read, quick, seeds))
     return rows
 
 
@@ -135,7 +156,8 @@ def _pct(x: float | None, spec: str = "+.2%") -> str:
 
 def render(rows: list[Row], decays: list[dict]) -> str:
     head = f"{'step':>7} {'NVML read':<17}{'protocol':<9}{'bias':>8}{'CV':>7}{'window':>8}{'period':>8}  verdict"
-    lines = ["greenbench's protocol on a simulated H200", "(virtual clock; truth = busy power x step time)", "",
+    lines = ["greenbench's protocol on a simulated H200 (virtual clock; truth = busy power",
+             f"x step time; medians over {SEEDS_PER_ROW} draws of the counter's noise)", "",
              head, "-" * len(head)]
     for r in rows:
         flags = f" [{','.join(f for f in r.flags if f != 'quick')}]" if [f for f in r.flags if f != "quick"] else ""

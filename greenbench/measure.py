@@ -11,6 +11,7 @@ stall the queue).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -175,13 +176,19 @@ class _HostLoad:
             return
         self._psutil = psutil
         self._me = psutil.Process()
+        try:  # only the CPUs this process may run on (a cpuset job on a big node)
+            self._cpus: set[int] | None = set(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self._cpus = None
 
     def busy_s(self) -> tuple[float, float] | None:
-        """(busy CPU seconds of the whole machine, of this process and its children)."""
+        """(busy CPU seconds of the CPUs this process may use, of this process and its children)."""
         if self._psutil is None:
             return None
-        t = self._psutil.cpu_times()
-        machine = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+        keys = ("user", "nice", "system", "irq", "softirq", "steal")
+        per_cpu = self._psutil.cpu_times(percpu=True)
+        mine = [t for i, t in enumerate(per_cpu) if self._cpus is None or i in self._cpus]
+        machine = sum(getattr(t, k, 0.0) for t in mine for k in keys)
         p = self._me.cpu_times()
         return machine, p.user + p.system + p.children_user + p.children_system
 
@@ -232,13 +239,17 @@ def run_window(
     min_steps: int = 3,
     cuda_device: str | None = None,
     steps_per_s_hint: float | None = None,
+    dither_s: float = 0.0,
 ) -> Trial:
     """One measured window. ``meters[0]`` is the headline meter: it begins first (its spin to a
     tick stays out of the component meters' windows) and is told when the work really started,
     so the idle moment between its start tick and the work is taken off like the tail; every
     meter is told the same end time (the closing sync), and the component meters end first, so
     the headline's end-of-window spin is not charged to them.
-    ``cuda_device`` ("cuda:N"): time steps with CUDA events on that device's current stream."""
+    ``cuda_device`` ("cuda:N"): time steps with CUDA events on that device's current stream.
+    ``dither_s``: added to the window, so that windows do not all end at the same phase of the
+    counter's ticks (an error that depends on that phase would repeat as a bias, unseen by the CV)."""
+    window_s += max(0.0, dither_s)
     sync()
     host = _host_load()
     pool = device_ctx = None

@@ -377,7 +377,12 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
         return headline, components
     meters = [headline, *components]
     measured_utc = prof.utc_now()
-    idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
+    idle_reason = None
+    try:
+        idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
+    except MeterError as e:  # no baseline, said so; the windows are tried all the same
+        idle, idle_reason = [], str(e)
+        emit(Event("warning", f"{spec}: the idle baseline failed ({e}); net energy will be null"))
     read_cost_s = getattr(headline, "read_cost_s", lambda: None)()
     profile.idle[spec] = {
         "device": device.spec,
@@ -386,6 +391,7 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
         "measured_utc": measured_utc,  # the cold baseline, before the sweep; "warm" follows
         "duration_s": cfg.protocol.idle_s,
         "meters": _idle_rows(idle),
+        "reason": idle_reason,
         "update_period_s": headline.update_period_s(),
         "read_cost_s": read_cost_s,  # one read of the headline counter, as observed here
         "power_limit_w": headline.power_limit_w(),
@@ -417,17 +423,21 @@ def _idle_rows(readings) -> list[dict[str, Any]]:
 
 
 def _warm_idle(cfg: RunConfig, profile: prof.Profile, spec: str, model: str, precision: str,
-               meters: list[Meter]) -> None:
+               meters: list[Meter], emit) -> None:
     """The idle baseline right after a model ran, which net energy uses: a GPU stays far above
     its cold idle for minutes after load. Not for an estimate (CodeCarbon's idle is its model)."""
     if cfg.protocol.idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, "unavailable"):
         return
     measured_utc = prof.utc_now()
-    readings = measure_idle(meters, cfg.protocol.idle_s)
-    profile.idle.setdefault(spec, {}).setdefault("warm", []).append({
-        "measured_utc": measured_utc, "duration_s": cfg.protocol.idle_s,
-        "after": f"{model} {precision}", "meters": _idle_rows(readings),
-    })
+    entry: dict[str, Any] = {"measured_utc": measured_utc, "duration_s": cfg.protocol.idle_s,
+                             "after": f"{model} {precision}"}
+    try:
+        entry["meters"] = _idle_rows(measure_idle(meters, cfg.protocol.idle_s))
+    except MeterError as e:  # a meter fault here must not cost the windows just measured
+        entry.update(meters=[], reason=str(e))
+        emit(Event("warning", f"{spec}: the warm idle baseline after {model} failed ({e}); "
+                              "net energy uses the cold one"))
+    profile.idle.setdefault(spec, {}).setdefault("warm", []).append(entry)
 
 
 def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devmod.Device,
@@ -493,6 +503,8 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                 _release(device)
                 emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
         rng = random.Random(f"{proto.seed}:{model}:{precision}:{spec}")
+        dither = random.Random(f"dither:{proto.seed}:{model}:{precision}:{spec}")
+        period_s = headline.update_period_s() or 0.0
         for _ in range(proto.repeats):
             order = [b for b in batches if b not in failures]
             rng.shuffle(order)
@@ -501,14 +513,15 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
                     rate = warm_up(steps[b], workload.sync, proto.warmup_s)
                     trial = run_window(steps[b], workload.sync, meters, window_s,
                                        min_steps=proto.min_steps, cuda_device=cuda,
-                                       steps_per_s_hint=rate)
+                                       steps_per_s_hint=rate, dither_s=dither.uniform(0, period_s))
                     observe("request", b, steps[b], trial)
                     for ph in phases:  # same repeat, right after: drifts hit both alike
                         step = phase_steps[(ph, b)]
                         ph_rate = warm_up(step, workload.sync, proto.warmup_s)
                         ph_trial = run_window(step, workload.sync, meters, window_s,
                                               min_steps=proto.min_steps, cuda_device=cuda,
-                                              steps_per_s_hint=ph_rate)
+                                              steps_per_s_hint=ph_rate,
+                                              dither_s=dither.uniform(0, period_s))
                         phase_trials[(ph, b)].append(ph_trial)
                         observe(ph, b, step, ph_trial)
                 except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
@@ -530,7 +543,7 @@ def _measure_group(cfg, profile, model, precision, device, spec, headline, compo
         workload.close()
         _release(device)
     if any(trials.values()):
-        _warm_idle(cfg, profile, spec, model, precision, meters)
+        _warm_idle(cfg, profile, spec, model, precision, meters, emit)
     limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
     records = []
     for b in batches:

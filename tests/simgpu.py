@@ -83,6 +83,8 @@ class SimGpu:
         self.counter_j = 0.0  # what NVML shows (noisy, at the last tick)
         self.true_j = 0.0  # the true energy up to the cursor
         self.steps_run = 0
+        self.frozen_until_s = -math.inf  # the counter publishes nothing before this (a stall)
+        self.fail_next_reads = 0  # energy reads that raise NVMLError (a transient fault)
         self.nvml_calls = 0
         self.events_made = 0
         self.nvml = SimNvml(self)
@@ -157,6 +159,8 @@ class SimGpu:
         return total
 
     def _advance_counter(self, visible_s: float) -> None:
+        if visible_s < self.frozen_until_s:
+            return
         while self._next_tick_s <= visible_s:
             delta = self.energy_between_j(self._cursor_s, self._next_tick_s)
             self.true_j += delta
@@ -177,8 +181,15 @@ class SimGpu:
         self.nvml_calls += 1
         return sample_s
 
+    def freeze(self, seconds: float) -> None:
+        """The counter stops publishing for ``seconds`` from now (then catches up)."""
+        self.frozen_until_s = self.t_s + seconds
+
     def read_counter_mj(self) -> int:
         sample_s = self.nvml_call()
+        if self.fail_next_reads > 0:
+            self.fail_next_reads -= 1
+            raise _fake.NVMLError()
         self._advance_counter(sample_s - self.cfg.lag_s)
         return round(self.counter_j * 1000)
 

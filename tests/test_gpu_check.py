@@ -71,11 +71,12 @@ def test_default_plan_covers_the_three_ladders_and_fits_the_budget():
 
 def test_estimate_follows_the_protocol_minimums():
     st = gpu_check.Settings(repeats=3, warmup_s=0.25, ref_multiple=2, ref_warmup_s=0.2, period_s=0.1)
-    # a 1 s step: warm-up of 2 steps, window of 3 steps, 3 periods of alignment, 1 s of reference
+    # a 1 s step: warm-up of 2 steps, window of 3 steps, 4 periods of alignment, 1 s of reference
+    # warm-up plus half a period of phase spread
     # warm-up, then twice greenbench's steps
-    assert gpu_check.window_pair_s(1.0, st) == pytest.approx(2 + 3 + 0.3 + 3e-6 * 4 / 1 + 1 + 6, abs=0.01)
-    # a 10 ms step: 0.25 s warm-up, 2 s (+ half a step), 0.3 s, then 0.2 + 2 x 2.005
-    assert gpu_check.window_pair_s(0.01, st) == pytest.approx(0.25 + 2.005 + 0.3 + 0.2 + 4.01, abs=0.01)
+    assert gpu_check.window_pair_s(1.0, st) == pytest.approx(2 + 3 + 0.4 + 3e-6 * 4 / 1 + 1 + 0.05 + 6, abs=0.01)
+    # a 10 ms step: 0.25 s warm-up, 2 s (+ half a step), 0.4 s, then 0.2 + 0.05 + 2 x 2.005
+    assert gpu_check.window_pair_s(0.01, st) == pytest.approx(0.25 + 2.005 + 0.4 + 0.2 + 0.05 + 4.01, abs=0.01)
     planned = gpu_check.plan_stages(gpu_check.STAGES)
     base = gpu_check.estimate(planned, st).total_s
     assert gpu_check.estimate(planned, gpu_check.Settings(repeats=5)).total_s > base

@@ -252,3 +252,86 @@ def test_the_benchmark_prints_every_row_and_its_verdict_line():
     assert lines[-1].startswith("30 of 30 default-settings rows meet the targets")
     assert sum(line.endswith("  met") for line in lines) == 30
     assert sum(line.endswith("(not judged)") for line in lines) == 30
+
+
+@pytest.mark.parametrize("lag_s", [0.02, 0.05, 0.09])
+def test_a_counter_that_publishes_late_is_still_measured_without_bias(lag_s):
+    """A tick's value published up to a period late: the first tick after a sync may still lack
+    the end of the work (or hold the warm-up's), which the settling tick at each edge absorbs."""
+    for step_s in (0.001, 0.090, 0.640):
+        row = protocol_accuracy.measure_row(step_s, "2.0 ms", quick=False, seed=11, lag_s=lag_s)
+        assert row.problems() == [], (lag_s, row)
+
+
+def _stall_in(window: int, seconds: float, box: dict):
+    """An after_window observer that stalls the counter right after the given window."""
+    seen = {"n": 0}
+
+    def observe(done):
+        seen["n"] += 1
+        if seen["n"] == window:
+            box["gpu"].freeze(seconds)
+
+    return observe
+
+
+def test_a_short_stall_of_the_counter_is_absorbed_by_the_settling_tick(tmp_path):
+    """Stalled for 0.8 s across the next window's start: the first change after it is a
+    catch-up (its tick is up to a period old), so the edge waits for one fresh tick more."""
+    box = {}
+    result, _ = _profile_with(sg.SimConfig(), tmp_path, after_window=_stall_in(2, 0.8, box), box=box)
+    r = result.records[0]
+    assert r.flags == [] and len(r.samples["energy_j_per_item"]) == 5
+    assert abs(r.energy_j_per_item / (600.0 * 0.010) - 1) <= 0.005
+
+
+def test_a_counter_that_stalls_at_an_edge_drops_that_window_and_says_so(tmp_path):
+    """Stalled for 3 s: the next window's start cannot be dated (no update for 1 s)."""
+    box = {}
+    result, gpu = _profile_with(sg.SimConfig(), tmp_path, after_window=_stall_in(2, 3.0, box), box=box)
+    r = result.records[0]
+    assert r.status == "ok"
+    assert "counter_stalled" in r.flags and "invalid_windows_dropped" in r.flags
+    assert len(r.samples["energy_j_per_item"]) == 4  # the stalled window is left out, not averaged in
+    assert abs(r.energy_j_per_item / (600.0 * 0.010) - 1) <= 0.005
+
+
+def test_a_fault_in_the_warm_idle_keeps_the_points_and_falls_back_to_the_cold_baseline(tmp_path):
+    from greenbench import carbon, runner
+
+    box, events, seen = {}, [], {"n": 0}
+    models = {"a": sg.constant_step(0.010), "b": sg.constant_step(0.010)}
+
+    def fault_after_b(done):  # b's last window: the next energy read (its warm idle) fails
+        seen["n"] += 1
+        if seen["n"] == 10:
+            box["gpu"].fail_next_reads = 1
+
+    with sg.simulated(sg.SimConfig(), models) as gpu:
+        box["gpu"] = gpu
+        cfg = runner.RunConfig(
+            ladder=sg.ladder(models), out_path=tmp_path / "p.json", protocol=Protocol(),
+            intensity=carbon.static_intensity(), cache_dir=tmp_path, meter="nvml", force=True,
+            after_window=fault_after_b)
+        result = runner.run_profile(cfg, events.append)
+    a, b = result.records
+    assert a.status == b.status == "ok"
+    assert a.idle_basis == "warm" and a.idle_power_w == pytest.approx(120.0, rel=0.01)
+    # b's own warm baseline failed: the cold one, never model a's
+    assert b.idle_basis == "cold" and b.idle_power_w == pytest.approx(78.0, rel=0.01)
+    warm = result.idle["cuda:0"]["warm"]
+    assert [w["after"] for w in warm] == ["a fp32", "b fp32"] and warm[1]["meters"] == []
+    assert "NVML" in warm[1]["reason"] or "reading the energy counter" in warm[1]["reason"]
+    assert any(e.kind == "warning" and "warm idle baseline after b failed" in e.text for e in events)
+
+
+def test_power_over_the_limit_is_judged_with_the_windows_length(tmp_path):
+    """--quick's 0.3 s windows allow a little more slack than 2 s ones, but not a whole tick's
+    worth: 10% over the limit is flagged at both."""
+    for protocol in (Protocol(), QUICK):
+        over, _ = sg.profile(sg.SimConfig(busy_w=770.0), {"m": sg.constant_step(0.025)},
+                             tmp_path / "over.json", protocol=protocol)
+        assert "power_above_limit" in over.records[0].flags, protocol
+        near, _ = sg.profile(sg.SimConfig(busy_w=706.0), {"m": sg.constant_step(0.025)},
+                             tmp_path / "near.json", protocol=protocol)
+        assert "power_above_limit" not in near.records[0].flags, protocol

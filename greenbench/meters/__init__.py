@@ -12,6 +12,7 @@ from typing import Iterable
 
 from .base import (
     COUNTER_DID_NOT_MOVE,
+    COUNTER_STALLED,
     COUNTER_WENT_BACKWARDS,
     COUNTER_WRAPPED,
     ESTIMATE,
@@ -34,7 +35,7 @@ from .nvml import NvmlMeter, list_gpus, nvml_handle_for, parse_gpu_selector
 from .rapl import RaplMeter
 
 __all__ = [
-    "COUNTER_DID_NOT_MOVE", "COUNTER_WENT_BACKWARDS", "COUNTER_WRAPPED", "ESTIMATE", "FAKE",
+    "COUNTER_DID_NOT_MOVE", "COUNTER_STALLED", "COUNTER_WENT_BACKWARDS", "COUNTER_WRAPPED", "ESTIMATE", "FAKE",
     "METHODS", "NVML_COUNTER", "NVML_POWER", "RAPL", "UNAVAILABLE", "PREFER_CHOICES",
     "CodeCarbonMeter", "CounterMeter", "EnergyReading", "FakeMeter", "FakeNvml", "Meter",
     "MeterError", "MeterInfo", "NullMeter", "NvmlMeter", "RaplMeter", "ReplayMeter",

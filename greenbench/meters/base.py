@@ -39,6 +39,7 @@ METHODS = (NVML_COUNTER, NVML_POWER, RAPL, ESTIMATE, UNAVAILABLE, FAKE)
 COUNTER_DID_NOT_MOVE = "counter_did_not_move"
 COUNTER_WRAPPED = "counter_wrapped"
 COUNTER_WENT_BACKWARDS = "counter_went_backwards"
+COUNTER_STALLED = "counter_stalled"  # no update for 2 x max_align_s at an edge: it cannot be dated
 
 
 class MeterError(Exception):
@@ -62,7 +63,7 @@ class EnergyReading:
 
     @property
     def valid(self) -> bool:
-        bad = (COUNTER_DID_NOT_MOVE, COUNTER_WENT_BACKWARDS)
+        bad = (COUNTER_DID_NOT_MOVE, COUNTER_WENT_BACKWARDS, COUNTER_STALLED)
         return self.energy_j is not None and not any(f in self.flags for f in bad)
 
 
@@ -174,6 +175,10 @@ class CounterMeter(Meter):
     _wrap_j: float | None = None
     _wraps: int = 0  # wraps that a subclass unwrapped itself inside _read_j (exact integer maths)
     max_align_s = 0.5  # wait this long for a tight tick; then take the next change seen
+    # Ticks waited past the first at each edge: a counter may publish a tick's value late (its
+    # value then lacks the last milliseconds before it), so the first tick after a sync may still
+    # miss the end of the work, or hold the warm-up's. One more tick costs a period at each edge.
+    settle_ticks = 1
 
     def __init__(self, clock: Callable[[], float] | None = None):
         self._clock = clock if clock is not None else _now
@@ -249,12 +254,28 @@ class CounterMeter(Meter):
     def _prepare(self) -> None:
         """Raise MeterError (one line) when the meter cannot read; called by ``begin``."""
 
+    def _ticks_after(self, edge: _Edge, n: int) -> list[_Edge]:
+        """``edge`` and up to ``n`` ticks after it; each interval between two tight consecutive
+        ticks is a sample of the update period."""
+        chain = [edge]
+        for _ in range(n):
+            nxt = self._next_tick(chain[-1].counter_j)
+            if nxt is None:
+                break
+            if chain[-1].tight and nxt.tight and nxt.skipped == 0:
+                self._intervals_s.append(nxt.t_s - chain[-1].t_s)
+            chain.append(nxt)
+        return chain
+
     def begin(self) -> _Edge:
         self._prepare()
         self._calibrate()
         checks = self._edge_checks()  # before the spin, so that these reads stay out of the window
         first = self._read_j()
-        edge = self._next_tick(first) or _Edge(self._clock(), first)
+        tick = self._next_tick(first)
+        if tick is None:  # the counter stalled: a plain edge, which end() marks as such
+            return _Edge(self._clock(), first, wraps=self._wraps, checks=checks)
+        edge = self._ticks_after(tick, self.settle_ticks)[-1]
         return replace(edge, wraps=self._wraps, checks=checks)
 
     def end(self, start: _Edge, t_end: float | None = None, t_start: float | None = None) -> EnergyReading:
@@ -263,12 +284,10 @@ class CounterMeter(Meter):
             reading = replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
         return reading
 
-    def _learn_period(self, start: _Edge, tick: _Edge, after: _Edge | None) -> float | None:
+    def _learn_period(self, start: _Edge, tick: _Edge) -> float | None:
         """The update period around this window: the median of the recent tight tick-to-tick
         intervals, refined by the whole window's span when both its edges are tight ticks."""
-        if after is not None and tick.tight and after.tight and after.skipped == 0:
-            self._intervals_s.append(after.t_s - tick.t_s)
-        edge = after
+        edge: _Edge | None = tick
         for _ in range(3):  # no clean interval yet (a busy machine): a few more ticks, once
             if self._intervals_s or edge is None:
                 break
@@ -291,27 +310,37 @@ class CounterMeter(Meter):
         read_at = self._clock()
         checks = {"start": start.checks, "end": self._edge_checks()}
         # a tick during those checks shows as a wide first bracket: not dated, the next is waited for
-        tick = self._next_tick(at_end, since=read_at)
+        first = self._next_tick(at_end, since=read_at)
         t_work = start.t_s if t_start is None else max(t_start, start.t_s)
         window_s = t_end - t_work
-        if tick is None:  # the counter stopped: plain edge if it moved in the window, else null
-            delta, flags = self._delta_j(start.counter_j, at_end)
-            if delta == 0:
-                return EnergyReading(
-                    self.domain, self.method, None, window_s, counter_updates=0,
-                    reason="the energy counter did not move in the window",
-                    flags=flags + (COUNTER_DID_NOT_MOVE,), checks=checks,
-                )
-            return EnergyReading(self.domain, self.method, delta, window_s, flags=flags, checks=checks)
-        after = self._next_tick(tick.counter_j)
+        stalled = start.bracket_s is None or first is None
+        if first is None and self._delta_j(start.counter_j, at_end)[0] == 0:
+            return EnergyReading(
+                self.domain, self.method, None, window_s, counter_updates=0,
+                reason="the energy counter did not move in the window",
+                flags=self._delta_j(start.counter_j, at_end)[1] + (COUNTER_DID_NOT_MOVE,), checks=checks,
+            )
+        if stalled:  # a plain edge: off by up to a whole period, so not a usable figure
+            delta, flags = self._delta_j(start.counter_j, at_end if first is None else first.counter_j)
+            return EnergyReading(
+                self.domain, self.method, None, window_s, flags=flags + (COUNTER_STALLED,), checks=checks,
+                reason=f"the energy counter did not update for {2 * self.max_align_s:g} s at a window "
+                       "edge, so the window cannot be dated",
+            )
+        chain = self._ticks_after(first, self.settle_ticks + 1)
+        settled = min(self.settle_ticks, len(chain) - 1)
+        tick = chain[settled]
+        after = chain[settled + 1] if len(chain) > settled + 1 else None
         delta, flags = self._delta_j(start.counter_j, tick.counter_j)
-        period_s = self._learn_period(start, tick, after)
+        period_s = self._learn_period(start, tick)
         tail_s = max(0.0, tick.t_s - t_end)
         idle_j = 0.0
         if after is not None and after.t_s > tick.t_s:
-            tail_power_w = self._delta_j(tick.counter_j, after.counter_j)[0] / (after.t_s - tick.t_s)
-            idle_j = tail_power_w * (tail_s + (t_work - start.t_s))
-        updates = round((tick.t_s - start.t_s) / period_s) if period_s else None
+            tail_delta_j, tail_flags = self._delta_j(tick.counter_j, after.counter_j)
+            flags += tuple(f for f in tail_flags if f not in flags)
+            idle_j = tail_delta_j / (after.t_s - tick.t_s) * (tail_s + (t_work - start.t_s))
+        # updates the work spanned (the settled end tick lies up to two periods later)
+        updates = round((t_end - start.t_s) / period_s) if period_s else None
         common = dict(counter_updates=updates, flags=flags, update_period_s=period_s, tail_s=tail_s,
                       checks=checks)
         if COUNTER_WENT_BACKWARDS in flags:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.padding import Padding
 from rich.table import Table
 
 from .common import out
@@ -63,7 +62,7 @@ def _print_estimate(device: str, p: dict[str, Any]) -> None:
     out.print(f"CodeCarbon estimate for {device} (CodeCarbon {_value(p, 'codecarbon_version')}, "
               f"country {_value(p, 'country_iso_code')}, tracking {_value(p, 'tracking_mode')}):",
               style="bold", highlight=False)
-    g = Table.grid(padding=(0, 2))
+    g = Table.grid(padding=(0, 2), pad_edge=True)  # the left pad indents it under the heading
     g.add_column(no_wrap=True)
     g.add_column(overflow="fold")
     g.add_row("CPU model", _value(p, "cpu_model"))
@@ -77,7 +76,8 @@ def _print_estimate(device: str, p: dict[str, Any]) -> None:
         ram += f", from {_value(p, 'ram_power_source')}"
     g.add_row("RAM power", ram)
     g.add_row("RAM size", _value(p, "ram_total_gb", "{:.1f} GB (2^30 bytes)"))
-    out.print(Padding(g, (0, 0, 1, 2)), highlight=False)
+    out.print(g, highlight=False)
+    out.print()
 
 
 def env_command(

@@ -99,7 +99,7 @@ class Settings:
     period_s: float = 0.1  # NVML counter update period: assumed until measured
 
     def protocol(self):
-        from greenbench.measure import Protocol
+        from greenbench.measure.protocol import Protocol
 
         # min_window_s (2 s) and min_counter_updates (20) stay at greenbench's defaults
         return Protocol(repeats=self.repeats, warmup_s=self.warmup_s, idle_s=self.idle_s)
@@ -121,7 +121,7 @@ class PlannedStage:
 
 def plan_stages(stages, full: bool = False) -> list[PlannedStage]:
     """The ladders as they will run (models checked against the zoo; raises ZooError)."""
-    from greenbench import zoo
+    from greenbench.measure import zoo as zoo
 
     planned = []
     for st in stages:
@@ -279,7 +279,7 @@ def now() -> float:
     global _clock_module
     if _clock_module is None:
         try:
-            from greenbench import clock as _clock_module
+            from greenbench.meters import clock as _clock_module
         except ImportError:  # an older greenbench without the seam
             return time.perf_counter()
     return _clock_module.now()
@@ -568,7 +568,7 @@ _RESNET_CONFIGS = {
 
 
 def _ladder(name: str, zoo_path: Path = ZOO):
-    from greenbench import zoo
+    from greenbench.measure import zoo as zoo
 
     lad = zoo.get_ladder(name, zoo_path)
     if name == "gpu-check-vision":
@@ -588,7 +588,9 @@ def run_stage(ps: PlannedStage, device: str, st: Settings, counter: BareNvml, re
               cache_dir: Path, meter: str = "nvml", period_s: float | None = None, protocol=None):
     """One ladder through greenbench's runner, with the reference hook; rows as points finish.
     ``meter`` and ``protocol`` are greenbench's (tests: "fake" and short windows)."""
-    from greenbench import carbon, devices, runner
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import devices as devices
+    from greenbench.measure import runner as runner
 
     lad = _ladder(ps.stage.ladder, ps.stage.zoo)
     dev = devices.resolve(device)
@@ -736,7 +738,7 @@ def check(args, planned: list[PlannedStage], st: Settings, est: Estimate, t_star
         print("gpu_check: no CUDA GPU visible to torch; run this on a GPU machine (--dry-run works anywhere)",
               file=sys.stderr)
         return 2
-    from greenbench import devices
+    from greenbench.measure import devices as devices
 
     dev = devices.resolve(args.device)
     if not dev.is_cuda or not dev.uuid:

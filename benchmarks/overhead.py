@@ -181,8 +181,9 @@ def bare_items_per_s(step, sync, batch: int, window_s: float) -> float:
 
 def main() -> None:
     # the measuring side is imported here: importing this module (tests) needs only numpy/scipy
-    from greenbench import meters, zoo
-    from greenbench.measure import run_window, warm_up
+    from greenbench import meters
+    from greenbench.measure import zoo as zoo
+    from greenbench.measure.protocol import run_window, warm_up
     from greenbench.workloads import build_workload
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

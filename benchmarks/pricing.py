@@ -19,8 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from greenbench import pricing, profile as prof, simulate, traces, users as usersmod  # noqa: E402
-from greenbench.tradeoff import operating_points  # noqa: E402
+from greenbench import profile as prof
+from greenbench.carbon import trace as traces
+from greenbench.price import calculator as pricing
+from greenbench.price import simulate as simulate
+from greenbench.price import users as usersmod  # noqa: E402
+from greenbench.tradeoff.fit import operating_points  # noqa: E402
 
 
 def run_once(args) -> tuple[dict[str, float], list]:

@@ -91,7 +91,7 @@ def sim_config(read: str, seed: int, **changes) -> sg.SimConfig:
 
 def measure_row(step_s: float, read: str, quick: bool, seed: int = 0, **changes) -> Row:
     """Profile one point of ``step_s`` on the simulated H200 and compare it with the truth."""
-    from greenbench.measure import QUICK, Protocol
+    from greenbench.measure.protocol import QUICK, Protocol
 
     cfg = sim_config(read, seed, **changes)
     protocol = QUICK if quick else Protocol()

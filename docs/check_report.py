@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline = DEFAULT_BASELINE
     sys.path.insert(0, str(ROOT))
     from greenbench import profile as prof
-    from greenbench.report import write_report
+    from greenbench.report.html import write_report
 
     out = args.out or Path(tempfile.mkdtemp(prefix="greenbench-report-"))
     rep = write_report(prof.load(args.profile), out, profile_name=str(args.profile),

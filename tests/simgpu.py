@@ -1,7 +1,7 @@
 """A simulated NVIDIA GPU on a virtual clock, for tests and benchmarks (test code: not shipped).
 
 Only three things are simulated: the NVML library (``pynvml``), the clock greenbench reads
-(``greenbench.clock``), and the device's timing (a CUDA-like stream whose steps take a configured
+(``greenbench.meters.clock``), and the device's timing (a CUDA-like stream whose steps take a configured
 time). greenbench's own runner, window protocol, NvmlMeter and record builder run on it
 unchanged, so a result here is a result of greenbench's code, and the same on every machine:
 nothing depends on this machine's scheduling.
@@ -358,12 +358,15 @@ class _Patches:
 @contextmanager
 def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGpu]:
     """Run greenbench against a SimGpu: ``cuda:0`` is the simulated H200, ``pynvml`` its NVML,
-    ``greenbench.clock`` its host clock, and a ladder's models (by name) its steps. The host CPU
+    ``greenbench.meters.clock`` its host clock, and a ladder's models (by name) its steps. The host CPU
     is not simulated, so no host meter and no host-load reading are taken."""
     import torch
 
-    from greenbench import clock, devices, measure, runner
     from greenbench import meters as metermod
+    from greenbench.measure import devices as devices
+    from greenbench.measure import protocol as measure
+    from greenbench.measure import runner as runner
+    from greenbench.meters import clock as clock
 
     gpu = SimGpu(cfg)
     SimEvent.gpu = gpu
@@ -401,7 +404,7 @@ class _NullContext:
 
 def ladder(models: dict[str, SimStepModel], batch_sizes: tuple[int, ...] = (1,)):
     """An in-memory ladder of the simulated models (embedded schema: names are what count)."""
-    from greenbench import zoo
+    from greenbench.measure import zoo as zoo
 
     return zoo.EmbeddedLadder.model_validate({
         "name": "sim", "workload": "embedded", "source": "simulation",
@@ -413,8 +416,9 @@ def ladder(models: dict[str, SimStepModel], batch_sizes: tuple[int, ...] = (1,))
 def profile(cfg: SimConfig, models: dict[str, SimStepModel], out_path, *, protocol=None,
             batch_sizes: tuple[int, ...] = (1,), after_window=None, on_event=None):
     """greenbench's runner over the simulated GPU; returns (profile, SimGpu)."""
-    from greenbench import carbon, runner
-    from greenbench.measure import Protocol
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import runner as runner
+    from greenbench.measure.protocol import Protocol
 
     with simulated(cfg, models) as gpu:
         run_cfg = runner.RunConfig(

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from greenbench import live_carbon, traces
+from greenbench.carbon import live as live_carbon
+from greenbench.carbon import trace as traces
+from greenbench.carbon.live import LiveCarbonError, fetch_live
 from greenbench.cli import app
-from greenbench.live_carbon import LiveCarbonError, fetch_live
 
 runner = CliRunner()
 PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "mnist1d-cpu-2core.json"

@@ -3,12 +3,11 @@
 import json
 
 import pytest
+from helpers import FAST, TINY_ZOO, load_json, write_zoo
 from typer.testing import CliRunner
 
 from greenbench import profile as prof
 from greenbench.cli import app
-
-from helpers import FAST, TINY_ZOO, load_json, write_zoo
 
 runner = CliRunner()
 
@@ -219,7 +218,7 @@ def test_a_bug_is_one_line_and_exit_4_never_1(monkeypatch, capsys):
     def boom(*a, **k):
         raise KeyError("surprise")
 
-    monkeypatch.setattr("greenbench.zoo.load_zoo", boom)
+    monkeypatch.setattr("greenbench.measure.zoo.load_zoo", boom)
     monkeypatch.setattr("sys.argv", ["greenbench", "zoo"])
     monkeypatch.delenv("GREENBENCH_DEBUG", raising=False)
     with pytest.raises(SystemExit) as e:

@@ -7,12 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from synthetic_profiles import make_profile, scaled
 from typer.testing import CliRunner
 
 from greenbench import profile as prof
 from greenbench.cli import app
-
-from synthetic_profiles import make_profile, scaled
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "profiles" / "mnist1d-cpu-2core.json"

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import load_json
 
 METHODS = {"nvml_counter", "nvml_power", "rapl", "estimate", "unavailable"}

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from greenbench.workloads import Score, WorkloadError, build_workload
-from greenbench.workloads import embedded
+from greenbench.workloads import Score, WorkloadError, build_workload, embedded
 from greenbench.workloads.embedded import build_embedded, load_dataset
 
 SMALL_DATA = {"name": "mnist1d", "num_samples": 2000, "test_share": 0.2, "seed": 42}

@@ -3,12 +3,11 @@
 import json
 
 import pytest
+from test_tradeoff import law_profile, make_profile
 from typer.testing import CliRunner
 
 from greenbench import profile as prof
 from greenbench.cli import app
-
-from test_tradeoff import law_profile, make_profile
 
 runner = CliRunner()
 

@@ -16,15 +16,15 @@ import sys
 import time
 import types
 
+import hf_fixtures
 import numpy as np
 import pytest
 import torch
 
-import hf_fixtures
 from greenbench.workloads import Score, WorkloadError, WorkloadSkipped, build_workload
-from greenbench.workloads.hf_lm import build_hf_lm
-from greenbench.workloads.hf_text import build_hf_text
-from greenbench.workloads.hf_vision import build_hf_vision
+from greenbench.workloads.hf.lm import build_hf_lm
+from greenbench.workloads.hf.text import build_hf_text
+from greenbench.workloads.hf.vision import build_hf_vision
 
 GEN = {"prompt_tokens": 12, "output_tokens": 6}
 
@@ -635,8 +635,8 @@ def test_e2e_lm_ladders_record_perplexity_accuracy_and_request_shape(e2e_zoo, tm
 
 
 def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
-    from greenbench.workloads import hf_lm
-    from greenbench.zoo import HFDataset
+    from greenbench.measure.zoo import HFDataset
+    from greenbench.workloads.hf import lm as hf_lm
 
     f = tmp_path / "arc.jsonl"
     rows = [  # numeric labels are 1-based in ARC: "2" is the second choice, not index 2
@@ -650,7 +650,7 @@ def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
 
 
 def test_class_labels_with_repeated_names_map_by_index_when_the_classes_are_the_models():
-    from greenbench.workloads import hf_common as hc
+    from greenbench.workloads.hf import common as hc
 
     # ImageNet-1k names class 134 and class 517 both "crane": by name, 517 would become 134
     id2label = {0: "crane", 1: "dog", 2: "crane"}

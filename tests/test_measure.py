@@ -3,7 +3,14 @@ import time
 import numpy as np
 import pytest
 
-from greenbench.measure import QUICK, Protocol, measure_idle, required_window_s, run_window, warm_up
+from greenbench.measure.protocol import (
+    QUICK,
+    Protocol,
+    measure_idle,
+    required_window_s,
+    run_window,
+    warm_up,
+)
 from greenbench.meters.base import COUNTER_DID_NOT_MOVE, CounterMeter, MeterInfo
 
 
@@ -155,7 +162,7 @@ def test_warm_up_of_a_device_that_queues_ahead_lasts_its_time_not_the_queue():
     def sync():
         t["now"] = max(t["now"], device["free"])
 
-    import greenbench.clock as clk
+    import greenbench.meters.clock as clk
 
     old = clk.now
     clk.now = lambda: t["now"]

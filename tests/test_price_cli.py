@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from greenbench.cli import app
-from greenbench.users import example_path, load_users
+from greenbench.price.users import example_path, load_users
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = str(ROOT / "profiles" / "mnist1d-cpu-2core.json")
@@ -274,8 +274,9 @@ def test_simulate_says_over_the_trace_unless_it_is_a_year(csv_trace):
 
 
 def test_fake_meter_energy_is_flagged_as_not_a_measurement(tmp_path, csv_trace):
-    from greenbench import profile as prof, simulate as sim
-    from greenbench.pricing import PricingOptions
+    from greenbench import profile as prof
+    from greenbench.price import simulate as sim
+    from greenbench.price.calculator import PricingOptions
 
     fake = _profile_with(tmp_path, "fake.json", energy_method="fake")
     res = invoke("price", fake, "--trace", csv_trace)
@@ -286,7 +287,7 @@ def test_fake_meter_energy_is_flagged_as_not_a_measurement(tmp_path, csv_trace):
     assert doc["premium"]["energy_is_measurement"] is False and doc["premium"]["energy_is_estimate"] is False
     res = invoke("simulate", fake, "--trace", csv_trace)
     assert res.exit_code == 0 and "(energy_method 'fake'), not a measurement" in res.stdout
-    from greenbench.traces import load_trace
+    from greenbench.carbon.trace import load_trace
     result = sim.simulate(prof.load(fake), load_users(), load_trace(str(csv_trace)), PricingOptions())
     assert "not a measurement: energy_method fake" in sim.cumulative_title(result)
     measured = _profile_with(tmp_path, "rapl.json", energy_method="rapl")

@@ -7,14 +7,16 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
-from greenbench import pricing, slots as slotsmod
-from greenbench.pricing import PricingError, PricingOptions, min_discount
-from greenbench.slots import SlotPolicy
-from greenbench.traces import Trace
-from greenbench.tradeoff import OperatingPoint
-from greenbench.users import Users
+from greenbench.carbon.trace import Trace
+from greenbench.price import calculator as pricing
+from greenbench.price import slots as slotsmod
+from greenbench.price.calculator import PricingError, PricingOptions, min_discount
+from greenbench.price.slots import SlotPolicy
+from greenbench.price.users import Users
+from greenbench.tradeoff.fit import OperatingPoint
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 START = np.datetime64("2023-03-01T00:00:00", "s")
@@ -219,7 +221,7 @@ def test_uptake_at_an_offered_discount():
 
 
 # ---------------------------------------------------------------------------------------------
-# slot selection (greenbench.slots): one place for price and simulate
+# slot selection (greenbench.price.slots): one place for price and simulate
 
 
 def test_average_mode_removes_the_dirtiest_until_the_mean_is_under_the_cap():
@@ -651,7 +653,7 @@ def test_invariant_results_do_not_depend_on_the_order_of_points(perm, seed):
 
 
 def test_invariant_results_do_not_depend_on_the_order_of_trace_rows(tmp_path):
-    from greenbench.traces import load_trace
+    from greenbench.carbon.trace import load_trace
 
     rng = np.random.default_rng(3)
     ci = rng.uniform(50, 600, 24 * 40)
@@ -674,7 +676,7 @@ def test_invariant_results_do_not_depend_on_the_order_of_profile_records():
     from pathlib import Path
 
     from greenbench import profile as prof
-    from greenbench.users import load_users
+    from greenbench.price.users import load_users
 
     p = prof.load(Path(__file__).resolve().parent.parent / "profiles" / "mnist1d-cpu-2core.json")
     q = copy.deepcopy(p)
@@ -685,7 +687,7 @@ def test_invariant_results_do_not_depend_on_the_order_of_profile_records():
 
 
 def test_invariant_units_kg_and_lb_are_refused_unless_converted(tmp_path):
-    from greenbench.traces import TraceError, load_trace
+    from greenbench.carbon.trace import TraceError, load_trace
 
     times = START + np.arange(48) * np.timedelta64(3600, "s")
     kg = tmp_path / "kg.csv"

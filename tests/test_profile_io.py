@@ -46,7 +46,9 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(prof.os, "replace", boom)
+    from greenbench.profile import io as profile_io
+
+    monkeypatch.setattr(profile_io.os, "replace", boom)
     with pytest.raises(OSError):
         prof.save(make_profile(2), path)
     assert path.read_text() == before

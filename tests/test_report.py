@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_profiles import edited, make_profile, scaled
 from typer.testing import CliRunner
 
 from greenbench import profile as prof
-from greenbench import report
 from greenbench.cli import app
-
-from synthetic_profiles import edited, make_profile, scaled
+from greenbench.report import html as report
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import FAST, TINY_ZOO, load_json, write_zoo
 from typer.testing import CliRunner
 
-from greenbench import runner as runmod
 from greenbench.cli import app
+from greenbench.measure import runner as runmod
 from greenbench.workloads import WorkloadError
-
-from helpers import FAST, TINY_ZOO, load_json, write_zoo
 
 cli = CliRunner()
 
@@ -240,7 +239,7 @@ def test_parallel_mode_measures_in_a_child_process_and_the_parent_writes_the_pro
 
 def test_devices_option_maps_indices_and_uuids(monkeypatch):
     from greenbench.cli.profile import _device_specs
-    from greenbench import devices as devmod
+    from greenbench.measure import devices as devmod
 
     assert _device_specs(None, "0, 1") == ("cuda:0", "cuda:1")
     assert _device_specs(["cpu"], "GPU-8f3e") == ("cpu", "GPU-8f3e")

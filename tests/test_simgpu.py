@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import simgpu as sg
 
-from greenbench.measure import QUICK, Protocol, run_window
+from greenbench.measure.protocol import QUICK, Protocol, run_window
 from greenbench.meters import NvmlMeter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,7 @@ def test_other_processes_on_the_gpu_are_flagged(tmp_path, pids, flagged):
         trials = [run_window(step, gpu.synchronize, [meter], 0.5, cuda_device="cuda:0",
                              steps_per_s_hint=100.0) for _ in range(3)]
         meter.close()
-    from greenbench.records import validity_flags
+    from greenbench.measure.records import validity_flags
 
     flags = validity_flags([t.readings[0] for t in trials], trials, True, {"cpu_count": 16})
     assert ("other_gpu_processes" in flags) is flagged
@@ -188,7 +188,8 @@ def test_clock_and_temperature_drift_are_flagged_from_the_window_edges(tmp_path)
 
 def _profile_with(cfg, tmp_path, *, after_window, box):
     """sg.profile, with ``box["gpu"]`` set to the live simulator before the first window."""
-    from greenbench import carbon, runner
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import runner as runner
 
     with sg.simulated(cfg, {"m": sg.constant_step(0.010)}) as gpu:
         box["gpu"] = gpu
@@ -228,7 +229,7 @@ def test_a_gpu_window_is_sized_by_steps_not_by_the_hosts_clock():
     with sg.simulated(sg.SimConfig(queue_depth=64), {}) as gpu:
         meter = NvmlMeter("cuda:0", uuid=sg.SIM_UUID)
         step = lambda: gpu.launch(0.640)  # noqa: E731
-        from greenbench.measure import warm_up
+        from greenbench.measure.protocol import warm_up
 
         rate = warm_up(step, gpu.synchronize, 0.5)
         trial = run_window(step, gpu.synchronize, [meter], 2.0, cuda_device="cuda:0", steps_per_s_hint=rate)
@@ -297,7 +298,8 @@ def test_a_counter_that_stalls_at_an_edge_drops_that_window_and_says_so(tmp_path
 
 
 def test_a_fault_in_the_warm_idle_keeps_the_points_and_falls_back_to_the_cold_baseline(tmp_path):
-    from greenbench import carbon, runner
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import runner as runner
 
     box, events, seen = {}, [], {"n": 0}
     models = {"a": sg.constant_step(0.010), "b": sg.constant_step(0.010)}

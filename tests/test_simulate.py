@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from greenbench import pricing, simulate
-from greenbench.pricing import PricingOptions
-from greenbench.slots import SlotPolicy
-
 from test_pricing import H, R, ladder, trace, users
+
+from greenbench.price import calculator as pricing
+from greenbench.price import simulate as simulate
+from greenbench.price.calculator import PricingOptions
+from greenbench.price.slots import SlotPolicy
 
 
 def _priced(ci, **kw):

@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from greenbench import carbon, trace_csv, traces
+from greenbench.carbon import intensity as carbon
+from greenbench.carbon import trace as traces
+from greenbench.carbon import user_csv as trace_csv
+from greenbench.carbon.trace import (
+    Trace,
+    TraceError,
+    load_bundled,
+    load_csv,
+    load_trace,
+)
 from greenbench.errors import GreenbenchError
-from greenbench.traces import Trace, TraceError, load_bundled, load_csv, load_trace
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "carbon"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared carbon data not present")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenbench import profile as prof
-from greenbench import tradeoff as tr
+from greenbench.tradeoff import fit as tr
 
 
 def make_profile(records):

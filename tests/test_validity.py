@@ -8,15 +8,14 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from helpers import FAST, load_json, write_zoo
 from typer.testing import CliRunner
 
-from greenbench import devices
 from greenbench.cli import app
-from greenbench.measure import run_window
+from greenbench.measure import devices as devices
+from greenbench.measure.protocol import run_window
+from greenbench.measure.records import power_limit_slack, validity_flags
 from greenbench.meters import FakeMeter
-from greenbench.records import power_limit_slack, validity_flags
-
-from helpers import FAST, load_json, write_zoo
 
 
 def _trials(*others):

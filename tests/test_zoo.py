@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from greenbench import zoo
+from greenbench.measure import zoo as zoo
 
 
 def test_builtin_default_ladder_is_valid():

@@ -19,16 +19,23 @@ _NO_ARGS = tuple(getattr(m, "NoArgsIsHelpError") for m in (click.exceptions, _ty
 _ABORT = (typer.Abort,) + tuple(
     getattr(m, "Abort") for m in (click.exceptions, _typer_click) if hasattr(m, "Abort"))
 
-from .carbon import HELP as CARBON_HELP, carbon_app
-from .common import EXIT_CODES_HELP, Exit
-from .compare import HELP as COMPARE_HELP, compare_command
-from .report import HELP as REPORT_HELP, report_command
-from .env import env_command
-from .fit import HELP as FIT_HELP, fit_command
-from .price import HELP as PRICE_HELP, price_command
-from .profile import HELP as PROFILE_HELP, profile_command
-from .simulate import HELP as SIMULATE_HELP, simulate_command
-from .zoo import zoo_command
+from greenbench.cli.carbon import HELP as CARBON_HELP
+from greenbench.cli.carbon import carbon_app
+from greenbench.cli.common import EXIT_CODES_HELP, Exit
+from greenbench.cli.compare import HELP as COMPARE_HELP
+from greenbench.cli.compare import compare_command
+from greenbench.cli.env import env_command
+from greenbench.cli.fit import HELP as FIT_HELP
+from greenbench.cli.fit import fit_command
+from greenbench.cli.price import HELP as PRICE_HELP
+from greenbench.cli.price import price_command
+from greenbench.cli.profile import HELP as PROFILE_HELP
+from greenbench.cli.profile import profile_command
+from greenbench.cli.report import HELP as REPORT_HELP
+from greenbench.cli.report import report_command
+from greenbench.cli.simulate import HELP as SIMULATE_HELP
+from greenbench.cli.simulate import simulate_command
+from greenbench.cli.zoo import zoo_command
 
 app = typer.Typer(
     name="greenbench",

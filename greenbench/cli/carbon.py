@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import EXIT_CODES_HELP, fail, out, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, fail, out, user_errors
 
 ATTRIBUTION = ("Contains carbon-intensity data © Electricity Maps (electricitymaps.com), 2023 hourly, "
                "ODbL v1.0; see greenbench/data/CARBON_DATA_NOTICE.md")
@@ -42,7 +42,8 @@ def zones_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:
     """List the bundled zones with their 2023 hourly statistics (gCO2e/kWh)."""
-    from .. import carbon, traces
+    from greenbench.carbon import intensity as carbon
+    from greenbench.carbon import trace as traces
 
     with user_errors():
         info = {z.zone: z for z in traces.bundled_zone_info()}
@@ -74,7 +75,7 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:
     """Validate a trace (timestamps, time zone, gaps, duplicates, NaN, negatives, units) and summarise it."""
-    from .. import traces
+    from greenbench.carbon import trace as traces
 
     with user_errors():
         tr = traces.load_trace(trace, basis=basis, units=trace_units, forecast_column=forecast_column, tz=tz,
@@ -122,7 +123,9 @@ def convert_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:
     """Convert each ok record's energy per item to gCO2e per item (and per 1M items) at a zone and time."""
-    from .. import carbon, profile as prof, traces
+    from greenbench import profile as prof
+    from greenbench.carbon import intensity as carbon
+    from greenbench.carbon import trace as traces
 
     with user_errors():
         doc = prof.load(profile)
@@ -130,8 +133,8 @@ def convert_command(
         if live:
             if at is not None or month is not None:
                 raise fail("--live takes the current intensity; drop --at and --month")
-            from ..carbon import CarbonError, Intensity
-            from ..live_carbon import fetch_live
+            from greenbench.carbon.intensity import CarbonError, Intensity
+            from greenbench.carbon.live import fetch_live
 
             if pue < 1.0:
                 raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")

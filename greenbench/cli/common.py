@@ -42,14 +42,14 @@ def fail(message: str, code: Exit = Exit.USAGE) -> typer.Exit:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from ..carbon import CarbonError
-    from ..devices import DeviceError
-    from ..errors import GreenbenchError
-    from ..meters.base import MeterError
-    from ..profile import ProfileError
-    from ..runner import RunError
-    from ..workloads.base import WorkloadError
-    from ..zoo import ZooError
+    from greenbench.carbon.intensity import CarbonError
+    from greenbench.errors import GreenbenchError
+    from greenbench.measure.devices import DeviceError
+    from greenbench.measure.runner import RunError
+    from greenbench.measure.zoo import ZooError
+    from greenbench.meters.base import MeterError
+    from greenbench.profile import ProfileError
+    from greenbench.workloads.base import WorkloadError
 
     return (GreenbenchError, ZooError, RunError, ProfileError, DeviceError, CarbonError, MeterError,
             WorkloadError)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import EXIT_CODES_HELP, Exit, err, fail, out, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, Exit, err, fail, out, user_errors
 
 HELP = f"""Compare a CANDIDATE profile with a BASELINE profile and fail (exit 1) on a regression.
 
@@ -38,9 +38,9 @@ def compare_command(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write the result as JUnit XML (one testcase per row)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line on stdout, no table."),
 ) -> None:
-    from .. import compare as cmp
-    from .. import compare_export as export
-    from .. import profile as prof
+    from greenbench import profile as prof
+    from greenbench.compare import export as export
+    from greenbench.compare import gate as cmp
 
     for path in (markdown, json_path, junit):
         if path is not None and not path.parent.is_dir():
@@ -89,7 +89,7 @@ _STYLE = {"regression": "bold red", "improvement": "green", "not_comparable": "d
 
 
 def table(result) -> Table:
-    from ..compare_export import fmt_ratio, fmt_value
+    from greenbench.compare.export import fmt_ratio, fmt_value
 
     t = Table(title=f"greenbench compare: {result.baseline_name} -> {result.candidate_name}")
     for col, just in [("Point", "left"), ("Metric", "left"), ("Change", "right"), ("Before", "right"),

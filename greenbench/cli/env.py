@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from .common import out
+from greenbench.cli.common import out
 
 # Below this many columns the eight-column devices table is unreadable: one block per meter instead
 WIDE_TABLE_MIN_COLUMNS = 120
@@ -45,7 +45,7 @@ def _value(p: dict[str, Any], key: str, fmt: str = "{}") -> str:
 
 def _estimate_provenance(details: dict[str, Any]) -> dict[str, Any]:
     """The meter's provenance, detecting CodeCarbon's hardware (about 1.3 s) if info() had not."""
-    from .. import meters
+    from greenbench import meters
 
     if "cpu_tdp_w" in details:
         return details
@@ -84,7 +84,9 @@ def env_command(
     zones: bool = typer.Option(False, "--zones", help="Also list the bundled grid zones and their 2023 mean intensity."),
 ) -> None:
     """Show devices, the energy meter each would use (and why the others cannot), and versions."""
-    from .. import carbon, devices, meters
+    from greenbench import meters
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import devices as devices
 
     specs = ["cpu"] + [f"cuda:{i}" for i in range(devices._cuda_count())]
     resolved = [devices.resolve(spec) for spec in specs]

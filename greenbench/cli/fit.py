@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..meters.base import is_measurement
-from .common import EXIT_CODES_HELP, err, fail, out, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
+from greenbench.meters.base import is_measurement
 
 HELP = f"""Turn a profile into the carbon-QoE tradeoff: every operating point with its Pareto flag
 (maximise accuracy, minimise latency and energy per item), and fitted curves: accuracy against
@@ -33,7 +33,8 @@ def fit_command(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG and SVG plots."),
     as_json: bool = typer.Option(False, "--json", help="Print the tradeoff document (JSON) instead of the tables."),
 ) -> None:
-    from .. import profile as prof, tradeoff as tr
+    from greenbench import profile as prof
+    from greenbench.tradeoff import fit as tr
 
     # Checked here too so that the message names the option that fixes it.
     if latency not in tr.LATENCY_STATS:

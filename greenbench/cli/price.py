@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import EXIT_CODES_HELP, err, fail, out, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
 
 DEFAULT_TRACE = "US-MIDA-PJM"
 
@@ -101,8 +101,8 @@ def common_params():
 
 def pricing_options(v: dict):
     """Command values -> PricingOptions (validated by the library)."""
-    from ..pricing import PricingOptions
-    from ..slots import SlotPolicy
+    from greenbench.price.calculator import PricingOptions
+    from greenbench.price.slots import SlotPolicy
 
     demand = v["demand"]
     if demand != "flat" and not Path(demand).is_file():
@@ -127,7 +127,9 @@ def pricing_options(v: dict):
 
 def load_inputs(profile_path: Path, users_path: Optional[Path], v: dict):
     """Profile, users and trace (each error one line, exit 2)."""
-    from .. import profile as prof, traces, users as usersmod
+    from greenbench import profile as prof
+    from greenbench.carbon import trace as traces
+    from greenbench.price import users as usersmod
 
     p = prof.load(profile_path)
     u = usersmod.load_users(users_path)
@@ -380,7 +382,7 @@ def price_command(
     export_slots_csv: Optional[Path] = typer.Option(None, "--export-slots", help="Also write every hour (intensity, forecast, high or not) as CSV."),
     shared: dict = None,
 ) -> None:
-    from ..pricing import price, to_dict
+    from greenbench.price.calculator import price, to_dict
 
     _check_exclusive(as_json, markdown)
     v = dict(shared, trace=trace)

@@ -10,7 +10,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import EXIT_CODES_HELP, Exit, default_cache_dir, err, fail, out, user_errors
+from greenbench.cli.common import (
+    EXIT_CODES_HELP,
+    Exit,
+    default_cache_dir,
+    err,
+    fail,
+    out,
+    user_errors,
+)
 
 HELP = f"""Measure each operating point of a ladder: accuracy (95% Wilson interval), latency
 per batch (p50/p90/p95/p99), throughput, and energy per item (mean, CV, 95% t interval) with
@@ -23,7 +31,7 @@ The profile is written after every finished point; --resume finishes an interrup
 
 
 def _threads_help() -> str:
-    from ..devices import default_threads
+    from greenbench.measure.devices import default_threads
 
     return (f"torch threads for inference (and first-use training). Default: half the CPUs this "
             f"process may use, here {default_threads()}: torch's one thread per CPU slows 10-30x "
@@ -65,9 +73,12 @@ def profile_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the interleaved order of batch sizes."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
-    from .. import carbon, profile as prof, runner, zoo as zoomod
-    from ..devices import default_threads
-    from ..measure import QUICK, Protocol
+    from greenbench import profile as prof
+    from greenbench.carbon import intensity as carbon
+    from greenbench.measure import runner as runner
+    from greenbench.measure import zoo as zoomod
+    from greenbench.measure.devices import default_threads
+    from greenbench.measure.protocol import QUICK, Protocol
 
     base = QUICK if quick else Protocol()
     choices = {"auto", "nvml", "rapl", "codecarbon", "none", "fake"}
@@ -139,7 +150,7 @@ def _device_specs(device: list[str] | None, devices: str | None) -> tuple[str, .
         if not item:
             continue
         if item == "all":
-            from ..devices import visible_gpus
+            from greenbench.measure.devices import visible_gpus
 
             specs.extend(visible_gpus())
         elif item.isdigit():
@@ -152,7 +163,7 @@ def _device_specs(device: list[str] | None, devices: str | None) -> tuple[str, .
 
 
 def _run_with_progress(cfg):
-    from ..runner import run_profile
+    from greenbench.measure.runner import run_profile
 
     live = err.is_terminal
     progress = Progress(

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import EXIT_CODES_HELP, err, fail, out, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
 
 HELP = f"""Write a self-contained HTML report of PROFILE, with its plots as PNG files beside it.
 
@@ -25,10 +25,10 @@ def report_command(
     fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Thresholds for the changes, as in `greenbench compare` (repeatable)."),
     no_stats: bool = typer.Option(False, "--no-stats", help="Judge changes on thresholds alone, as in `greenbench compare`."),
 ) -> None:
-    from .. import compare as cmp
-    from .. import profile as prof
-    from .. import report as rep
-    from .compare import _load
+    from greenbench import profile as prof
+    from greenbench.cli.compare import _load
+    from greenbench.compare import gate as cmp
+    from greenbench.report import html as rep
 
     folder = out_dir or Path(f"{profile.stem}-report")
     with user_errors():

@@ -7,9 +7,23 @@ from typing import Optional
 
 import typer
 
-from .common import EXIT_CODES_HELP, err, user_errors
-from .price import (Section, _check_exclusive, emit_json, fmt_g, fmt_money, load_inputs, option_rows, pct, point_rows,
-                    pricing_options, render, trace_option, users_option, with_shared_options)
+from greenbench.cli.common import EXIT_CODES_HELP, err, user_errors
+from greenbench.cli.price import (
+    Section,
+    _check_exclusive,
+    emit_json,
+    fmt_g,
+    fmt_money,
+    load_inputs,
+    option_rows,
+    pct,
+    point_rows,
+    pricing_options,
+    render,
+    trace_option,
+    users_option,
+    with_shared_options,
+)
 
 HELP = (
     'Replay an hourly carbon trace (a year of the bundled 2023 data by default) hour by hour under the '
@@ -75,7 +89,7 @@ def simulate_command(
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
     shared: dict = None,
 ) -> None:
-    from ..simulate import simulate, to_dict, write_plots
+    from greenbench.price.simulate import simulate, to_dict, write_plots
 
     _check_exclusive(as_json, markdown)
     v = dict(shared, trace=trace)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .common import out, user_errors
+from greenbench.cli.common import out, user_errors
 
 
 def zoo_command(
@@ -16,7 +16,7 @@ def zoo_command(
     zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML (default: $GREENBENCH_ZOO or ./model_zoo.yaml)."),
 ) -> None:
     """List the ladders (validated): workload, models, batch sizes, precisions, devices."""
-    from .. import zoo as zoomod
+    from greenbench.measure import zoo as zoomod
 
     with user_errors():
         ladders = zoomod.load_zoo(zoo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from .base import (
+from greenbench.meters.base import (
     COUNTER_DID_NOT_MOVE,
     COUNTER_STALLED,
     COUNTER_WENT_BACKWARDS,
@@ -29,10 +29,15 @@ from .base import (
     MeterInfo,
     NullMeter,
 )
-from .codecarbon import CodeCarbonMeter
-from .fake import FakeMeter, FakeNvml, ReplayMeter, read_counter_log
-from .nvml import NvmlMeter, list_gpus, nvml_handle_for, parse_gpu_selector
-from .rapl import RaplMeter
+from greenbench.meters.codecarbon import CodeCarbonMeter
+from greenbench.meters.fake import FakeMeter, FakeNvml, ReplayMeter, read_counter_log
+from greenbench.meters.nvml import (
+    NvmlMeter,
+    list_gpus,
+    nvml_handle_for,
+    parse_gpu_selector,
+)
+from greenbench.meters.rapl import RaplMeter
 
 __all__ = [
     "COUNTER_DID_NOT_MOVE", "COUNTER_STALLED", "COUNTER_WENT_BACKWARDS", "COUNTER_WRAPPED", "ESTIMATE", "FAKE",

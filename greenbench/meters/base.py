@@ -13,11 +13,11 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .. import clock as _clock
+from greenbench.meters import clock as _clock
 
 
 def _now() -> float:
-    return _clock.now()  # looked up at each call: a simulation replaces greenbench.clock.now
+    return _clock.now()  # looked up at each call: a simulation replaces greenbench.meters.clock.now
 
 # Every energy value carries one of these.
 NVML_COUNTER = "nvml_counter"

@@ -39,7 +39,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from .base import ESTIMATE, UNAVAILABLE, EnergyReading, Meter, MeterError, MeterInfo
+from greenbench.meters.base import (
+    ESTIMATE,
+    UNAVAILABLE,
+    EnergyReading,
+    Meter,
+    MeterError,
+    MeterInfo,
+)
 
 J_PER_KWH = 3.6e6
 _MODEL = (

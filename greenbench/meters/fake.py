@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .base import FAKE, NVML_COUNTER, CounterMeter, MeterInfo
+from greenbench.meters.base import FAKE, NVML_COUNTER, CounterMeter, MeterInfo
 
 # -- a fake pynvml ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from .base import NVML_COUNTER, CounterMeter, MeterError, MeterInfo
+from greenbench.meters.base import NVML_COUNTER, CounterMeter, MeterError, MeterInfo
 
 COUNTER_MODULUS_MJ = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned 64-bit count
 COUNTER_WRAP_J = COUNTER_MODULUS_MJ / 1000

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .base import RAPL, CounterMeter, MeterError, MeterInfo
+from greenbench.meters.base import RAPL, CounterMeter, MeterError, MeterInfo
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 _PREFIXES = ("intel-rapl", "amd-rapl")

@@ -17,19 +17,19 @@ def _build_embedded(**kwargs: Any) -> Workload:
 
 
 def _build_hf_text(**kwargs: Any) -> Workload:
-    from greenbench.workloads.hf_text import build_hf_text
+    from greenbench.workloads.hf.text import build_hf_text
 
     return build_hf_text(**kwargs)
 
 
 def _build_hf_vision(**kwargs: Any) -> Workload:
-    from greenbench.workloads.hf_vision import build_hf_vision
+    from greenbench.workloads.hf.vision import build_hf_vision
 
     return build_hf_vision(**kwargs)
 
 
 def _build_hf_lm(**kwargs: Any) -> Workload:
-    from greenbench.workloads.hf_lm import build_hf_lm
+    from greenbench.workloads.hf.lm import build_hf_lm
 
     return build_hf_lm(**kwargs)
 

@@ -24,7 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenbench.workloads.base import Score, Workload, WorkloadError, out_of_memory_error, torch_device
+from greenbench.workloads.base import (
+    Score,
+    Workload,
+    WorkloadError,
+    out_of_memory_error,
+    torch_device,
+)
 
 OUT_OF_MEMORY = out_of_memory_error()  # torch >= 2.1 (see pyproject)
 
@@ -147,7 +153,10 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 def _generate(spec: dict[str, Any]) -> dict[str, np.ndarray]:
     # mnist1d imports matplotlib.pyplot; never let that look for a display.
     os.environ.setdefault("MPLBACKEND", "Agg")
-    from mnist1d.data import get_dataset_args, make_dataset  # lazy: slow import, only on first use
+    from mnist1d.data import (  # lazy: slow import, only on first use
+        get_dataset_args,
+        make_dataset,
+    )
 
     args = get_dataset_args()
     args.num_samples = spec["num_samples"]

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import GreenbenchError
+from greenbench.errors import GreenbenchError
 
 SCHEMA_VERSION = 1
 EXAMPLE_NAME = "users_example.yaml"

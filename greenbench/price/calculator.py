@@ -2,7 +2,7 @@
 
 Library only (numpy; no typer, no rich). Given a profile's operating points, the user types and an
 hourly carbon trace: the utility of each user type at each point, the premium point H and the
-reduced point R (with the ranking), the high-carbon slots (``greenbench.slots``, shared with
+reduced point R (with the ranking), the high-carbon slots (``greenbench.price.slots``, shared with
 ``simulate``), the realised share p and p_max per month, the minimum discount δ* per user type,
 uptake at an offered discount, the carbon saved (ρ beside ρ_blind), and the provider's net.
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import slots as slotsmod
-from .errors import GreenbenchError
-from .meters.base import is_measurement  # also used as pricing.is_measurement
-from .tradeoff import OperatingPoint, operating_points, pareto_front
-from .users import MAX_STANDARD_PRICE, MAX_SUBSCRIBERS, Users
+from greenbench.errors import GreenbenchError
+from greenbench.meters.base import is_measurement  # also used as pricing.is_measurement
+from greenbench.price import slots as slotsmod
+from greenbench.price.users import MAX_STANDARD_PRICE, MAX_SUBSCRIBERS, Users
+from greenbench.tradeoff.fit import OperatingPoint, operating_points, pareto_front
 
 J_PER_KWH = 3.6e6
 G_PER_TONNE = 1e6

@@ -17,7 +17,18 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from .traces import BASES, HOUR_S, ISO_HINT, Trace, TraceError, _bundle, _fromiso, _iso, _zone, _zone_rows
+from greenbench.carbon.trace import (
+    BASES,
+    HOUR_S,
+    ISO_HINT,
+    Trace,
+    TraceError,
+    _bundle,
+    _fromiso,
+    _iso,
+    _zone,
+    _zone_rows,
+)
 
 # --- units and columns ----------------------------------------------------------------------
 

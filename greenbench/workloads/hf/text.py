@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import torch
 
-from greenbench.workloads import hf_common as hc
 from greenbench.workloads.base import Score, WorkloadError
+from greenbench.workloads.hf import common as hc
 
 SYNTHETIC_SIZE = 256  # synthetic items when the dataset gives no size
 

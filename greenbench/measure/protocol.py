@@ -3,7 +3,7 @@
 One trial = one window in which a step (one batch of inference) runs back to back, exactly as a
 user would run it: no per-step device sync and no meter call inside the loop (both change what is
 measured; see docs/measurement.md). Meters are read only at the window edges, after a
-device sync. Per-step times come from the clock (``greenbench.clock``, ``perf_counter``) on the CPU,
+device sync. Per-step times come from the clock (``greenbench.meters.clock``, ``perf_counter``) on the CPU,
 and from CUDA events recorded in the stream on a GPU (read after the closing sync, so they never
 stall the queue).
 """
@@ -17,8 +17,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import clock
-from .meters.base import EnergyReading, Meter
+from greenbench.meters import clock as clock
+from greenbench.meters.base import EnergyReading, Meter
 
 MIN_REPEATS = 3
 

@@ -1,20 +1,15 @@
-"""The profile file: the contract between measuring and everything after it (fit, price, compare).
+"""The profile schema: one flat record per operating point, and the document that holds them.
 
-A versioned JSON document: settings, provenance, idle baseline, carbon intensity, and one flat
-record per operating point (finished, failed or skipped). It is rewritten atomically after every
-finished point, so a run killed at any moment leaves a valid file holding every finished point.
+Missing values are null and say why; a null is never a zero (nor NaN). Reading and writing are in
+``greenbench.profile.io``, the CSV export in ``greenbench.profile.export``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 SCHEMA = "greenbench/profile"
 SCHEMA_VERSION = 1
@@ -139,96 +134,3 @@ class Profile(BaseModel):
         doc = self.model_dump(mode="json")
         doc["schema"] = doc.pop("schema_")
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a profile is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def save(profile: Profile, path: Path) -> None:
-    profile.updated_utc = utc_now()
-    write_atomic(path, profile.to_json())
-
-
-def load(path: Path) -> Profile:
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except OSError as e:
-        raise ProfileError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProfileError(f"{path}: not JSON (line {e.lineno}: {e.msg})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ProfileError(f"{path}: not a greenbench profile (no \"schema\": \"{SCHEMA}\")")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ProfileError(
-            f"{path}: profile schema version {doc.get('schema_version')!r} is not supported "
-            f"(this greenbench reads version {SCHEMA_VERSION})"
-        )
-    doc["schema_"] = doc.pop("schema")
-    try:
-        return Profile.model_validate(doc)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ProfileError(f"{path}: invalid profile at {loc}: {first['msg']}") from None
-
-
-# Columns of the CSV export, in order (long form: one row per operating point).
-CSV_COLUMNS = [
-    "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
-    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "quality_metric", "perplexity", "latency_p50_ms", "latency_p90_ms",
-    "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "latency_per_item_p50_ms",
-    "latency_per_item_p95_ms", "latency_per_item_p99_ms", "items_per_s", "energy_j_per_item",
-    "energy_j_per_item_ci95_low", "energy_j_per_item_ci95_high", "energy_j_per_item_cv",
-    "energy_net_j_per_item", "energy_method", "energy_domain", "power_w", "idle_power_w",
-    "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "prompt_tokens",
-    "output_tokens", "ttft_p50_ms", "ttft_p95_ms", "tpot_ms", "output_tokens_per_s",
-    "energy_prefill_j_per_item", "energy_decode_j_per_token", "energy_j_per_output_token",
-    "repeats", "flags", "error",
-]
-
-
-def to_rows(profile: Profile) -> list[dict[str, Any]]:
-    rows = []
-    for r in profile.records:
-        d = r.model_dump()
-        for name in ("accuracy_ci95", "energy_j_per_item_ci95"):
-            lo, hi = d.pop(name) or (None, None)
-            d[f"{name}_low"], d[f"{name}_high"] = lo, hi
-        d["flags"] = ";".join(r.flags)
-        rows.append({c: d.get(c) for c in CSV_COLUMNS})
-    return rows
-
-
-def export_csv(profile: Profile, path: Path) -> None:
-    import pandas as pd
-
-    pd.DataFrame(to_rows(profile), columns=CSV_COLUMNS).to_csv(path, index=False)

@@ -15,8 +15,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from greenbench.workloads import hf_common as hc
 from greenbench.workloads.base import Score, WorkloadError, WorkloadSkipped
+from greenbench.workloads.hf import common as hc
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SYNTHETIC_SIZE = 128

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from .compare import METRICS, Result, Row
+from greenbench.compare.gate import METRICS, Result, Row
 
 SCHEMA = "greenbench/compare"
 SCHEMA_VERSION = 1
@@ -36,7 +36,7 @@ def _row_dict(r: Row) -> dict[str, Any]:
 
 
 def to_dict(res: Result) -> dict[str, Any]:
-    from . import __version__
+    from greenbench import __version__
 
     o = res.options
     return {
@@ -140,7 +140,7 @@ def to_junit(res: Result) -> str:
         ET.SubElement(props, "property", name=k, value=v)
     ladder = res.baseline.ladder.get("name", "profile")
     for r in res.rows:
-        case = ET.SubElement(suite, "testcase", classname=f"greenbench.compare.{ladder}",
+        case = ET.SubElement(suite, "testcase", classname=f"greenbench.compare.gate.{ladder}",
                              name=f"{r.point} {r.metric}")
         detail = (f"{r.point} {r.metric}: {r.change_text()} (before {fmt_value(r.before)}, after "
                   f"{fmt_value(r.after)}, {r.p_text()}, threshold {r.threshold})"

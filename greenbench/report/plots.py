@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from .profile import Profile, Record
+from greenbench.profile import Profile, Record
 
 if TYPE_CHECKING:
-    from .compare import Result
+    from greenbench.compare.gate import Result
 
 DPI = 110
 MARKERS = "os^Dvp*hX"

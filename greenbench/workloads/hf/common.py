@@ -64,7 +64,7 @@ def model_ref(model: dict) -> Any:
     """The ladder's model entry, validated by the zoo's own schema (one source of truth)."""
     from pydantic import ValidationError
 
-    from greenbench.zoo import HFModel
+    from greenbench.measure.zoo import HFModel
 
     try:
         return HFModel.model_validate(model)
@@ -78,7 +78,7 @@ def model_ref(model: dict) -> Any:
 def dataset_ref(dataset: dict | None) -> Any:
     from pydantic import ValidationError
 
-    from greenbench.zoo import HFDataset
+    from greenbench.measure.zoo import HFDataset
 
     try:
         return HFDataset.model_validate(dataset or {})

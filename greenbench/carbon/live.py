@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import GreenbenchError
+from greenbench.errors import GreenbenchError
 
 TOKEN_ENV = "ELECTRICITYMAPS_TOKEN"
 EM_URL = "https://api.electricitymap.org/v3/carbon-intensity/latest"

@@ -12,10 +12,10 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report_plots as plots
-from .compare import Options, Result, Row, compare
-from .errors import GreenbenchError
-from .profile import Profile, Record, utc_now
+from greenbench.compare.gate import Options, Result, Row, compare
+from greenbench.errors import GreenbenchError
+from greenbench.profile import Profile, Record, utc_now
+from greenbench.report import plots as plots
 
 
 class ReportError(GreenbenchError):
@@ -222,7 +222,7 @@ def _energy(r: Record) -> str:
 
 
 def _changes_table(rows: list[Row]) -> str:
-    from .compare_export import fmt_ratio, fmt_value
+    from greenbench.compare.export import fmt_ratio, fmt_value
 
     cols = [("Point", ""), ("Metric", ""), ("Change", "num"), ("Before", "num"), ("After", "num"),
             ("Ratio", "num"), ("Test", ""), ("Verdict", "wrap")]
@@ -257,7 +257,7 @@ def _estimate_reason(profile: Profile) -> str:
 
 def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], comparison: Result | None,
                 missing: dict[str, str] | None = None) -> str:
-    from . import __version__
+    from greenbench import __version__
 
     missing = missing or {}
     name = profile.ladder.get("name", "profile")

@@ -8,7 +8,7 @@ samples stored in the profiles (one-sided Welch test on log samples for energy, 
 throughput; a two-proportion test for accuracy), with Holm's correction over the rows of one
 comparison, so that a comparison of pure noise fails at most ``alpha`` of the time. Rows that
 cannot be compared (another model, other evaluation data, another energy method) are marked and
-never fail. The rules are documented in docs/ci.md; exports are in compare_export.py.
+never fail. The rules are documented in docs/ci.md; exports are in compare/export.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import GreenbenchError
-from .profile import Profile, Record
+from greenbench.errors import GreenbenchError
+from greenbench.profile import Profile, Record
 
 
 class CompareError(GreenbenchError):

@@ -22,11 +22,11 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from . import devices as devmod
-from . import meters as metermod
-from . import profile as prof
-from .carbon import Intensity
-from .measure import (
+from greenbench import meters as metermod
+from greenbench import profile as prof
+from greenbench.carbon.intensity import Intensity
+from greenbench.measure import devices as devmod
+from greenbench.measure.protocol import (
     Protocol,
     Trial,
     measure_idle,
@@ -35,10 +35,20 @@ from .measure import (
     run_window,
     warm_up,
 )
-from .meters.base import ESTIMATE, Meter, MeterError
-from .records import HOST_BUSY_MIN_CORES, add_lm_fields, build_record, flag_fixes
-from .workloads import Workload, WorkloadError, WorkloadSkipped, build_workload
-from .zoo import Ladder, model_dict
+from greenbench.measure.records import (
+    HOST_BUSY_MIN_CORES,
+    add_lm_fields,
+    build_record,
+    flag_fixes,
+)
+from greenbench.measure.zoo import Ladder, model_dict
+from greenbench.meters.base import ESTIMATE, Meter, MeterError
+from greenbench.workloads import (
+    Workload,
+    WorkloadError,
+    WorkloadSkipped,
+    build_workload,
+)
 
 
 class RunError(Exception):

@@ -3,7 +3,7 @@
 A ``Trace`` is always hourly, UTC, gap-free, finite and non-negative, in gCO2e/kWh: every check
 happens once, here, so the pricing and simulation code can trust it. Local days and billing months
 use the trace's IANA time zone (the grid zone's own clock for the bundled data). A user's CSV is
-read and checked in ``trace_csv``.
+read and checked in ``carbon.user_csv``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from .errors import GreenbenchError
+from greenbench.errors import GreenbenchError
 
 BASES = ("lca", "direct")
 BUNDLE_FILE = "carbon_2023_hourly.npz"
@@ -209,7 +209,7 @@ def load_trace(zone_or_path: str, *, basis: str = "lca", units: str | None = Non
     """A bundled zone id (e.g. ``DE``, ``US-CAL-CISO``), else the path of a CSV trace."""
     text = str(zone_or_path)
     if is_bundled(text) and not Path(text).is_file():
-        from .trace_csv import parse_units
+        from greenbench.carbon.user_csv import parse_units
 
         if units is not None and parse_units(units)[1] != 1.0:
             raise TraceError(f"bundled zone {text} is already in gCO2e/kWh; --trace-units applies to CSV files only")
@@ -230,8 +230,8 @@ def load_trace(zone_or_path: str, *, basis: str = "lca", units: str | None = Non
 
 
 def load_csv(path, **kwargs) -> Trace:
-    """A user's CSV trace, every problem one line (see ``trace_csv.load_csv`` for the options)."""
-    from .trace_csv import load_csv as load
+    """A user's CSV trace, every problem one line (see ``user_csv.load_csv`` for the options)."""
+    from greenbench.carbon.user_csv import load_csv as load
 
     return load(path, **kwargs)
 
@@ -370,7 +370,7 @@ def select_intensity(trace: Trace, *, at: str | None = None, month: int | None =
 def trace_intensity(trace: Trace, *, at: str | None = None, month: int | None = None, pue: float = 1.0):
     """A ``carbon.Intensity`` from a trace (one hour, a month's mean or the whole mean), so the
     figure keeps its source, zone, basis and PUE like the static one of ``greenbench profile``."""
-    from .carbon import CarbonError, Intensity
+    from greenbench.carbon.intensity import CarbonError, Intensity
 
     if not (np.isfinite(pue) and pue >= 1.0):
         raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
@@ -387,7 +387,7 @@ def profile_carbon(records, intensity) -> list[dict]:
     reason, and the energy method travels along, so an estimate (or the fake test meter) is still
     marked as not a measurement.
     """
-    from .meters.base import is_measurement
+    from greenbench.meters.base import is_measurement
 
     rows = []
     for r in records:

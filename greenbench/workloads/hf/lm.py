@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import torch
 
-from greenbench.workloads import hf_common as hc
 from greenbench.workloads.base import Score, WorkloadError
+from greenbench.workloads.hf import common as hc
 
 SYNTHETIC_SIZE = 32  # synthetic prompts (and sequences scored) when the dataset gives no size
 MAX_PROMPTS = 256  # distinct prompts staged; larger batches repeat them
@@ -319,7 +319,7 @@ def build_hf_lm(
     multiple-choice accuracy."""
     from pydantic import ValidationError
 
-    from greenbench.zoo import Generation
+    from greenbench.measure.zoo import Generation
 
     ref, ds = hc.model_ref(model), hc.dataset_ref(dataset)
     try:

@@ -1,7 +1,7 @@
 """Replay an hourly carbon trace under the two-tier policy, hour by hour, and report month by month.
 
 Library only (numpy; no typer, no rich; matplotlib only inside ``plot_*``, imported there). The
-slots are chosen once, by ``greenbench.slots.select`` (the same selection `price` reports); the
+slots are chosen once, by ``greenbench.price.slots.select`` (the same selection `price` reports); the
 population (who takes the green tier at the offered discount) comes from ``pricing.price``. The
 replay then walks the hours: every hour, all subscribers' requests at H (the world without the
 green tier) against the same hour with the green users' requests served at R in high hours.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import pricing
-from .errors import GreenbenchError
-from .slots import HOURS_PER_PERIOD
+from greenbench.errors import GreenbenchError
+from greenbench.price import calculator as pricing
+from greenbench.price.slots import HOURS_PER_PERIOD
 
 SCHEMA = "greenbench/simulate"
 SCHEMA_VERSION = 1

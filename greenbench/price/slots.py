@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GreenbenchError
+from greenbench.errors import GreenbenchError
 
 FORECASTS = ("auto", "perfect", "persistence", "column")
 CAP_MODES = ("exceedance", "average", "share")

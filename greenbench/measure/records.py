@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import profile as prof
-from .carbon import Intensity
-from .measure import Trial
-from .stats import percentiles_ms, summarize, wilson_interval
-from .zoo import model_dict
+from greenbench import profile as prof
+from greenbench.carbon.intensity import Intensity
+from greenbench.measure.protocol import Trial
+from greenbench.measure.zoo import model_dict
+from greenbench.stats import percentiles_ms, summarize, wilson_interval
 
 
 def build_record(cfg, profile, model, params, batch, precision, device, spec, score, trials,

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import GreenbenchError
-from .meters.base import is_measurement
-from .profile import Profile, Record
+from greenbench.errors import GreenbenchError
+from greenbench.meters.base import is_measurement
+from greenbench.profile import Profile, Record
 
 
 class TradeoffError(GreenbenchError):
@@ -508,8 +508,8 @@ def curve_doc(c: Curve) -> dict:
 
 def to_doc(t: Tradeoff, profile: Profile | None = None, profile_path: str | None = None) -> dict:
     """The versioned JSON document of a tradeoff."""
-    from . import __version__
-    from .profile import utc_now
+    from greenbench import __version__
+    from greenbench.profile import utc_now
 
     src = {"path": profile_path}
     if profile is not None:
@@ -556,7 +556,7 @@ def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
     """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG)."""
     import pandas as pd
 
-    from .profile import write_atomic
+    from greenbench.profile import write_atomic
 
     out_dir = Path(out_dir)
     try:
@@ -577,7 +577,7 @@ def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
         pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(path, index=False)
         written.append(path)
         if plots:
-            from . import plots as plotmod
+            from greenbench.tradeoff import plots as plotmod
 
             written += plotmod.accuracy_vs_energy(t, out_dir / "accuracy_vs_energy")
             written += plotmod.batch_curves(t, out_dir / "batch_curves")

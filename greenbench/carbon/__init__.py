@@ -1,0 +1,1 @@
+"""Carbon intensity: static figures, hourly traces (bundled, CSV), live APIs."""

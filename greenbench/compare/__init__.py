@@ -1,0 +1,1 @@
+"""The CI gate: compare two profiles, and its exports."""

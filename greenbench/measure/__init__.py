@@ -1,0 +1,1 @@
+"""Measuring: the ladder spec (zoo), devices, the window protocol, the runner, records."""

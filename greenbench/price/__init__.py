@@ -1,0 +1,1 @@
+"""The two-tier green subscription: users, high-carbon slots, calculator, simulation."""

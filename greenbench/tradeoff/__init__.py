@@ -1,0 +1,1 @@
+"""The carbon-QoE tradeoff: operating points, Pareto frontier, fitted curves, plots."""

@@ -1,0 +1,1 @@
+"""Hugging Face workloads: text classification, vision, causal language models."""

@@ -287,7 +287,7 @@ def now() -> float:
 
 class BareNvml:
     """The NVML total-energy counter of one GPU, read with nothing around it (mJ -> J).
-    ``nvml``: the pynvml module (tests pass greenbench.meters.fake.FakeNvml)."""
+    ``nvml``: the pynvml module (tests pass tests/fakes.py's FakeNvml)."""
 
     def __init__(self, uuid: str, nvml: Any = None):
         if nvml is None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
-from greenbench.meters import fake as _fake
+import fakes as _fake
 
 SIM_UUID = "GPU-5170a7ed-0000-4000-8000-00000000h200"
 SIM_NAME = "NVIDIA H200 (simulated)"
@@ -363,6 +363,7 @@ def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGp
     import torch
 
     from greenbench import meters as metermod
+    from greenbench.meters import select as meter_select
     from greenbench.measure import devices as devices
     from greenbench.measure import protocol as measure
     from greenbench.measure import runner as runner
@@ -381,7 +382,7 @@ def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGp
         p.setattr(torch.cuda, "device", lambda dev: _NullContext())
         p.setattr(torch.cuda, "synchronize", lambda device=None: gpu.synchronize())
         p.setattr(torch.cuda, "set_device", lambda device: None)
-        p.setattr(metermod, "_host_plan", lambda prefer, country: metermod._Plan(
+        p.setattr(meter_select, "host_plan", lambda prefer, country: meter_select.Plan(
             metermod.NullMeter("cpu", "the host CPU is not simulated")))
         p.setattr(measure, "_host_load", lambda: measure._HostLoad(enabled=False))
 

@@ -15,7 +15,7 @@ from helpers import TINY_ZOO, write_zoo
 
 from greenbench.measure import runner as runner
 from greenbench.measure.protocol import Protocol
-from greenbench.meters.fake import FakeNvml
+from fakes import FakeNvml
 
 ROOT = Path(__file__).parent.parent
 _spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import FakeNvml, ReplayMeter, read_counter_log
 
 from greenbench import meters
 from greenbench.meters import (
@@ -24,12 +25,10 @@ from greenbench.meters import (
     UNAVAILABLE,
     CodeCarbonMeter,
     FakeMeter,
-    FakeNvml,
     MeterError,
     NullMeter,
     NvmlMeter,
     RaplMeter,
-    ReplayMeter,
     list_gpus,
     select_meters,
 )
@@ -399,7 +398,7 @@ def test_codecarbon_never_adds_its_gpu_figure():
 
 
 def test_replay_reproduces_the_log_delta():
-    pairs, meta = meters.read_counter_log(DATA / "nvml_counter_synthetic.csv")
+    pairs, meta = read_counter_log(DATA / "nvml_counter_synthetic.csv")
     assert meta["method"] == FAKE and "SYNTHETIC" in (DATA / "nvml_counter_synthetic.csv").read_text()
     clock = FakeClock()
     meter = ReplayMeter(DATA / "nvml_counter_synthetic.csv", clock=clock)

@@ -1,0 +1,129 @@
+"""Which meters measure a device: NVML for a GPU, RAPL or CodeCarbon's estimate for the CPU.
+
+Never a silent fallback: a meter that cannot measure becomes a NullMeter whose reason says why,
+and ``describe_energy`` (for ``greenbench env``) says why each other method was not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from greenbench.meters.base import Meter, MeterError, MeterInfo, NullMeter
+from greenbench.meters.codecarbon import CodeCarbonMeter
+from greenbench.meters.fake import FakeMeter
+from greenbench.meters.nvml import NvmlMeter, parse_gpu_selector
+from greenbench.meters.rapl import RaplMeter
+
+PREFER_CHOICES = ("auto", "nvml", "rapl", "codecarbon", "fake", "none")
+OFF_REASON = "energy metering turned off (--meter none)"
+FAKE_GPU_POWER_W, FAKE_HOST_POWER_W, FAKE_TICK_S = 50.0, 20.0, 0.01
+
+
+@dataclass
+class Plan:
+    headline: Meter
+    components: list[Meter] = field(default_factory=list)
+    not_used: dict[str, str] = field(default_factory=dict)  # method -> why it was not used
+
+
+def gpu_selector(device: str) -> int | str | None:
+    """The GPU selector in a device string, None for "cpu"; MeterError for anything else."""
+    text = device.strip()
+    if text.lower() == "cpu":
+        return None
+    try:
+        index, uuid = parse_gpu_selector(text)
+    except MeterError:
+        raise MeterError(f"no energy meter for device {device!r}: use cpu, cuda:N or a GPU UUID") from None
+    return index if uuid is None else uuid
+
+
+def host_plan(prefer: str, country_iso_code: str) -> Plan:
+    """The host CPU meter: RAPL if readable, else CodeCarbon's estimate, else a NullMeter."""
+    not_used: dict[str, str] = {}
+    if prefer in ("auto", "rapl"):
+        rapl = RaplMeter()
+        info = rapl.info()
+        if info.available:
+            not_used["codecarbon"] = "RAPL is readable: a measurement beats an estimate"
+            return Plan(rapl, not_used=not_used)
+        not_used["rapl"] = info.reason
+        if prefer == "rapl":
+            return Plan(NullMeter("cpu_package", f"--meter rapl: {info.reason}"), not_used=not_used)
+    else:
+        not_used["rapl"] = f"not tried (--meter {prefer})"
+    if prefer in ("auto", "codecarbon"):
+        estimate = CodeCarbonMeter(country_iso_code)
+        info = estimate.info()
+        if info.available:
+            return Plan(estimate, not_used=not_used)
+        not_used["codecarbon"] = info.reason
+    else:
+        not_used["codecarbon"] = f"not tried (--meter {prefer})"
+    reason = "no CPU energy meter: " + "; ".join(f"{k}: {v}" for k, v in not_used.items())
+    return Plan(NullMeter("cpu", reason), not_used=not_used)
+
+
+def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
+    if prefer not in PREFER_CHOICES:
+        raise ValueError(f"unknown meter {prefer!r}: choose one of {', '.join(PREFER_CHOICES)}")
+    try:
+        selector = gpu_selector(device)
+    except MeterError as exc:
+        return Plan(NullMeter(device, str(exc)))
+    domain = "cpu" if selector is None else f"gpu:{selector}"
+    if prefer == "none":
+        return Plan(NullMeter(domain, OFF_REASON))
+    if prefer == "fake":
+        if selector is None:
+            return Plan(FakeMeter(FAKE_HOST_POWER_W, FAKE_TICK_S, domain="cpu_package"))
+        host = FakeMeter(FAKE_HOST_POWER_W, FAKE_TICK_S, domain="cpu_package")
+        return Plan(FakeMeter(FAKE_GPU_POWER_W, FAKE_TICK_S, domain=domain), [host])
+    if selector is None:
+        if prefer == "nvml":
+            return Plan(NullMeter("cpu", "--meter nvml meters GPUs, and the device is cpu"))
+        return host_plan(prefer, country_iso_code)
+    gpu = NvmlMeter(selector)
+    info = gpu.info()
+    if info.available:
+        headline: Meter = gpu
+    else:  # no silent fallback: the GPU figure is unavailable, with the reason
+        gpu.close()
+        headline = NullMeter(gpu.domain, f"no GPU energy meter: {info.reason}")
+    host = host_plan("auto" if prefer == "nvml" else prefer, country_iso_code)
+    not_used = {} if info.available else {"nvml": info.reason}
+    return Plan(headline, [host.headline], {**not_used, **host.not_used})
+
+
+def select_meters(
+    device: str, *, prefer: str = "auto", country_iso_code: str = "USA"
+) -> tuple[Meter, list[Meter]]:
+    """The headline meter for ``device`` ("cpu", "cuda", "cuda:N" or a GPU UUID) and its
+    component meters (for a GPU: the host CPU meter).
+
+    ``prefer``: "auto" (NVML for GPUs; RAPL, else CodeCarbon's estimate, for the CPU), "nvml",
+    "rapl", "codecarbon" (the method for the meter it applies to, with no fallback), "fake"
+    (synthetic counters for pipeline tests) or "none" (metering off).
+    """
+    plan = plan_for(device, prefer, country_iso_code)
+    return plan.headline, plan.components
+
+
+def describe_energy(
+    devices: Iterable[str], *, prefer: str = "auto", country_iso_code: str = "USA"
+) -> list[MeterInfo]:
+    """For ``greenbench env``: one row per meter that each device would use.
+
+    Each row's details add ``device``, ``role`` ("headline" or "component") and ``not_used``
+    (each other method and why it was not used).
+    """
+    rows: list[MeterInfo] = []
+    for device in devices:
+        plan = plan_for(device, prefer, country_iso_code)
+        for role, meter in [("headline", plan.headline)] + [("component", m) for m in plan.components]:
+            info = meter.info()
+            details = {**info.details, "device": device, "role": role, "not_used": dict(plan.not_used)}
+            rows.append(replace(info, details=details))
+            meter.close()
+    return rows

@@ -39,7 +39,7 @@ def main(path: str, out: str = "docs/img/accuracy_vs_energy.png") -> None:
     ax.set_xscale("log")
     ax.set_xlabel(f"energy per item, J (gross; method: {', '.join(methods)})")
     ax.set_ylabel("accuracy on the held-out split")
-    ax.set_title(f"{p.ladder['name']} on {recs[0].device_name} ({recs[0].device}): 95% intervals on both axes",
+    ax.set_title(f"{p.ladder.name} on {recs[0].device_name} ({recs[0].device}): 95% intervals on both axes",
                  fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, which="both")

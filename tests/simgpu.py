@@ -363,11 +363,11 @@ def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGp
     import torch
 
     from greenbench import meters as metermod
-    from greenbench.meters import select as meter_select
     from greenbench.measure import devices as devices
     from greenbench.measure import protocol as measure
     from greenbench.measure import runner as runner
     from greenbench.meters import clock as clock
+    from greenbench.meters import select as meter_select
 
     gpu = SimGpu(cfg)
     SimEvent.gpu = gpu

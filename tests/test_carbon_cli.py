@@ -264,3 +264,25 @@ def test_convert_live_only_when_asked(monkeypatch):
     assert doc["intensity"]["gco2e_per_kwh"] == 150.0 and "UK Carbon Intensity API" in doc["intensity"]["source"]
     assert len(fake.calls) == 1
     one_error_line(invoke("convert", str(PROFILE), "--zone", "GB", "--live", "--month", "3"), "drop --at and --month")
+
+
+@pytest.mark.parametrize("pue", ["0.5", "nan", "inf"])
+def test_one_pue_check_for_traces_and_live(monkeypatch, pue):
+    fake = FakeHTTP({"data": [{"from": "2026-01-01T10:00Z", "intensity": {"forecast": 200, "actual": 150}}]})
+    monkeypatch.setattr(live_carbon, "_urlopen", fake)
+    for extra in ([], ["--live"]):
+        one_error_line(invoke("convert", str(PROFILE), "--zone", "GB", "--pue", pue, *extra),
+                       "PUE must be a finite number of at least 1.0")
+    assert fake.calls == []  # refused before anything was sent
+
+
+def test_one_carbon_computation():
+    import numpy as np
+
+    from greenbench.carbon.intensity import Intensity, co2e_g
+
+    assert co2e_g(3.6e6, 400.0) == 400.0 and co2e_g(3.6e6, 400.0, 1.5) == 600.0  # 1 kWh
+    assert co2e_g(None, 400.0) is None
+    e, ci = np.array([1.0, 7.2e6]), np.array([100.0, 250.0])
+    assert co2e_g(e, ci).tolist() == [co2e_g(1.0, 100.0), co2e_g(7.2e6, 250.0)]
+    assert Intensity(250.0, "x", pue=1.2).co2e_g(7.2e6) == co2e_g(7.2e6, 250.0, 1.2)

@@ -11,11 +11,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fakes import FakeNvml
 from helpers import TINY_ZOO, write_zoo
 
 from greenbench.measure import runner as runner
 from greenbench.measure.protocol import Protocol
-from fakes import FakeNvml
 
 ROOT = Path(__file__).parent.parent
 _spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")

@@ -263,14 +263,35 @@ def test_trace_columns_and_units_can_be_named(tmp_path, command):
 
 
 def test_simulate_says_over_the_trace_unless_it_is_a_year(csv_trace):
-    from greenbench.cli.simulate import simulate_summary
+    from dataclasses import replace
+
+    from greenbench import profile as prof
+    from greenbench.carbon.trace import load_trace
+    from greenbench.cli.render import simulate_summary
+    from greenbench.price import simulate as sim
+    from greenbench.price.calculator import PricingOptions
 
     res = invoke("simulate", PROFILE, "--trace", csv_trace, "--discount", "0.1")
     assert res.exit_code == 0, res.output
     assert "over the trace (240 h): " in res.stdout and "year:" not in res.stdout
-    doc = json.loads(invoke("simulate", PROFILE, "--trace", csv_trace, "--discount", "0.1", "--json").stdout)
-    doc["trace"]["hours"] = 8760
-    assert simulate_summary(doc, [])[0].startswith("year: ")
+    result = sim.simulate(prof.load(Path(PROFILE)), None, load_trace(str(csv_trace)), PricingOptions(discount=0.1))
+    result = replace(result, total=replace(result.total, hours=8760))
+    assert simulate_summary(result, [])[0].startswith("year: ")
+
+
+def test_price_and_simulate_share_their_options():
+    """The options both commands take are declared alike in both signatures: same alias, same default."""
+    import inspect
+
+    from greenbench.cli.price import price_command
+    from greenbench.cli.simulate import simulate_command
+
+    own = {"as_json", "markdown", "export_slots_csv", "plots"}
+    a, b = (inspect.signature(f).parameters for f in (price_command, simulate_command))
+    shared = [n for n in a if n not in own]
+    assert shared == [n for n in b if n not in own] and len(shared) == 35
+    for n in shared:
+        assert (a[n].annotation, a[n].default) == (b[n].annotation, b[n].default), n
 
 
 def test_fake_meter_energy_is_flagged_as_not_a_measurement(tmp_path, csv_trace):

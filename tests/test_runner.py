@@ -244,9 +244,9 @@ def test_devices_option_maps_indices_and_uuids(monkeypatch):
     assert _device_specs(None, "0, 1") == ("cuda:0", "cuda:1")
     assert _device_specs(["cpu"], "GPU-8f3e") == ("cpu", "GPU-8f3e")
     assert _device_specs(None, None) is None
-    monkeypatch.setattr(devmod, "_cuda_count", lambda: 3)
+    monkeypatch.setattr(devmod, "cuda_count", lambda: 3)
     assert _device_specs(None, "all") == ("cuda:0", "cuda:1", "cuda:2")
-    monkeypatch.setattr(devmod, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(devmod, "cuda_count", lambda: 0)
     with pytest.raises(devmod.DeviceError, match="no CUDA GPU"):
         _device_specs(None, "all")
 

@@ -114,8 +114,8 @@ def test_a_read_slower_than_the_old_2_ms_threshold_still_dates_ticks(tmp_path):
     result, gpu = sg.profile(cfg, {"m": sg.constant_step(0.010)}, tmp_path / "p.json")
     r = result.records[0]
     idle = result.idle["cuda:0"]
-    assert idle["read_cost_s"] == pytest.approx(0.0025, rel=0.05)
-    assert idle["update_period_s"] == pytest.approx(0.1, rel=0.05)
+    assert idle.read_cost_s == pytest.approx(0.0025, rel=0.05)
+    assert idle.update_period_s == pytest.approx(0.1, rel=0.05)
     assert r.counter_update_period_s == pytest.approx(0.1, rel=0.02)
     assert r.window_s < 2.2 and 20 <= r.counter_updates_min <= 22
     assert r.flags == []
@@ -135,10 +135,10 @@ def test_net_energy_uses_the_warm_idle_measured_after_the_model(tmp_path):
     cfg = sg.SimConfig(cold_idle_w=78.0, warm_idle_w=120.0, tick_noise=0.0)
     result, _ = sg.profile(cfg, {"m": sg.constant_step(0.010)}, tmp_path / "p.json")
     r, idle = result.records[0], result.idle["cuda:0"]
-    assert idle["meters"][0]["power_w"] == pytest.approx(78.0, rel=0.01)  # cold, before the sweep
-    assert len(idle["warm"]) == 1 and idle["warm"][0]["after"] == "m fp32"
-    assert idle["warm"][0]["meters"][0]["power_w"] == pytest.approx(120.0, rel=0.01)
-    assert idle["warm"][0]["measured_utc"] and idle["measured_utc"]
+    assert idle.meters[0].power_w == pytest.approx(78.0, rel=0.01)  # cold, before the sweep
+    assert len(idle.warm) == 1 and idle.warm[0].after == "m fp32"
+    assert idle.warm[0].meters[0].power_w == pytest.approx(120.0, rel=0.01)
+    assert idle.warm[0].measured_utc and idle.measured_utc
     assert r.idle_basis == "warm" and r.idle_power_w == pytest.approx(120.0, rel=0.01)
     assert r.energy_net_j_per_item == pytest.approx((600.0 - 120.0) * 0.010, rel=0.005)
 
@@ -166,8 +166,9 @@ def test_other_processes_on_the_gpu_are_flagged(tmp_path, pids, flagged):
                              steps_per_s_hint=100.0) for _ in range(3)]
         meter.close()
     from greenbench.measure.records import validity_flags
+    from greenbench.profile import Provenance
 
-    flags = validity_flags([t.readings[0] for t in trials], trials, True, {"cpu_count": 16})
+    flags = validity_flags([t.readings[0] for t in trials], trials, True, Provenance(cpu_count=16))
     assert ("other_gpu_processes" in flags) is flagged
 
 
@@ -321,9 +322,9 @@ def test_a_fault_in_the_warm_idle_keeps_the_points_and_falls_back_to_the_cold_ba
     assert a.idle_basis == "warm" and a.idle_power_w == pytest.approx(120.0, rel=0.01)
     # b's own warm baseline failed: the cold one, never model a's
     assert b.idle_basis == "cold" and b.idle_power_w == pytest.approx(78.0, rel=0.01)
-    warm = result.idle["cuda:0"]["warm"]
-    assert [w["after"] for w in warm] == ["a fp32", "b fp32"] and warm[1]["meters"] == []
-    assert "NVML" in warm[1]["reason"] or "reading the energy counter" in warm[1]["reason"]
+    warm = result.idle["cuda:0"].warm
+    assert [w.after for w in warm] == ["a fp32", "b fp32"] and warm[1].meters == []
+    assert "NVML" in warm[1].reason or "reading the energy counter" in warm[1].reason
     assert any(e.kind == "warning" and "warm idle baseline after b failed" in e.text for e in events)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from greenbench.carbon import bundle
 from greenbench.carbon import intensity as carbon
 from greenbench.carbon import trace as traces
 from greenbench.carbon import user_csv as trace_csv
@@ -19,10 +20,10 @@ from greenbench.carbon.trace import (
 )
 from greenbench.errors import GreenbenchError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "carbon"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared carbon data not present")
+# An excerpt of the Electricity Maps source files (ODbL; see tests/data/carbon/NOTICE.md).
+SOURCE = Path(__file__).resolve().parent / "data" / "carbon"
 
-# A few values copied by hand from the source files (so these checks run without ../shared).
+# A few values copied by hand from the source files.
 KNOWN = [  # zone, basis, hour of 2023 (UTC), gCO2e/kWh
     ("DE", "lca", 0, 185.8), ("DE", "direct", 0, 140.51), ("DE", "lca", 1, 185.7),
     ("AU-NSW", "lca", 0, 345.14), ("US-CAL-CISO", "lca", 0, 309.75), ("US-CAL-CISO", "direct", 0, 238.69),
@@ -76,9 +77,7 @@ def test_annual_means_agree_with_the_bundle():
 
 
 def test_loading_all_zones_is_fast():
-    traces._load_row.cache_clear()
-    traces._bundle.cache_clear()
-    traces._zone_rows.cache_clear()
+    bundle.clear_cache()
     t0 = time.perf_counter()
     for zone in traces.bundled_zones():
         t = load_bundled(zone)
@@ -125,18 +124,16 @@ def test_trace_refuses_bad_arrays():
         Trace("x", t, [1.0, 2.0, 3.0], None, "Mars/Olympus", None, "x")
 
 
-@needs_shared
 @pytest.mark.parametrize("zone", ["DE", "BR-CS", "JP-TK", "US-MIDA-PJM"])
 def test_bundle_equals_the_wide_source_file(zone):
     for basis in ("lca", "direct"):
-        with (SHARED / "derived" / f"ci_2023_hourly_{basis}_wide.csv").open(encoding="utf-8") as f:
+        with (SOURCE / f"ci_2023_hourly_{basis}_4zones.csv").open(encoding="utf-8") as f:
             src = np.array([float(r[zone]) for r in csv.DictReader(f)])
         assert np.array_equal(load_bundled(zone, basis).intensity_gco2e_per_kwh, src)
 
 
-@needs_shared
 def test_bundled_trace_equals_the_raw_file_loaded_as_a_user_csv():
-    raw = load_trace(str(SHARED / "electricitymaps_2023" / "CL-SIC_2023_hourly.csv"), basis="direct")
+    raw = load_trace(str(SOURCE / "CL-SIC_2023_hourly.csv"), basis="direct")
     bundled = load_bundled("CL-SEN", "direct")
     assert np.array_equal(raw.time_utc, bundled.time_utc)
     assert np.array_equal(raw.intensity_gco2e_per_kwh, bundled.intensity_gco2e_per_kwh)
@@ -362,7 +359,7 @@ def test_units_are_converted_only_when_named(tmp_path):
     ("lbs/MWh", "lb/mwh"), ("CO2 lb per MWh", "lb/mwh"), ("tCO2/MWh", "t/mwh"), ("intensity", None),
 ])
 def test_units_read_from_headers(header, unit):
-    assert trace_csv._header_unit(header) == unit
+    assert trace_csv.header_unit(header) == unit
 
 
 def test_semicolon_csv_and_blank_lines(tmp_path):
@@ -377,13 +374,10 @@ def test_a_trace_from_a_csv_has_local_days(tmp_path):
     assert list(np.bincount(t.local_day_index())) == [4, 24, 20]  # 20:00 EDT on 31 May
 
 
-def test_summary_matches_the_shared_statistics_file():
-    if not (SHARED / "derived" / "ci_2023_summary_stats.csv").is_file():
-        expect = {("DE", "lca"): dict(mean=367.0, p10=196.688, cv=0.372, daily_ratio_median=1.71, est_frac=0.003)}
-    else:
-        with (SHARED / "derived" / "ci_2023_summary_stats.csv").open(encoding="utf-8") as f:
-            expect = {(r["zone"], r["metric"]): r for r in csv.DictReader(f)}
-    assert len(expect) in (1, 36)
+def test_summary_matches_the_source_statistics_file():
+    with (SOURCE / "ci_2023_summary_stats.csv").open(encoding="utf-8") as f:
+        expect = {(r["zone"], r["metric"]): r for r in csv.DictReader(f)}
+    assert len(expect) == 36
     for (zone, basis), r in expect.items():
         s = traces.summarize(load_bundled(zone, basis))
         assert s.mean == pytest.approx(float(r["mean"]), abs=0.05)

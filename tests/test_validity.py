@@ -16,6 +16,7 @@ from greenbench.measure import devices as devices
 from greenbench.measure.protocol import run_window
 from greenbench.measure.records import power_limit_slack, validity_flags
 from greenbench.meters import FakeMeter
+from greenbench.profile import Provenance
 
 
 def _trials(*others):
@@ -33,13 +34,13 @@ def _readings(n, **end):
     (16, 8, (8.0, 7.9, 8.1), True),   # half the machine busy, and the run wants eight threads
 ])
 def test_host_busy_when_other_processes_leave_too_few_free_cores(cores, threads, others, flagged):
-    prov = {"cpu_affinity_count": cores, "torch_threads": threads}
+    prov = Provenance(cpu_affinity_count=cores, torch_threads=threads)
     flags = validity_flags(_readings(3), _trials(*others), False, prov)
     assert ("host_busy" in flags) is flagged
 
 
 def test_host_busy_beside_a_gpu_needs_one_core_not_the_threads():
-    prov = {"cpu_affinity_count": 4, "torch_threads": 2}
+    prov = Provenance(cpu_affinity_count=4, torch_threads=2)
     busy = _trials(2.0, 2.0, 2.0)  # two of four cores taken
     assert "host_busy" not in validity_flags(_readings(3), busy, True, prov)  # the GPU's host: 1
     assert "host_busy" in validity_flags(_readings(3), busy, False, prov)  # the CPU run wants 2
@@ -48,11 +49,11 @@ def test_host_busy_beside_a_gpu_needs_one_core_not_the_threads():
 def test_clock_drift_and_temperature_drift_from_edge_readings():
     steady = [SimpleNamespace(checks={"start": {"temperature_c": 50.0},
                                       "end": {"sm_clock_mhz": 1980.0, "temperature_c": 52.0}}) for _ in range(3)]
-    assert validity_flags(steady, _trials(None, None, None), True, {}) == []
+    assert validity_flags(steady, _trials(None, None, None), True, Provenance()) == []
     drifting = [SimpleNamespace(checks={"start": {"temperature_c": 40.0 + 6 * i},
                                         "end": {"sm_clock_mhz": 1980.0 - 150 * i, "temperature_c": 44.0 + 6 * i}})
                 for i in range(3)]
-    assert set(validity_flags(drifting, _trials(None, None, None), True, {})) == {"sm_clock_drift", "temperature_drift"}
+    assert set(validity_flags(drifting, _trials(None, None, None), True, Provenance())) == {"sm_clock_drift", "temperature_drift"}
 
 
 def test_power_limit_slack_shrinks_with_the_window():
@@ -84,7 +85,7 @@ def test_other_processes_load_is_measured_by_psutil_during_a_real_window():
             h.wait()
     assert trial.host_other_cores is not None and trial.host_other_cores >= 0.4 * cpus
     flags = validity_flags([trial.readings[0]], [trial], False,
-                           {"cpu_affinity_count": cpus, "torch_threads": max(1, cpus // 2)})
+                           Provenance(cpu_affinity_count=cpus, torch_threads=max(1, cpus // 2)))
     assert "host_busy" in flags
 
 

@@ -1,1 +1,1 @@
-"""Carbon intensity: static figures, hourly traces (bundled, CSV), live APIs."""
+"""Carbon: energy x intensity x PUE (``intensity.co2e_g``), hourly traces (bundled, CSV), live APIs."""

@@ -1,7 +1,8 @@
-"""Carbon intensity sources: carbon = measured energy x a documented intensity.
+"""Carbon = energy x intensity x PUE, computed in one place (``co2e_g``), and static intensities.
 
 Every intensity carries its source, year, basis (life-cycle ``lca`` or ``direct``) and the PUE
-applied, so a co2e figure is never detached from where its factor came from.
+applied, so a co2e figure is never detached from where its factor came from. Records, `price`,
+`simulate` and `carbon convert` all compute carbon with ``co2e_g``; PUE is checked by ``check_pue``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,33 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 
-J_PER_KWH = 3.6e6
+from greenbench.errors import GreenbenchError
+from greenbench.units import J_PER_KWH
+
 DEFAULT_ZONE = "US-MIDA-PJM"  # PJM (US Mid-Atlantic), home of the largest data-centre market
 DEFAULT_BASIS = "lca"
 BASES = ("lca", "direct")
 
 
-class CarbonError(Exception):
+class CarbonError(GreenbenchError):
     """Bad intensity input; the message is one line for the user."""
+
+
+def co2e_g(energy_j, intensity_gco2e_per_kwh, pue=1.0):
+    """Grams CO2e of ``energy_j`` joules at the meter, at a grid intensity, times the PUE.
+
+    The one carbon computation: floats or numpy arrays (element-wise); a None energy stays None.
+    """
+    if energy_j is None:
+        return None
+    return energy_j * intensity_gco2e_per_kwh * pue / J_PER_KWH
+
+
+def check_pue(pue: float) -> float:
+    """``pue`` if it is a finite number >= 1.0, else CarbonError (the one PUE check)."""
+    if not (math.isfinite(pue) and pue >= 1.0):
+        raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
+    return float(pue)
 
 
 @dataclass(frozen=True)
@@ -33,9 +53,7 @@ class Intensity:
 
     def co2e_g(self, energy_j: float | None) -> float | None:
         """Grams CO2e for ``energy_j`` joules at the meter, times PUE; None stays None."""
-        if energy_j is None:
-            return None
-        return energy_j / J_PER_KWH * self.gco2e_per_kwh * self.pue
+        return co2e_g(energy_j, self.gco2e_per_kwh, self.pue)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,8 +79,7 @@ def static_intensity(
     pue: float = 1.0,
 ) -> Intensity:
     """A fixed intensity: a number the user gives, or a zone's 2023 annual mean (default zone)."""
-    if not math.isfinite(pue) or pue < 1.0:
-        raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
+    check_pue(pue)
     if gco2e_per_kwh is not None:
         if not (math.isfinite(gco2e_per_kwh) and 0 <= gco2e_per_kwh <= 2000):
             raise CarbonError(

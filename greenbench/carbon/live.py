@@ -13,8 +13,8 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 from greenbench.errors import GreenbenchError
 
@@ -45,16 +45,15 @@ class LiveIntensity:
 
 def _urlopen(url: str, headers: dict, timeout_s: float) -> bytes:
     req = urllib.request.Request(url, headers={"User-Agent": "greenbench", **headers})
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 (https only)
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # https only: the URLs are constants
         return resp.read()
 
 
 def fetch_live(zone: str, *, provider: str = "auto", basis: str = "lca", fetch: Fetch | None = None,
-               timeout_s: float = TIMEOUT_S, env: dict | None = None) -> LiveIntensity:
+               timeout_s: float = TIMEOUT_S, env: Mapping[str, str] | None = None) -> LiveIntensity:
     """The latest intensity of ``zone``. ``auto``: Electricity Maps when a token is set, else the
     UK API for GB, else an error naming the token to set."""
-    env = os.environ if env is None else env
-    token = env.get(TOKEN_ENV, "").strip()
+    token = (os.environ if env is None else env).get(TOKEN_ENV, "").strip()
     if provider not in PROVIDERS:
         raise LiveCarbonError(f"unknown live provider {provider!r} (use {', '.join(PROVIDERS)})")
     if provider == "auto":
@@ -107,7 +106,7 @@ def _number(value, name: str) -> float:
 def _parse_em(doc: dict, zone: str, basis: str) -> LiveIntensity:
     value = _number(doc.get("carbonIntensity"), "Electricity Maps")
     factor = doc.get("emissionFactorType")
-    got = {"lifecycle": "lca", "direct": "direct"}.get(factor, basis if factor is None else None)
+    got = basis if factor is None else {"lifecycle": "lca", "direct": "direct"}.get(str(factor))
     return LiveIntensity(value, str(doc.get("datetime", "")), str(doc.get("zone", zone)), got,
                          "electricitymaps", doc.get("isEstimated"),
                          f"Electricity Maps API (live, {got or 'basis not given'}), {doc.get('datetime', '')}")

@@ -17,25 +17,25 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from greenbench.carbon.trace import (
+from greenbench.carbon.bundle import zone_tz
+from greenbench.carbon.hourly import (
     BASES,
     HOUR_S,
     ISO_HINT,
     Trace,
     TraceError,
-    _bundle,
-    _fromiso,
-    _iso,
-    _zone,
-    _zone_rows,
+    fromiso,
+    iso_utc,
+    zone_info,
 )
+from greenbench.units import G_PER_KG, G_PER_LB
 
 # --- units and columns ----------------------------------------------------------------------
 
 # Unit -> factor to gCO2e/kWh. Only the g/kWh family is taken as is; the others change the
 # numbers by 1000x or ~2x and are converted only when the user names the unit.
-UNITS = {"g/kwh": 1.0, "kg/mwh": 1.0, "kg/kwh": 1000.0, "t/mwh": 1000.0,
-         "lb/mwh": 453.59237 / 1000.0, "lb/kwh": 453.59237}
+UNITS = {"g/kwh": 1.0, "kg/mwh": 1.0, "kg/kwh": G_PER_KG, "t/mwh": G_PER_KG,
+         "lb/mwh": G_PER_LB / 1000.0, "lb/kwh": G_PER_LB}
 UNIT_LABELS = {"g/kwh": "g/kWh", "kg/mwh": "kg/MWh", "kg/kwh": "kg/kWh", "t/mwh": "t/MWh",
                "lb/mwh": "lb/MWh", "lb/kwh": "lb/kWh"}
 PLAUSIBLE_MAX_G = 2000.0  # the dirtiest grids are ~1,100 gCO2e/kWh; above 2,000 the unit is wrong
@@ -54,13 +54,14 @@ def _norm(name: str) -> str:
     return "".join(tokens).replace("lbs", "lb").replace("tonnes", "t").replace("tons", "t")
 
 
-def _header_unit(name: str) -> str | None:
+def header_unit(name: str) -> str | None:
+    """The unit a column header names ('g/kwh', 'lb/mwh', ...), None when it names none."""
     m = re.search(r"(kg|lb|g|t)/?(mwh|kwh)", _norm(name))
     return f"{m.group(1)}/{m.group(2)}" if m else None
 
 
 def parse_units(units: str) -> tuple[str, float]:
-    key = _header_unit(units) if units else None
+    key = header_unit(units) if units else None
     if key is None or _norm(units) not in (key, key.replace("/", "")):
         raise TraceError(f"unknown units {units!r}; use one of {', '.join(UNIT_LABELS.values())}")
     return key, UNITS[key]
@@ -92,7 +93,7 @@ def load_csv(path, *, time_column: str | None = None, value_column: str | None =
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise _fail(str(p), f"cannot read ({e.__class__.__name__})", "save the CSV as UTF-8 text") from None
-    zone = _zone(tz, str(p))
+    zone = zone_info(tz, str(p))
     first = text.split("\n", 1)[0]
     delim = ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delim)
@@ -169,7 +170,7 @@ def _columns(p: Path, header: list[str], time_column, value_column, forecast_col
         vcol = cands[0]
     tokens = set(re.split(r"[^a-z]+", header[vcol].lower()))
     basis = "lca" if "lca" in tokens else "direct" if "direct" in tokens else None  # as the header says
-    if vcol == tcol or vcol == fcol:
+    if vcol in (tcol, fcol):
         raise _fail(str(p), f"column {header[vcol]!r} cannot be both the value and the time or forecast",
                     "give distinct --time-column, --value-column and --forecast-column")
     return tcol, vcol, fcol, basis
@@ -181,7 +182,7 @@ def _parse_times(p: Path, col: str, texts: list[str], line: np.ndarray, zone: Zo
     bad, naive, aware, skipped = [], [], 0, []
     for k, s in enumerate(texts):
         try:
-            dt = _fromiso(s)
+            dt = fromiso(s)
         except ValueError:
             bad.append(k)
             continue
@@ -214,7 +215,8 @@ def _parse_times(p: Path, col: str, texts: list[str], line: np.ndarray, zone: Zo
                     "add 'Z' or an offset (+01:00), name the column time_utc if it is UTC, or pass --tz ZONE")
     if skipped:
         k = skipped[0]
-        raise _fail(f"{p}:{line[k]}", f"local time {texts[k]!r} does not exist in {zone.key} (clocks go forward)",
+        key = zone.key if zone is not None else "UTC"
+        raise _fail(f"{p}:{line[k]}", f"local time {texts[k]!r} does not exist in {key} (clocks go forward)",
                     "give times in UTC ('Z') or with an offset (+01:00)")
     frac = np.nonzero(out != np.round(out))[0]
     if len(frac):
@@ -256,7 +258,7 @@ def _check_hourly(p: Path, utc_s: np.ndarray, line: np.ndarray) -> None:
     dup = np.nonzero(d == 0)[0]
     if len(dup):
         k = dup[0]
-        raise _fail(f"{p}:{line[k + 1]}", f"duplicate time {_iso(utc_s[k])} (also line {line[k]})"
+        raise _fail(f"{p}:{line[k + 1]}", f"duplicate time {iso_utc(utc_s[k])} (also line {line[k]})"
                     f"{_more(len(dup), 'duplicates')}", "keep one row per hour")
     if len(d) and np.median(d) < HOUR_S:
         raise _fail(str(p), f"rows are {int(np.median(d)) // 60} min apart, not hourly",
@@ -264,13 +266,13 @@ def _check_hourly(p: Path, utc_s: np.ndarray, line: np.ndarray) -> None:
     off = np.nonzero(utc_s % HOUR_S)[0]
     if len(off):
         k = off[0]
-        raise _fail(f"{p}:{line[k]}", f"time {_iso(utc_s[k])} is not at the start of an hour (UTC)"
+        raise _fail(f"{p}:{line[k]}", f"time {iso_utc(utc_s[k])} is not at the start of an hour (UTC)"
                     f"{_more(len(off), 'rows')}", "give one row per hour, at hh:00 UTC")
     gaps = np.nonzero(d > HOUR_S)[0]
     if len(gaps):
         k = gaps[0]
         missing = int(((d[gaps] // HOUR_S) - 1).sum())
-        raise _fail(f"{p}:{line[k + 1]}", f"gap: {int(d[k] // HOUR_S) - 1} hour(s) missing after {_iso(utc_s[k])} "
+        raise _fail(f"{p}:{line[k + 1]}", f"gap: {int(d[k] // HOUR_S) - 1} hour(s) missing after {iso_utc(utc_s[k])} "
                     f"(line {line[k]}); {len(gaps)} gap(s), {missing} missing hour(s) in all",
                     "fill every hour (greenbench does not guess missing hours)")
 
@@ -280,7 +282,7 @@ def _to_grams(p: Path, col: str, values: np.ndarray, units: str | None, forecast
     header names no unit is refused without --trace-units (an unlabelled lb/MWh column of 800-2,000
     would otherwise pass for grams). A forecast column that names no unit is in the value column's.
     The magnitudes are then checked as a second line of defence."""
-    head = _header_unit(col)
+    head = header_unit(col)
     label = UNIT_LABELS.get(head or "", "")
     if units is not None:
         key, factor = parse_units(units)
@@ -314,8 +316,4 @@ def _em_zone_tz(text: str, delim: str) -> str | None:
     """An Electricity Maps export of a bundled zone: use that zone's local clock for days."""
     rows = csv.DictReader(io.StringIO(text), delimiter=delim)
     ids = {r.get("Zone Id", "").strip().upper() for r in rows}
-    if len(ids) == 1 and (zone := ids.pop()) in _zone_rows():
-        return str(_bundle()["tz"][_zone_rows()[zone]])
-    return None
-
-
+    return zone_tz(ids.pop()) if len(ids) == 1 else None

@@ -133,13 +133,11 @@ def convert_command(
         if live:
             if at is not None or month is not None:
                 raise fail("--live takes the current intensity; drop --at and --month")
-            from greenbench.carbon.intensity import CarbonError, Intensity
             from greenbench.carbon.live import fetch_live
 
-            if pue < 1.0:
-                raise CarbonError(f"PUE must be a finite number of at least 1.0 (got {pue})")
+            carbon.check_pue(pue)  # before any request
             got = fetch_live(name, provider=live_provider, basis=basis)
-            intensity = Intensity(got.gco2e_per_kwh, got.source, zone=got.zone, basis=got.basis, pue=pue)
+            intensity = carbon.Intensity(got.gco2e_per_kwh, got.source, zone=got.zone, basis=got.basis, pue=pue)
         else:
             tr = traces.load_trace(name, basis=basis, units=trace_units, tz=tz, time_column=time_column,
                                    value_column=value_column)

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from enum import IntEnum
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import typer
 from rich.console import Console
 
+from greenbench.errors import Exit, GreenbenchError
 
-class Exit(IntEnum):
-    """greenbench's exit codes (also listed in ``greenbench --help``)."""
+if TYPE_CHECKING:
+    from greenbench.profile import Profile
 
-    OK = 0
-    REGRESSION = 1  # compare found a regression
-    USAGE = 2  # bad option, bad input file, unknown ladder, unwritable output
-    NOTHING_MEASURED = 3  # every operating point failed or was skipped
-    INTERNAL = 4  # a bug in greenbench (never 1, which a CI job reads as a regression)
-    INTERRUPTED = 130  # Ctrl-C; finished points are saved
-
+__all__ = ["EXIT_CODES_HELP", "Exit", "default_cache_dir", "err", "error_line", "fail", "load_profile", "out",
+           "user_errors"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 regression (compare); 2 usage or bad input; "
@@ -41,18 +36,13 @@ def fail(message: str, code: Exit = Exit.USAGE) -> typer.Exit:
     return typer.Exit(int(code))
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from greenbench.carbon.intensity import CarbonError
-    from greenbench.errors import GreenbenchError
-    from greenbench.measure.devices import DeviceError
-    from greenbench.measure.runner import RunError
-    from greenbench.measure.zoo import ZooError
-    from greenbench.meters.base import MeterError
-    from greenbench.profile import ProfileError
-    from greenbench.workloads.base import WorkloadError
-
-    return (GreenbenchError, ZooError, RunError, ProfileError, DeviceError, CarbonError, MeterError,
-            WorkloadError)
+def error_line(e: GreenbenchError) -> str:
+    """The one line for a greenbench error: its message, led by the option it concerns where the
+    message does not name it already."""
+    message = str(e)
+    if e.option and e.option not in message:
+        return f"{e.option}: {message}"
+    return message
 
 
 @contextmanager
@@ -60,8 +50,20 @@ def user_errors() -> Iterator[None]:
     """Turn greenbench's own errors into one line and exit code 2, never a traceback."""
     try:
         yield
-    except _user_errors() as e:
-        raise fail(str(e)) from None
+    except GreenbenchError as e:
+        raise fail(error_line(e)) from None
+
+
+def load_profile(path: Path, side: str) -> Profile:
+    """A profile, or one line naming the side ("baseline", "candidate", "profile") and saying what
+    the file is not (compare and report)."""
+    from greenbench import profile as prof
+
+    try:
+        return prof.load(path)
+    except prof.ProfileError as e:
+        hint = ", so not a greenbench profile" if "not JSON" in str(e) else ""
+        raise fail(f"{side} {e}{hint}") from None
 
 
 def default_cache_dir() -> Path:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from greenbench.cli.common import EXIT_CODES_HELP, Exit, err, fail, out, user_errors
+from greenbench.cli.common import (
+    EXIT_CODES_HELP,
+    err,
+    fail,
+    load_profile,
+    out,
+    user_errors,
+)
+from greenbench.errors import Exit
+from greenbench.methods import ESTIMATE
 
 HELP = f"""Compare a CANDIDATE profile with a BASELINE profile and fail (exit 1) on a regression.
 
@@ -19,7 +27,7 @@ A row (one point, one metric) is a regression when its change crosses the metric
 
 Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01. Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better); for language models perplexity, ttft_p50_ms, ttft_p95_ms, tpot_ms, energy_j_per_output_token (lower is better), output_tokens_per_s (higher is better).
 
-Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that was estimated rather than metered is marked 'estimate'. Exports (--markdown, --json, --junit) are written before a non-zero exit. See docs/ci.md.
+Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that is not a measurement (CodeCarbon's estimate, the fake test meter) is marked 'estimate'. Exports (--markdown, --json, --junit) are written before a non-zero exit. See docs/ci.md.
 
 {EXIT_CODES_HELP}"""
 
@@ -38,20 +46,17 @@ def compare_command(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write the result as JUnit XML (one testcase per row)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line on stdout, no table."),
 ) -> None:
-    from greenbench import profile as prof
     from greenbench.compare import export as export
     from greenbench.compare import gate as cmp
 
     for path in (markdown, json_path, junit):
         if path is not None and not path.parent.is_dir():
             raise fail(f"{path}: the folder {path.parent} does not exist")
-    if not math.isfinite(alpha):
-        raise fail("--alpha takes a number between 0 and 1")
     with user_errors():
         options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), alpha=alpha, stats=not no_stats,
                               no_stats_for=frozenset(no_stats_for or ()), correction=correction,
                               estimates=estimates)
-        before, after = (_load(prof, path, side) for path, side in ((baseline, "baseline"), (candidate, "candidate")))
+        before, after = (load_profile(path, side) for path, side in ((baseline, "baseline"), (candidate, "candidate")))
         result = cmp.compare(before, after, options, names=(str(baseline), str(candidate)))
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -69,19 +74,10 @@ def compare_command(
             out.print(f"[dim]{line}[/]", highlight=False)
     style = "bold red" if result.regressions else "green"
     out.print(f"[{style}]{result.summary_line()}[/]", highlight=False)
-    if result.regressions:
+    if result.exit_code == Exit.REGRESSION:
         raise typer.Exit(int(Exit.REGRESSION))
     if result.nothing_compared:
-        raise fail(result.nothing_compared)
-
-
-def _load(prof, path: Path, side: str):
-    """A profile, or one line naming the side and saying what the file is not."""
-    try:
-        return prof.load(path)
-    except prof.ProfileError as e:
-        hint = ", so not a greenbench profile" if "not JSON" in str(e) else ""
-        raise fail(f"{side} {e}{hint}") from None
+        raise fail(result.nothing_compared, result.exit_code)
 
 
 _STYLE = {"regression": "bold red", "improvement": "green", "not_comparable": "dim", "missing": "yellow",
@@ -116,6 +112,7 @@ def footer(result) -> list[str]:
     else:
         lines.append("no significance test (--no-stats): thresholds alone")
     if any(r.estimate for r in result.rows):
-        lines.append(f"(estimate): energy modelled by CodeCarbon (power model x time), not metered; "
-                     f"--estimates {o.estimates}")
+        what = ("modelled by CodeCarbon (power model x time), not metered"
+                if result.unmeasured_methods == [ESTIMATE] else result.unmeasured_text())
+        lines.append(f"(estimate): energy {what}; --estimates {o.estimates}")
     return lines

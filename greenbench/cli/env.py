@@ -88,7 +88,7 @@ def env_command(
     from greenbench.carbon import intensity as carbon
     from greenbench.measure import devices as devices
 
-    specs = ["cpu"] + [f"cuda:{i}" for i in range(devices._cuda_count())]
+    specs = ["cpu"] + [f"cuda:{i}" for i in range(devices.cuda_count())]
     resolved = [devices.resolve(spec) for spec in specs]
     rows: list[tuple[str, ...]] = []
     estimates: list[tuple[str, dict[str, Any]]] = []

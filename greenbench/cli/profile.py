@@ -12,13 +12,14 @@ from rich.table import Table
 
 from greenbench.cli.common import (
     EXIT_CODES_HELP,
-    Exit,
     default_cache_dir,
     err,
     fail,
     out,
     user_errors,
 )
+from greenbench.errors import Exit
+from greenbench.methods import method_label
 
 HELP = f"""Measure each operating point of a ladder: accuracy (95% Wilson interval), latency
 per batch (p50/p90/p95/p99), throughput, and energy per item (mean, CV, 95% t interval) with
@@ -41,6 +42,17 @@ def _threads_help() -> str:
 THREADS_HELP = _threads_help()
 
 
+def _precision_help() -> str:
+    from greenbench.measure.zoo import PRECISION_TABLE
+
+    embedded = [name for name, p in PRECISION_TABLE.items() if not p.quantised]
+    return (f"{', '.join(PRECISION_TABLE)} (repeatable); the embedded ladders run "
+            f"{', '.join(embedded)}.")
+
+
+PRECISION_HELP = _precision_help()
+
+
 def profile_command(
     ladder: Optional[str] = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
     zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
@@ -61,7 +73,7 @@ def profile_command(
     download: bool = typer.Option(False, "--download", help="Let hub ladders download models and datasets that are not cached (off: offline)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="Only these models (repeatable)."),
     batch_size: Optional[list[int]] = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
-    precision: Optional[list[str]] = typer.Option(None, "--precision", help="fp32, bf16, fp16 (repeatable)."),
+    precision: Optional[list[str]] = typer.Option(None, "--precision", help=PRECISION_HELP),
     meter: str = typer.Option("auto", "--meter", help="auto, nvml, rapl, codecarbon, none, or fake (a constant-power test meter)."),
     zone: Optional[str] = typer.Option(None, "--zone", help="Grid zone whose 2023 mean intensity converts energy to carbon (default US-MIDA-PJM; see `greenbench env --zones`)."),
     intensity: Optional[float] = typer.Option(None, "--intensity", help="Carbon intensity in gCO2e/kWh (overrides --zone)."),
@@ -79,18 +91,16 @@ def profile_command(
     from greenbench.measure import zoo as zoomod
     from greenbench.measure.devices import default_threads
     from greenbench.measure.protocol import QUICK, Protocol
+    from greenbench.meters.select import check_prefer
 
     base = QUICK if quick else Protocol()
-    choices = {"auto", "nvml", "rapl", "codecarbon", "none", "fake"}
-    if meter not in choices:
-        raise fail(f"--meter {meter!r}: choose one of {', '.join(sorted(choices))}")
-    for p in precision or []:
-        if p not in zoomod.PRECISIONS:
-            raise fail(f"--precision {p!r}: choose one of {', '.join(zoomod.PRECISIONS)}")
-    with user_errors():
+    with user_errors():  # the library's own checks speak for --meter, --precision and the protocol
+        check_prefer(meter)
+        for p in precision or []:
+            zoomod.check_precision(p)
         lad = zoomod.get_ladder(ladder, zoo)
-        if not all(math.isfinite(x) for x in (min_window or 1, warmup or 0, idle or 0, max_cv, pue)):
-            raise fail("--min-window, --warmup, --idle, --max-cv and --pue take finite numbers")
+        if not math.isfinite(pue):  # NaN: said apart from carbon's "at least 1.0", which NaN is not
+            raise fail(f"--pue {pue}: PUE takes finite numbers of at least 1.0")
         intens = carbon.static_intensity(zone=zone, gco2e_per_kwh=intensity, basis=basis, pue=pue)
         proto = Protocol(
             repeats=repeats or base.repeats,
@@ -207,8 +217,8 @@ def _fmt(x: float | None, spec: str = ".3g") -> str:
 
 
 def summary_table(profile) -> Table:
-    t = Table(title=f"greenbench profile: {profile.ladder['name']}"
-              + (" (quick)" if profile.settings["protocol"].get("quick") else ""))
+    t = Table(title=f"greenbench profile: {profile.ladder.name}"
+              + (" (quick)" if profile.settings.quick else ""))
     scored = {r.quality_metric for r in profile.ok_records()}
     quality = "accuracy [95% CI]" if scored <= {"accuracy", None} else "quality"
     for col, just in [("model", "left"), ("params", "right"), ("batch", "right"), ("prec", "left"),
@@ -271,15 +281,14 @@ def summary_lines(profile) -> list[str]:
     best_acc = max(ok, key=lambda r: (r.accuracy, -r.energy_j_per_item))
     least = min(ok, key=lambda r: r.energy_j_per_item)
     method = {r.energy_method for r in ok}
-    label = "estimated" if method == {"estimate"} else "measured"
     lines.append(f"Most accurate: {best_acc.model} (accuracy {best_acc.accuracy:.3f}) at "
-                 f"{best_acc.energy_j_per_item:.3g} J/item (batch {best_acc.batch_size}, {label}).")
+                 f"{best_acc.energy_j_per_item:.3g} J/item (batch {best_acc.batch_size}, "
+                 f"{method_label(best_acc.energy_method)}).")
     if least is not best_acc and least.energy_j_per_item > 0:
         ratio = best_acc.energy_j_per_item / least.energy_j_per_item
         lines.append(f"Least energy: {least.model} batch {least.batch_size}: {ratio:.3g} x less energy "
                      f"per item, accuracy {least.accuracy:.3f} ({least.accuracy - best_acc.accuracy:+.3f}).")
     carbon = profile.carbon
-    where = f"zone {carbon.get('zone')}" if carbon.get("zone") else carbon.get("source")
-    lines.append(f"Carbon at {carbon.get('gco2e_per_kwh')} gCO2e/kWh ({where}, PUE {carbon.get('pue')}); "
+    lines.append(f"Carbon at {carbon.gco2e_per_kwh} gCO2e/kWh ({carbon.where}, PUE {carbon.pue}); "
                  f"energy method(s): {', '.join(sorted(method))}.")
     return lines

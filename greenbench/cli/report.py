@@ -7,7 +7,14 @@ from typing import Optional
 
 import typer
 
-from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
+from greenbench.cli.common import (
+    EXIT_CODES_HELP,
+    err,
+    fail,
+    load_profile,
+    out,
+    user_errors,
+)
 
 HELP = f"""Write a self-contained HTML report of PROFILE, with its plots as PNG files beside it.
 
@@ -25,16 +32,14 @@ def report_command(
     fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Thresholds for the changes, as in `greenbench compare` (repeatable)."),
     no_stats: bool = typer.Option(False, "--no-stats", help="Judge changes on thresholds alone, as in `greenbench compare`."),
 ) -> None:
-    from greenbench import profile as prof
-    from greenbench.cli.compare import _load
     from greenbench.compare import gate as cmp
     from greenbench.report import html as rep
 
     folder = out_dir or Path(f"{profile.stem}-report")
     with user_errors():
         options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), stats=not no_stats)
-        current = _load(prof, profile, "profile")
-        base = _load(prof, baseline, "baseline") if baseline is not None else None
+        current = load_profile(profile, "profile")
+        base = load_profile(baseline, "baseline") if baseline is not None else None
         if folder.exists() and not folder.is_dir():
             raise fail(f"{folder}: exists and is not a folder; pick another with --out")
         result = rep.write_report(current, folder, profile_name=str(profile), baseline=base,

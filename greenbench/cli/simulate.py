@@ -1,29 +1,19 @@
-"""greenbench simulate: replay a year of hourly carbon intensity under the two-tier policy."""
+"""greenbench simulate: replay a year of hourly carbon intensity under the two-tier policy.
+
+It takes every option of `greenbench price` (``options``), calls the library once
+(``greenbench.price.simulate.simulate``), and renders its typed result (``render``) or prints the
+library's JSON document.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
-from greenbench.cli.common import EXIT_CODES_HELP, err, user_errors
-from greenbench.cli.price import (
-    Section,
-    _check_exclusive,
-    emit_json,
-    fmt_g,
-    fmt_money,
-    load_inputs,
-    option_rows,
-    pct,
-    point_rows,
-    pricing_options,
-    render,
-    trace_option,
-    users_option,
-    with_shared_options,
-)
+from greenbench.cli import options as opt
+from greenbench.cli.common import EXIT_CODES_HELP, user_errors
 
 HELP = (
     'Replay an hourly carbon trace (a year of the bundled 2023 data by default) hour by hour under the '
@@ -40,70 +30,70 @@ HELP = (
 )
 
 
-def simulate_sections(doc: dict) -> list[Section]:
-    cur, lat = doc["currency"], doc["options"]["latency_statistic"]
-    net = doc["total"]["net"] is not None
-    rows = []
-    for m in doc["months"] + [doc["total"]]:
-        rows.append([m["month"] + ("" if m["complete"] or m["month"] == "total" else " (partial)"), str(m["hours"]),
-                     str(m["high_hours"]), pct(m["p"]), f"{m['green_requests']:,.0f}", fmt_g(m["base_g"]),
-                     fmt_g(m["tier_g"]), fmt_g(m["saved_g"]), pct(m["rho_population"]), pct(m["rho_green"]),
-                     pct(m["rho_blind"]), fmt_money(m["discount_cost"], cur)]
-                    + ([fmt_money(m["savings_value"], cur), fmt_money(m["net"], cur)] if net else []))
-    pop = doc["population"]
-    return [
-        Section("options that ran", ["option", "value", "from"], option_rows(doc)),
-        Section("operating points", ["", "point", "accuracy", f"latency {lat} ms", "energy J/request", "energy method",
-                                     "chosen as"], point_rows(doc)),
-        Section(f"month by month: {pop['subscribers']:,} subscribers, {pct(pop['uptake'])} on the green tier at "
-                f"δ = {pct(pop['discount'], 2)} ({pop['discount_source']})",
-                ["month", "hours", "high hours", "p", "green requests", "C without tier", "C with tier", "ΔC saved",
-                 "ρ all", "ρ green", "ρ_blind", "discounts"] + (["energy+carbon value", "net"] if net else []), rows),
-    ]
-
-
-def simulate_summary(doc: dict, plots: list[Path]) -> list[str]:
-    t = doc["total"]
-    hours = doc["trace"]["hours"]
-    span = "year" if hours in (8760, 8784) else f"over the trace ({hours:,} h)"
-    lines = [f"{span}: {fmt_g(t['saved_g'])} saved of {fmt_g(t['base_g'])} ({pct(t['rho_population'])} of all subscribers' "
-             f"emissions); on green users' requests ρ = {pct(t['rho_green'])} vs ρ_blind = {pct(t['rho_blind'])}"]
-    if t["net"] is None:
-        lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")
-    else:
-        lines.append(f"provider's net over the trace: {fmt_money(t['net'], doc['currency'])}")
-    lines += [f"plot: {p}" for p in plots]
-    if not plots:
-        lines.append("plots: add --plots DIR for the trace and cumulative emissions (PNG and SVG)")
-    return lines + [f"note: {n}" for n in doc["notes"]]
-
-
-@with_shared_options
 def simulate_command(
-    profile: Path = typer.Argument(..., help="Profile JSON (from `greenbench profile`)."),
-    users: Optional[Path] = users_option(),
-    trace: str = trace_option(),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for the plots: <trace>-trace.png/.svg (high-carbon hours "
-                                         "shaded) and <trace>-cumulative.png/.svg (emissions with and without the green tier)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (schema greenbench/simulate v1)."),
-    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
-    shared: dict = None,
+    profile: opt.ProfilePath,
+    users: opt.UsersPath = None,
+    trace: opt.TraceName = opt.DEFAULT_TRACE,
+    plots: Annotated[Path | None, typer.Option(
+        "--plots", help="Folder for the plots: <trace>-trace.png/.svg (high-carbon hours shaded) and "
+        "<trace>-cumulative.png/.svg (emissions with and without the green tier).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON (schema greenbench/simulate v1).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables.")] = False,
+    basis: opt.Basis = "lca",
+    trace_units: opt.TraceUnits = None,
+    time_column: opt.TimeColumn = None,
+    value_column: opt.ValueColumn = None,
+    forecast_column: opt.ForecastColumn = None,
+    tz: opt.Tz = None,
+    forecast: opt.Forecast = "auto",
+    cap_mode: opt.CapMode = "exceedance",
+    cap_gco2e_per_kwh: opt.CapGco2ePerKwh = None,
+    cap_quantile: opt.CapQuantile = None,
+    daily_share: opt.DailyShare = None,
+    p_max: opt.PMax = None,
+    p_max_quantile: opt.PMaxQuantile = 1.0,
+    truncation: opt.Truncation = "month",
+    demand: opt.Demand = "flat",
+    utility_shape: opt.UtilityShape = "linear",
+    utility_k: opt.UtilityK = None,
+    consciousness: opt.Consciousness = "discount",
+    reward_per_gco2e: opt.RewardPerGco2e = None,
+    latency: opt.Latency = "p95",
+    energy: opt.Energy = "gross",
+    latency_slo_ms: opt.LatencySloMs = None,
+    accuracy_floor: opt.AccuracyFloor = None,
+    latency_ceiling_ms: opt.LatencyCeilingMs = None,
+    premium: opt.Premium = None,
+    reduced: opt.Reduced = None,
+    rank_by: opt.RankBy = None,
+    standard_price: opt.StandardPrice = None,
+    subscribers: opt.Subscribers = None,
+    discount: opt.Discount = None,
+    electricity_price_per_kwh: opt.ElectricityPricePerKwh = None,
+    carbon_price_per_tonne: opt.CarbonPricePerTonne = None,
 ) -> None:
-    from greenbench.price.simulate import simulate, to_dict, write_plots
+    from greenbench.cli import render
+    from greenbench.price.simulate import simulate, to_json, write_plots
 
-    _check_exclusive(as_json, markdown)
-    v = dict(shared, trace=trace)
+    opt.check_exclusive(as_json, markdown)
+    args = opt.TierArgs(
+        trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
+        forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
+        cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
+        p_max_quantile=p_max_quantile, truncation=truncation, demand=demand, utility_shape=utility_shape,
+        utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
+        energy=energy, latency_slo_ms=latency_slo_ms, accuracy_floor=accuracy_floor,
+        latency_ceiling_ms=latency_ceiling_ms, premium=premium, reduced=reduced, rank_by=rank_by,
+        standard_price=standard_price, subscribers=subscribers, discount=discount,
+        electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)
     with user_errors():
-        opts = pricing_options(v)
-        p, u, tr = load_inputs(profile, users, v)
-        sim = simulate(p, u, tr, opts)
+        pricing_options = args.pricing_options()
+        p, u, tr = opt.load_inputs(profile, users, args)
+        sim = simulate(p, u, tr, pricing_options)
         written = write_plots(sim, plots) if plots is not None else []
-    doc = to_dict(sim)
-    doc["users_default"] = users is None
-    if users is None:
-        err.print(f"users: the example shipped with greenbench ({u.source}); give --users for your own", highlight=False)
+    render.users_note(sim.pricing)
     if as_json:
-        doc["plots"] = [str(x) for x in written]
-        emit_json(doc)
+        print(to_json(sim, written), end="")
         return
-    render(simulate_sections(doc), simulate_summary(doc, written), markdown)
+    render.show_simulation(sim, written, markdown)

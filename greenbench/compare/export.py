@@ -6,18 +6,20 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from greenbench.compare.gate import METRICS, Result, Row
+from greenbench.compare.gate import METRICS, Result, Row, unmeasured_text
+from greenbench.methods import ESTIMATE
+from greenbench.profile import Profile
 
 SCHEMA = "greenbench/compare"
 SCHEMA_VERSION = 1
 MARKDOWN_MARKER = "<!-- greenbench-compare -->"  # lets a CI job find and update its own comment
 
 
-def _side(p, name: str) -> dict[str, Any]:
-    prov = p.provenance or {}
-    return {"path": name, "ladder": p.ladder.get("name"), "created_utc": p.created_utc,
-            "complete": p.complete, "quick": bool((p.settings.get("protocol") or {}).get("quick")),
-            "git_commit": prov.get("git_commit"), "host": prov.get("host"), "cpu_model": prov.get("cpu_model"),
+def _side(p: Profile, name: str) -> dict[str, Any]:
+    prov = p.provenance
+    return {"path": name, "ladder": p.ladder.name, "created_utc": p.created_utc,
+            "complete": p.complete, "quick": p.settings.quick,
+            "git_commit": prov.git_commit, "host": prov.host, "cpu_model": prov.cpu_model,
             "greenbench_version": p.greenbench_version}
 
 
@@ -105,8 +107,9 @@ def to_markdown(res: Result) -> str:
                  + (f"; no test for {', '.join(sorted(o.no_stats_for))}" if o.no_stats_for else "") + ".")
     if any(r.estimate for r in res.rows):
         lines.append("")
-        lines.append(f"⚠ Energy marked *estimate* was modelled (CodeCarbon: power model × time), not metered; "
-                     f"estimates are treated as `--estimates {o.estimates}`.")
+        what = ("was modelled (CodeCarbon: power model × time), not metered"
+                if res.unmeasured_methods == [ESTIMATE] else f"is {res.unmeasured_text()}")
+        lines.append(f"⚠ Energy marked *estimate* {what}; estimates are treated as `--estimates {o.estimates}`.")
     if res.warnings:
         lines.append("")
         lines += [f"> **warning:** {_md_escape(w)}" for w in res.warnings]
@@ -119,10 +122,10 @@ def to_markdown(res: Result) -> str:
     return "\n".join(lines)
 
 
-def _describe(p) -> str:
-    prov = p.provenance or {}
-    bits = [prov.get("git_commit") and str(prov["git_commit"])[:12], prov.get("cpu_model"),
-            "quick" if (p.settings.get("protocol") or {}).get("quick") else None, p.created_utc]
+def _describe(p: Profile) -> str:
+    prov = p.provenance
+    bits = [prov.git_commit and str(prov.git_commit)[:12], prov.cpu_model,
+            "quick" if p.settings.quick else None, p.created_utc]
     return ", ".join(str(b) for b in bits if b)
 
 
@@ -138,13 +141,13 @@ def to_junit(res: Result) -> str:
                  ("thresholds", " ".join(t.text for t in res.options.thresholds)),
                  ("alpha", str(res.options.alpha)), ("summary", res.summary_line())):
         ET.SubElement(props, "property", name=k, value=v)
-    ladder = res.baseline.ladder.get("name", "profile")
+    ladder = res.baseline.ladder.name
     for r in res.rows:
         case = ET.SubElement(suite, "testcase", classname=f"greenbench.compare.gate.{ladder}",
                              name=f"{r.point} {r.metric}")
         detail = (f"{r.point} {r.metric}: {r.change_text()} (before {fmt_value(r.before)}, after "
                   f"{fmt_value(r.after)}, {r.p_text()}, threshold {r.threshold})"
-                  + ("; energy is an estimate" if r.estimate else "")
+                  + (f"; energy is {unmeasured_text(r.unmeasured)}" if r.estimate else "")
                   + ("; " + "; ".join(r.notes) if r.notes else ""))
         if r.status == "regression":
             f = ET.SubElement(case, "failure", message=f"regression: {detail}", type="regression")

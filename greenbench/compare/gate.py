@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from greenbench.errors import GreenbenchError
+from greenbench.errors import Exit, GreenbenchError
+from greenbench.methods import ESTIMATE, UNAVAILABLE, is_measurement, method_note
 from greenbench.profile import Profile, Record
 
 
@@ -33,7 +35,7 @@ class Metric:
     name: str
     higher_is_better: bool
     unit: str
-    energy: bool = False  # derived from energy: estimates are marked, methods must match
+    energy: bool = False  # derived from energy: non-measured energy is marked, methods must match
     optional: bool = False  # produced by some workloads only: no row where neither side has it
 
 
@@ -172,7 +174,8 @@ class Row:
     test: str = "none"  # welch-log, welch, two-proportion, exact, identical, untested, off
     crossed: bool = False
     significant: bool | None = None
-    estimate: bool = False
+    estimate: bool = False  # an energy metric whose energy is not a measurement (on either side)
+    unmeasured: tuple[str, ...] = ()  # those sides' energy methods (estimate, fake, ...)
     n_before: int | None = None
     n_after: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -241,8 +244,18 @@ class Result:
         return f"nothing was compared: {self.count('not_comparable')} row(s) not comparable{why}"
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.regressions else (2 if self.nothing_compared else 0)
+    def exit_code(self) -> Exit:
+        if self.regressions:
+            return Exit.REGRESSION
+        return Exit.USAGE if self.nothing_compared else Exit.OK
+
+    @property
+    def unmeasured_methods(self) -> list[str]:
+        """The energy methods behind the rows marked estimate: none of them is a measurement."""
+        return sorted({m for r in self.rows if r.estimate for m in r.unmeasured})
+
+    def unmeasured_text(self) -> str:
+        return unmeasured_text(self.unmeasured_methods)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.rows)
@@ -262,6 +275,13 @@ class Result:
             if self.count(status):
                 parts.append(f"{self.count(status)} {label}")
         return "No regression: " + ", ".join(parts)
+
+
+def unmeasured_text(methods: Iterable[str]) -> str:
+    """What energy marked estimate rests on: 'an estimate' for CodeCarbon's alone, else each
+    method's note ("from the fake test meter (energy_method 'fake'), not a measurement")."""
+    methods = sorted(methods)
+    return "an estimate" if methods == [ESTIMATE] else "; ".join(method_note(m) for m in methods)
 
 
 def _row_phrase(r: Row) -> str:
@@ -376,8 +396,8 @@ def _row_blocker(b: Record, a: Record) -> str | None:
 def _metric_blocker(metric: Metric, b: Record, a: Record, bp: Profile, ap: Profile) -> str | None:
     if metric.energy:
         if b.energy_method != a.energy_method:
-            return f"energy measured by {b.energy_method} vs {a.energy_method}"
-        basis_b, basis_a = bp.settings.get("energy_basis"), ap.settings.get("energy_basis")
+            return f"energy method {b.energy_method} vs {a.energy_method}"
+        basis_b, basis_a = bp.settings.energy_basis, ap.settings.energy_basis
         if basis_b != basis_a:
             return f"energy basis {basis_b} vs {basis_a}"
         if metric.name == "co2e_g_per_item" and b.intensity_gco2e_per_kwh != a.intensity_gco2e_per_kwh:
@@ -394,26 +414,25 @@ def _metric_blocker(metric: Metric, b: Record, a: Record, bp: Profile, ap: Profi
 
 def _profile_warnings(bp: Profile, ap: Profile, names: tuple[str, str]) -> list[str]:
     w = []
-    pb, pa = bp.provenance or {}, ap.provenance or {}
+    pb, pa = bp.provenance, ap.provenance
     hw = []
-    if pb.get("cpu_model") != pa.get("cpu_model"):
-        hw.append(f"CPU {pb.get('cpu_model')} vs {pa.get('cpu_model')}")
+    if pb.cpu_model != pa.cpu_model:
+        hw.append(f"CPU {pb.cpu_model} vs {pa.cpu_model}")
     for dev in sorted(set(bp.idle) & set(ap.idle)):
         ib, ia = bp.idle[dev], ap.idle[dev]
-        if ib.get("uuid") != ia.get("uuid") and (ib.get("uuid") or ia.get("uuid")):
-            hw.append(f"{dev} {ib.get('device_name')} {ib.get('uuid')} vs {ia.get('device_name')} {ia.get('uuid')}")
-        elif ib.get("device_name") != ia.get("device_name") and dev != "cpu":
-            hw.append(f"{dev} {ib.get('device_name')} vs {ia.get('device_name')}")
+        if ib.uuid != ia.uuid and (ib.uuid or ia.uuid):
+            hw.append(f"{dev} {ib.device_name} {ib.uuid} vs {ia.device_name} {ia.uuid}")
+        elif ib.device_name != ia.device_name and dev != "cpu":
+            hw.append(f"{dev} {ib.device_name} vs {ia.device_name}")
     if hw:
         w.append("different hardware (" + "; ".join(hw) + "): energy and latency changes may be the "
                  "machine's, not the code's; compare profiles measured on the same machine")
-    if pb.get("torch_threads") != pa.get("torch_threads") and pb.get("torch_threads") and pa.get("torch_threads"):
-        w.append(f"torch CPU threads {pb.get('torch_threads')} vs {pa.get('torch_threads')}: CPU latency and "
+    if pb.torch_threads != pa.torch_threads and pb.torch_threads and pa.torch_threads:
+        w.append(f"torch CPU threads {pb.torch_threads} vs {pa.torch_threads}: CPU latency and "
                  "energy depend on it; set OMP_NUM_THREADS alike for both runs")
-    prot_b = (bp.settings or {}).get("protocol") or {}
-    prot_a = (ap.settings or {}).get("protocol") or {}
-    diff = _diff_keys({k: v for k, v in prot_b.items() if k != "seed"},
-                      {k: v for k, v in prot_a.items() if k != "seed"})
+    # the protocols as written (a setting one file lacks differs); the seed only orders batch sizes
+    diff = _diff_keys(bp.settings.protocol.model_dump(exclude={"seed"}),
+                      ap.settings.protocol.model_dump(exclude={"seed"}))
     if diff:
         w.append("the measurement protocols differ (" + ", ".join(diff[:3]) + "): latency and energy "
                  "may shift with the window; profile both with the same options")
@@ -435,7 +454,7 @@ def compare(baseline: Profile, candidate: Profile, options: Options | None = Non
     if not common:
         def desc(p: Profile, name: str) -> str:
             devs = sorted({r.device for r in p.records})
-            return f"{name} has ladder {p.ladder.get('name')!r}, {len(p.records)} points on {', '.join(devs) or 'no device'}"
+            return f"{name} has ladder {p.ladder.name!r}, {len(p.records)} points on {', '.join(devs) or 'no device'}"
         raise CompareError(f"no operating point in common: {desc(baseline, names[0])}; {desc(candidate, names[1])}")
     warnings = _profile_warnings(baseline, candidate, names)
     gpus = sorted({(before[k].device, getattr(before[k], "device_uuid", None), getattr(after[k], "device_uuid", None))
@@ -481,7 +500,10 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
     for th in options.thresholds:
         m = METRICS[th.metric]
         row = Row(label, b.key(), m.name, th.text, "ok", relative=th.relative)
-        row.estimate = m.energy and "estimate" in (b.energy_method, a.energy_method)
+        if m.energy:  # energy that is there but not a measurement (no energy at all is not comparable)
+            row.unmeasured = tuple(sorted({x for x in (b.energy_method, a.energy_method)
+                                           if x not in (UNAVAILABLE, None) and not is_measurement(x)}))
+            row.estimate = bool(row.unmeasured)
         why = blocker or _metric_blocker(m, b, a, bp, ap)
         row.before, row.after = getattr(b, m.name, None), getattr(a, m.name, None)
         if row.before is None and row.after is None and (m.optional or m.name == "accuracy"):

@@ -13,8 +13,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from greenbench.errors import GreenbenchError
 
-class DeviceError(Exception):
+
+class DeviceError(GreenbenchError):
     """A device that does not exist here; the message is one line."""
 
 
@@ -41,7 +43,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cuda_count() -> int:
+def cuda_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -66,7 +68,7 @@ def resolve(spec: str) -> Device:
         return Device("cpu", cpu_model())
     if not (spec in ("auto", "cuda") or spec.startswith(("cuda:", "GPU-", "MIG-"))):
         raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda:N or a GPU UUID)")
-    count = _cuda_count()
+    count = cuda_count()
     if spec == "auto":
         if count == 0:
             return Device("cpu", cpu_model(), note="no GPU visible to torch: measuring on the CPU")
@@ -92,7 +94,7 @@ def resolve(spec: str) -> Device:
 
 def visible_gpus() -> list[str]:
     """``cuda:N`` for every GPU torch sees; a DeviceError when there is none."""
-    count = _cuda_count()
+    count = cuda_count()
     if count == 0:
         raise DeviceError("--devices all: no CUDA GPU is visible to torch here (use --device cpu)")
     return [f"cuda:{i}" for i in range(count)]

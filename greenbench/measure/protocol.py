@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from greenbench.errors import OptionError
 from greenbench.meters import clock as clock
 from greenbench.meters.base import EnergyReading, Meter
 
@@ -39,12 +40,16 @@ class Protocol:
 
     def __post_init__(self) -> None:
         if self.repeats < MIN_REPEATS:
-            raise ValueError(f"repeats must be at least {MIN_REPEATS} (an interval needs them)")
-        times = (self.min_window_s, self.warmup_s, self.idle_s, self.max_cv)
-        if not all(math.isfinite(t) for t in times):
-            raise ValueError("window, warm-up, idle and CV settings must be finite numbers")
+            raise OptionError(f"repeats must be at least {MIN_REPEATS} (an interval needs them)",
+                              option="--repeats")
+        times = {"--min-window": self.min_window_s, "--warmup": self.warmup_s, "--idle": self.idle_s,
+                 "--max-cv": self.max_cv}
+        bad = [option for option, t in times.items() if not math.isfinite(t)]
+        if bad:
+            raise OptionError("window, warm-up, idle and CV settings must be finite numbers", option=bad[0])
         if self.min_window_s <= 0 or self.warmup_s < 0 or self.idle_s < 0:
-            raise ValueError("window, warm-up and idle times must be positive")
+            option = "--min-window" if self.min_window_s <= 0 else "--warmup" if self.warmup_s < 0 else "--idle"
+            raise OptionError("window, warm-up and idle times must be positive", option=option)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -6,93 +6,78 @@ flat profile record, with every figure's uncertainty and the flags that say why 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from greenbench import profile as prof
 from greenbench.carbon.intensity import Intensity
-from greenbench.measure.protocol import Trial
-from greenbench.measure.zoo import model_dict
-from greenbench.stats import percentiles_ms, summarize, wilson_interval
+from greenbench.measure.devices import Device
+from greenbench.measure.protocol import Protocol, Trial
+from greenbench.meters.base import EnergyReading
+from greenbench.stats import Summary, percentiles_ms, summarize, wilson_interval
+from greenbench.workloads.base import Score
 
 
-def build_record(cfg, profile, model, params, batch, precision, device, spec, score, trials,
-            provenance, limit_now_w: float | None = None) -> prof.Record:
-    proto = cfg.protocol
-    flags: list[str] = ["quick"] if proto.quick else []
+@dataclass(frozen=True)
+class PointContext:
+    """What a point's record needs beside its windows and score: which point, what ran it, and
+    under which settings. The runner builds one per point; records never read its config."""
+
+    ladder: str
+    model: str
+    model_spec: dict[str, Any]  # the zoo's entry for the model
+    params: int | None
+    batch_size: int
+    precision: str
+    device: Device  # what ran it; the record's device is its spec ("cpu", "cuda:0")
+    protocol: Protocol
+    intensity: Intensity
+    idle: prof.IdleBaseline  # the device's baseline, with the warm ones measured so far
+    provenance: prof.Provenance
+    workload: dict[str, Any]  # the workload's own provenance (model, data, generation)
+    power_limit_now_w: float | None = None  # read again after the group: a change is flagged
+
+
+@dataclass(frozen=True)
+class _Energy:
+    """A point's headline energy over its valid windows (the figures None when none was)."""
+
+    method: str
+    reason: str | None
+    j_per_item: float | None = None
+    std_j_per_item: float | None = None
+    cv: float | None = None
+    ci95_j_per_item: tuple[float, float] | None = None
+    net_j_per_item: float | None = None
+    power_w: float | None = None
+    samples_j_per_item: list[float] | None = None
+    flags: tuple[str, ...] = ()
+
+
+def build_record(point: PointContext, score: Score, trials: list[Trial]) -> prof.Record:
+    """The record of one measured point: statistics over its windows, energy, carbon, flags."""
+    batch = point.batch_size
     items = np.array([t.steps * batch for t in trials], dtype=float)
-    windows = np.array([t.window_s for t in trials])
-    throughput = summarize(items / windows)
-    durations = np.concatenate([t.step_durations_s for t in trials])
-    pct = percentiles_ms(durations)
-    lat_mean_ms = float(durations.mean() * 1e3)
+    windows_s = np.array([t.window_s for t in trials])
+    throughput = summarize(items / windows_s)
+    durations_s = np.concatenate([t.step_durations_s for t in trials])
+    pct = percentiles_ms(durations_s)
+    lat_mean_ms = float(durations_s.mean() * 1e3)
     accuracy = acc_ci = None
     if score.correct is not None and score.total > 0:
         accuracy = score.correct / score.total
         acc_ci = wilson_interval(score.correct, score.total)
-
     head = [t.readings[0] for t in trials]
-    method = head[0].method
-    valid = [i for i, r in enumerate(head) if r.valid]
-    for r in head:
-        flags.extend(f for f in r.flags if f not in flags)
-    energy_reason = head[0].reason
-    e_item = e_std = e_cv = e_ci = e_net = power = None
-    idle_w, idle_basis = idle_power(profile, spec, f"{model} {precision}")
-    limit_before_w = profile.idle.get(spec, {}).get("power_limit_w")
-    periods = [r.update_period_s for r in head if r.update_period_s is not None]
-    period_s = float(np.median(periods)) if periods else None
-    if limit_now_w is not None and limit_before_w is not None and limit_now_w != limit_before_w:
-        flags.append("power_limit_changed")
-    samples: dict[str, list[float]] = {
-        "items_per_s": [float(x) for x in items / windows],
-        "latency_p50_ms": [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in trials],
-        "latency_p95_ms": [float(np.percentile(t.step_durations_s, 95) * 1e3) for t in trials],
-        "window_s": [float(x) for x in windows],
-        "steps": [float(t.steps) for t in trials],
-    }
-    if valid:
-        per_item = np.array([head[i].energy_j / items[i] for i in valid])
-        e = summarize(per_item)
-        e_item, e_std, e_cv, e_ci = e.mean, e.std, e.cv, e.ci95
-        samples["energy_j_per_item"] = [float(x) for x in per_item]
-        power = float(np.mean([head[i].energy_j / head[i].duration_s for i in valid]))
-        if idle_w is not None:
-            net = [(head[i].energy_j - idle_w * head[i].duration_s) / items[i] for i in valid]
-            e_net = float(np.mean(net))
-            if power < 0.95 * idle_w:  # 5% slack: the idle figure has its own noise
-                flags.append("power_below_idle")
-        limit = limit_now_w or limit_before_w
-        if limit and power > limit * (1 + power_limit_slack(float(windows.mean()))):
-            flags.append("power_above_limit")
-        if e_cv is not None and e_cv > proto.max_cv:
-            flags.append("energy_cv_high")
-        if len(valid) < len(head):
-            flags.append("invalid_windows_dropped")
-        updates = [head[i].counter_updates for i in valid if head[i].counter_updates is not None]
-        # one update of slack: a window sized to the period measured so far may round one short
-        if updates and min(updates) < proto.min_counter_updates - 1:
-            flags.append("too_few_counter_updates")
-    elif method != "unavailable":  # each null reading says why; report the first reason
-        energy_reason = next((r.reason for r in head if r.reason), "no valid window")
-    if throughput.cv is not None and throughput.cv > proto.max_cv:
-        flags.append("throughput_cv_high")
-    flags.extend(f for f in validity_flags(head, trials, device.is_cuda, profile.provenance)
-                 if f not in flags)
-    for name, values in _edge_samples(head, trials).items():
-        samples[name] = values
-    components = []
-    for j in range(1, len(trials[0].readings)):
-        rs = [t.readings[j] for t in trials]
-        ok = [r.energy_j / n for r, n in zip(rs, items) if r.valid]
-        components.append({
-            "domain": rs[0].domain, "method": rs[0].method,
-            "energy_j_per_item": float(np.mean(ok)) if ok else None,
-            "reason": rs[0].reason if not ok else None,
-        })
+    idle_w, idle_basis = point.idle.power_w(f"{point.model} {point.precision}")
+    energy = _energy(point, head, items, windows_s, idle_w)
+    periods_s = [r.update_period_s for r in head if r.update_period_s is not None]
     updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
     return prof.Record(
-        ladder=cfg.ladder.name, model=model, params=params, batch_size=batch,
-        precision=precision, device=spec, device_name=device.name, device_uuid=device.uuid,
+        ladder=point.ladder, model=point.model, params=point.params, batch_size=batch,
+        precision=point.precision, device=point.device.spec, device_name=point.device.name,
+        device_uuid=point.device.uuid,
         accuracy=accuracy, accuracy_ci95=acc_ci, accuracy_n=score.total if accuracy is not None else None,
         quality_metric=score.metric, perplexity=score.extra.get("perplexity"),
         quality={k: float(v) for k, v in score.extra.items() if k != "perplexity"},
@@ -101,20 +86,106 @@ def build_record(cfg, profile, model, params, batch, precision, device, spec, sc
         latency_per_item_p50_ms=pct[50] / batch, latency_per_item_p90_ms=pct[90] / batch,
         latency_per_item_p95_ms=pct[95] / batch, latency_per_item_p99_ms=pct[99] / batch,
         items_per_s=throughput.mean, items_per_s_ci95=throughput.ci95,
-        energy_j_per_item=e_item, energy_j_per_item_std=e_std, energy_j_per_item_cv=e_cv,
-        energy_j_per_item_ci95=e_ci, energy_net_j_per_item=e_net,
-        energy_method=method if e_item is not None else "unavailable",
-        energy_domain=head[0].domain, energy_reason=energy_reason,
-        power_w=power, idle_power_w=idle_w, idle_basis=idle_basis if idle_w is not None else None,
-        counter_update_period_s=period_s, components=components,
-        co2e_g_per_item=cfg.intensity.co2e_g(e_item),
-        intensity_gco2e_per_kwh=cfg.intensity.gco2e_per_kwh,
-        intensity_source=intensity_label(cfg.intensity),
-        repeats=len(trials), window_s=float(windows.mean()),
+        energy_j_per_item=energy.j_per_item, energy_j_per_item_std=energy.std_j_per_item,
+        energy_j_per_item_cv=energy.cv, energy_j_per_item_ci95=energy.ci95_j_per_item,
+        energy_net_j_per_item=energy.net_j_per_item,
+        energy_method=energy.method if energy.j_per_item is not None else "unavailable",
+        energy_domain=head[0].domain, energy_reason=energy.reason,
+        power_w=energy.power_w, idle_power_w=idle_w, idle_basis=idle_basis if idle_w is not None else None,
+        counter_update_period_s=float(np.median(periods_s)) if periods_s else None,
+        components=_components(trials, items),
+        co2e_g_per_item=point.intensity.co2e_g(energy.j_per_item),
+        intensity_gco2e_per_kwh=point.intensity.gco2e_per_kwh,
+        intensity_source=intensity_label(point.intensity),
+        repeats=len(trials), window_s=float(windows_s.mean()),
         counter_updates_min=min(updates_all) if updates_all else None,
-        samples=samples, flags=flags, model_spec=model_dict(cfg.ladder.model(model)),
-        workload=provenance, measured_utc=prof.utc_now(),
+        samples=_samples(head, trials, items, windows_s, energy),
+        flags=_flags(point, head, trials, energy, throughput),
+        model_spec=point.model_spec, workload=point.workload, measured_utc=prof.utc_now(),
     )
+
+
+def _energy(point: PointContext, head: list[EnergyReading], items: np.ndarray, windows_s: np.ndarray,
+            idle_w: float | None) -> _Energy:
+    """Energy per item over the valid windows, net of idle power, with the flags it raises."""
+    proto = point.protocol
+    # (reading, joules, items) of each valid window (a valid reading always has its joules)
+    valid = [(r, r.energy_j, n) for r, n in zip(head, items, strict=True) if r.valid and r.energy_j is not None]
+    if not valid:  # each null reading says why; report the first reason
+        reason = head[0].reason
+        if head[0].method != "unavailable":
+            reason = next((r.reason for r in head if r.reason), "no valid window")
+        return _Energy(head[0].method, reason)
+    per_item = [energy_j / n for _, energy_j, n in valid]
+    e = summarize(per_item)
+    power_w = float(np.mean([energy_j / r.duration_s for r, energy_j, _ in valid]))
+    flags, net_j_per_item = [], None
+    if idle_w is not None:
+        net = [(energy_j - idle_w * r.duration_s) / n for r, energy_j, n in valid]
+        net_j_per_item = float(np.mean(net))
+        if power_w < 0.95 * idle_w:  # 5% slack: the idle figure has its own noise
+            flags.append("power_below_idle")
+    limit_w = point.power_limit_now_w or point.idle.power_limit_w
+    if limit_w and power_w > limit_w * (1 + power_limit_slack(float(windows_s.mean()))):
+        flags.append("power_above_limit")
+    if e.cv is not None and e.cv > proto.max_cv:
+        flags.append("energy_cv_high")
+    if len(valid) < len(head):
+        flags.append("invalid_windows_dropped")
+    updates = [r.counter_updates for r, _, _ in valid if r.counter_updates is not None]
+    # one update of slack: a window sized to the period measured so far may round one short
+    if updates and min(updates) < proto.min_counter_updates - 1:
+        flags.append("too_few_counter_updates")
+    return _Energy(head[0].method, head[0].reason, e.mean, e.std, e.cv, e.ci95, net_j_per_item, power_w,
+                   [float(x) for x in per_item], tuple(flags))
+
+
+def _flags(point: PointContext, head: list[EnergyReading], trials: list[Trial], energy: _Energy,
+           throughput: Summary) -> list[str]:
+    """The point's validity flags, in a fixed order: quick, the readings', power limit, energy,
+    throughput, then those from the window edges."""
+    flags: list[str] = ["quick"] if point.protocol.quick else []
+    for r in head:
+        flags.extend(f for f in r.flags if f not in flags)
+    limit_before_w, limit_now_w = point.idle.power_limit_w, point.power_limit_now_w
+    if limit_now_w is not None and limit_before_w is not None and limit_now_w != limit_before_w:
+        flags.append("power_limit_changed")
+    flags.extend(energy.flags)
+    if throughput.cv is not None and throughput.cv > point.protocol.max_cv:
+        flags.append("throughput_cv_high")
+    flags.extend(f for f in validity_flags(head, trials, point.device.is_cuda, point.provenance)
+                 if f not in flags)
+    return flags
+
+
+def _samples(head: list[EnergyReading], trials: list[Trial], items: np.ndarray, windows_s: np.ndarray,
+             energy: _Energy) -> dict[str, list[float]]:
+    """Per-repeat values, for significance tests and the checks behind the flags."""
+    samples: dict[str, list[float]] = {
+        "items_per_s": [float(x) for x in items / windows_s],
+        "latency_p50_ms": [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in trials],
+        "latency_p95_ms": [float(np.percentile(t.step_durations_s, 95) * 1e3) for t in trials],
+        "window_s": [float(x) for x in windows_s],
+        "steps": [float(t.steps) for t in trials],
+    }
+    if energy.samples_j_per_item is not None:
+        samples["energy_j_per_item"] = energy.samples_j_per_item
+    samples.update(_edge_samples(head, trials))
+    return samples
+
+
+def _components(trials: list[Trial], items: np.ndarray) -> list[dict[str, Any]]:
+    """The other meters' energy per item (the host CPU beside a GPU), never summed in."""
+    components = []
+    for j in range(1, len(trials[0].readings)):
+        rs = [t.readings[j] for t in trials]
+        ok = [r.energy_j / n for r, n in zip(rs, items, strict=True) if r.valid and r.energy_j is not None]
+        components.append({
+            "domain": rs[0].domain, "method": rs[0].method,
+            "energy_j_per_item": float(np.mean(ok)) if ok else None,
+            "reason": rs[0].reason if not ok else None,
+        })
+    return components
 
 
 def add_lm_fields(r: prof.Record, shape: dict[str, int], prefill: list[Trial], full: list[Trial]) -> None:
@@ -133,7 +204,9 @@ def add_lm_fields(r: prof.Record, shape: dict[str, int], prefill: list[Trial], f
     r.samples["ttft_p50_ms"] = [float(np.percentile(t.step_durations_s, 50) * 1e3) for t in prefill]
     if r.latency_mean_ms is not None and r.latency_mean_ms > r.ttft_mean_ms:
         r.tpot_ms = (r.latency_mean_ms - r.ttft_mean_ms) / (t_tokens - 1)
-    per_item = [t.readings[0].energy_j / (t.steps * r.batch_size) for t in prefill if t.readings[0].valid]
+    heads = [t.readings[0] for t in prefill]
+    per_item = [h.energy_j / (t.steps * r.batch_size) for h, t in zip(heads, prefill, strict=True)
+                if h.valid and h.energy_j is not None]
     if not per_item:
         r.energy_lm_reason = next((t.readings[0].reason for t in prefill if t.readings[0].reason),
                                   "no valid prefill window")
@@ -150,19 +223,6 @@ def add_lm_fields(r: prof.Record, shape: dict[str, int], prefill: list[Trial], f
 
 def intensity_label(i: Intensity) -> str:
     return f"{i.source}, zone {i.zone}" if i.zone else i.source
-
-
-def idle_power(profile: prof.Profile, spec: str, after: str | None = None) -> tuple[float | None, str]:
-    """The idle baseline net energy subtracts, and which it is: the warm one measured right
-    after ``after`` ("model precision") ran (a GPU idles far higher after load, 118-128 W against
-    78 W cold on an H200), where there is one, else the cold one measured before the sweep."""
-    idle = profile.idle.get(spec, {})
-    for entry in reversed(idle.get("warm") or []):
-        meters = entry.get("meters") or []
-        if entry.get("after") == after and meters and meters[0].get("power_w") is not None:
-            return meters[0]["power_w"], "warm"
-    meters = idle.get("meters") or []
-    return (meters[0]["power_w"] if meters else None), "cold"
 
 
 # Validity checks (docs/measurement.md item 8): thresholds, and where each reading comes from.
@@ -186,7 +246,7 @@ def _edges(head: list, side: str, key: str) -> list[float]:
             if key in (r.checks.get(side) or {}) and r.checks[side][key] is not None]
 
 
-def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: dict) -> list[str]:
+def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: prof.Provenance) -> list[str]:
     """Flags from the readings at the window edges: clock and temperature drift and other
     processes on the GPU (NVML), other processes' load on the host CPU (psutil)."""
     flags = []
@@ -198,8 +258,8 @@ def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: d
         flags.append("temperature_drift")
     if any((r.checks.get(side) or {}).get("other_gpu_pids") for r in head for side in ("start", "end")):
         flags.append("other_gpu_processes")
-    cores = provenance.get("cpu_affinity_count") or provenance.get("cpu_count")
-    threads = 1 if is_cuda else int(provenance.get("torch_threads") or 1)
+    cores = provenance.usable_cpu_count
+    threads = 1 if is_cuda else int(provenance.torch_threads or 1)
     others = [t.host_other_cores for t in trials if t.host_other_cores is not None]
     # flagged when other processes leave fewer free cores than this run's threads (plus a spare
     # half core for the interpreter and the meters): then they compete with the timed loop

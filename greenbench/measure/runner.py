@@ -16,15 +16,18 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
+from greenbench import __version__
 from greenbench import meters as metermod
 from greenbench import profile as prof
 from greenbench.carbon.intensity import Intensity
+from greenbench.errors import GreenbenchError
 from greenbench.measure import devices as devmod
 from greenbench.measure.protocol import (
     Protocol,
@@ -37,21 +40,23 @@ from greenbench.measure.protocol import (
 )
 from greenbench.measure.records import (
     HOST_BUSY_MIN_CORES,
+    PointContext,
     add_lm_fields,
     build_record,
     flag_fixes,
 )
 from greenbench.measure.zoo import Ladder, model_dict
-from greenbench.meters.base import ESTIMATE, Meter, MeterError
+from greenbench.meters.base import ESTIMATE, EnergyReading, Meter, MeterError
 from greenbench.workloads import (
     Workload,
     WorkloadError,
     WorkloadSkipped,
     build_workload,
 )
+from greenbench.workloads.base import Score
 
 
-class RunError(Exception):
+class RunError(GreenbenchError):
     """The run cannot start (bad output folder, mismatched resume); one line for the user."""
 
 
@@ -68,12 +73,32 @@ class Event:
     fix: str = ""
 
 
+Emit = Callable[[Event], None]
+# called after each group: the device, its idle baseline (None: none yet), the group's records
+Finished = Callable[[str, prof.IdleBaseline | None, list[prof.Record]], None]
+
+
 @dataclass(frozen=True)
 class Point:
     model: str
     batch_size: int
     precision: str
     device: str  # as planned: the ladder's or user's spec; as run: the resolved "cpu" or "cuda:N"
+
+
+@dataclass(frozen=True)
+class Group:
+    """The unit of work: one model at one precision on one device, built once; its batch sizes
+    are measured in interleaved rounds."""
+
+    model: str
+    precision: str
+    batch_sizes: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        """What a warm idle baseline is measured after: "model precision"."""
+        return f"{self.model} {self.precision}"
 
 
 @dataclass(frozen=True)
@@ -115,18 +140,18 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     after_window: Callable[[WindowDone], None] | None = None  # an observer; not part of settings
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> prof.Settings:
         """What must match for a resumed run to continue an earlier one."""
-        return {
-            "protocol": self.protocol.to_dict(),
-            "meter": self.meter,
-            "energy_basis": "gross",
-            "models": list(self.models) if self.models else None,
-            "batch_sizes": list(self.batch_sizes) if self.batch_sizes else None,
-            "precisions": list(self.precisions) if self.precisions else None,
-            "devices": list(self.devices) if self.devices else None,
-            "threads": self.threads,
-        }
+        return prof.Settings(
+            protocol=prof.ProtocolSettings(**self.protocol.to_dict()),
+            meter=self.meter,
+            energy_basis="gross",
+            models=list(self.models) if self.models else None,
+            batch_sizes=list(self.batch_sizes) if self.batch_sizes else None,
+            precisions=list(self.precisions) if self.precisions else None,
+            devices=list(self.devices) if self.devices else None,
+            threads=self.threads,
+        )
 
 
 def plan(cfg: RunConfig) -> list[Point]:
@@ -157,16 +182,16 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
                 f"{path} exists: pass --resume to finish it, or --force to measure it again"
             )
         old = prof.load(path)
-        if old.ladder.get("name") != cfg.ladder.name:
-            raise RunError(f"{path} holds ladder {old.ladder.get('name')!r}, not {cfg.ladder.name!r}")
+        if old.ladder.name != cfg.ladder.name:
+            raise RunError(f"{path} holds ladder {old.ladder.name!r}, not {cfg.ladder.name!r}")
         definition = cfg.ladder.model_dump(mode="json", exclude={"source"})
-        if old.ladder.get("definition") != definition:
+        if old.ladder.definition != definition:
             raise RunError(
                 f"{path}: ladder {cfg.ladder.name!r} was changed since this profile was started; "
                 "pass --force to start over"
             )
-        if old.settings != settings:
-            changed = sorted(k for k in settings if old.settings.get(k) != settings[k])
+        changed = _changed_settings(old.settings, settings)
+        if changed:
             raise RunError(
                 f"{path} was measured with other settings ({', '.join(changed)}); "
                 "resume with the same options, or pass --force to start over"
@@ -180,15 +205,26 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
         raise RunError(f"{path}: cannot write the profile: {e.strerror or e}") from None
     now = prof.utc_now()
     return prof.Profile(
-        greenbench_version=devmod._version("greenbench") or "0+unknown",
+        greenbench_version=__version__,
         created_utc=now,
         updated_utc=now,
-        ladder={"name": cfg.ladder.name, "source": cfg.ladder.source,
-                "definition": cfg.ladder.model_dump(mode="json", exclude={"source"})},  # resume checks it
+        ladder=prof.LadderInfo(name=cfg.ladder.name, source=cfg.ladder.source,  # resume checks it
+                               definition=cfg.ladder.model_dump(mode="json", exclude={"source"})),
         settings=settings,
-        provenance=devmod.provenance(),
-        carbon=cfg.intensity.to_dict(),
+        provenance=prof.Provenance(**devmod.provenance()),
+        carbon=_carbon(cfg.intensity),
     )
+
+
+def _changed_settings(old: prof.Settings, new: prof.Settings) -> list[str]:
+    """The settings whose values differ, as written (a key an older file lacks differs too)."""
+    was, now = old.model_dump(), new.model_dump()
+    return sorted(k for k in {**was, **now} if k not in was or k not in now or was[k] != now[k])
+
+
+def _carbon(i: Intensity) -> prof.CarbonIntensity:
+    return prof.CarbonIntensity(gco2e_per_kwh=i.gco2e_per_kwh, source=i.source, zone=i.zone, year=i.year,
+                                basis=i.basis, pue=i.pue)
 
 
 class _Clock:
@@ -218,11 +254,7 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
         Point(p.model, p.batch_size, p.precision, resolved[p.device].spec) for p in points))
     devices_by_spec = {d.spec: d for d in resolved.values()}
     profile = _open_profile(cfg)
-    for spec, idle in profile.idle.items():  # resuming: same names must mean the same devices
-        now = devices_by_spec.get(spec)
-        if now is not None and idle.get("uuid") != now.uuid:
-            raise RunError(f"{cfg.out_path}: {spec} was {idle.get('device_name')} ({idle.get('uuid')}) "
-                           f"and is now {now.name} ({now.uuid}); resume with the same devices visible")
+    _check_same_devices(cfg.out_path, profile, devices_by_spec)
     # Failed or skipped points are tried again on resume (an OOM may have been transient).
     profile.records = [r for r in profile.records if r.status == "ok"]
     done_keys = profile.finished_keys()
@@ -232,17 +264,9 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     clock = _Clock(len(todo) * cfg.protocol.repeats)
     _warn_if_host_busy(profile, emit)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
-    by_device: dict[str, list[tuple[str, str, list[int]]]] = {}
-    for p in todo:
-        groups = by_device.setdefault(p.device, [])
-        for model, precision, batches in groups:
-            if (model, precision) == (p.model, p.precision):
-                batches.append(p.batch_size)
-                break
-        else:
-            groups.append((p.model, p.precision, [p.batch_size]))
+    by_device = _groups_by_device(todo)
 
-    def finished(spec: str, idle: dict | None, records: list[prof.Record]) -> None:
+    def finished(spec: str, idle: prof.IdleBaseline | None, records: list[prof.Record]) -> None:
         if idle is not None:
             profile.idle[spec] = idle
         profile.records.extend(records)
@@ -257,29 +281,95 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
         _run_parallel(cfg, profile, by_device, devices_by_spec, clock, emit, finished)
     else:
         for spec, groups in by_device.items():
-            _sweep_device(cfg, profile, devices_by_spec[spec], spec, groups, clock, emit, finished)
+            _sweep_device(cfg, profile, devices_by_spec[spec], groups, clock, emit, finished)
     profile.complete = True
     prof.save(profile, cfg.out_path)
     return profile
 
 
-def _warn_if_host_busy(profile: prof.Profile, emit) -> None:
+def _check_same_devices(path: Path, profile: prof.Profile, devices_by_spec: dict[str, devmod.Device]) -> None:
+    """Resuming: the same device names must mean the same devices (a GPU is known by its UUID)."""
+    for spec, idle in profile.idle.items():
+        now = devices_by_spec.get(spec)
+        if now is not None and idle.uuid != now.uuid:
+            raise RunError(f"{path}: {spec} was {idle.device_name} ({idle.uuid}) "
+                           f"and is now {now.name} ({now.uuid}); resume with the same devices visible")
+
+
+def _groups_by_device(todo: list[Point]) -> dict[str, list[Group]]:
+    """The points to measure as groups, by device; groups and batch sizes in plan order."""
+    batches: dict[str, dict[tuple[str, str], list[int]]] = {}
+    for p in todo:
+        batches.setdefault(p.device, {}).setdefault((p.model, p.precision), []).append(p.batch_size)
+    return {device: [Group(model, precision, tuple(b)) for (model, precision), b in groups.items()]
+            for device, groups in batches.items()}
+
+
+def _warn_if_host_busy(profile: prof.Profile, emit: Emit) -> None:
     """Say at once when other processes load the CPU: on a small shared machine they slow torch's
     thread pool by 10-30x and make every timing (and a CPU estimate) noisy."""
     others = other_cores_now()
-    cores = profile.provenance.get("cpu_affinity_count") or profile.provenance.get("cpu_count")
+    cores = profile.provenance.usable_cpu_count
     if others is None or not cores or others < HOST_BUSY_MIN_CORES:
         return
-    threads = profile.provenance.get("torch_threads")
+    threads = profile.provenance.torch_threads
     emit(Event("warning", f"other processes keep about {others:.1f} of this machine's {cores} CPU "
                           f"cores busy: timings will be noisy; close them, or keep --threads "
                           f"(now {threads}) below the free cores"))
 
 
-def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
-                  groups: list[tuple[str, str, list[int]]], clock: _Clock, emit,
-                  finished: Callable[[str, dict | None, list[prof.Record]], None],
-                  host_components: bool = True) -> None:
+@dataclass(frozen=True)
+class _DeviceRun:
+    """What every group measured on one device shares: the run, the profile being written, the
+    device and its meters (the headline meter first), the ETA clock and the event sink."""
+
+    cfg: RunConfig
+    profile: prof.Profile
+    device: devmod.Device
+    headline: Meter
+    components: tuple[Meter, ...]
+    clock: _Clock
+    emit: Emit
+
+    @property
+    def meters(self) -> list[Meter]:
+        return [self.headline, *self.components]
+
+    @property
+    def cuda_device(self) -> str | None:
+        return self.device.spec if self.device.is_cuda else None
+
+
+@dataclass
+class _GroupWindows:
+    """One group's steps and measured windows by batch size, filled in while it is measured."""
+
+    batch_sizes: tuple[int, ...]
+    phases: tuple[str, ...]  # e.g. a causal LM's prefill, measured in windows of its own
+    window_s: float
+    steps: dict[int, Callable[[], Any]] = field(default_factory=dict)
+    phase_steps: dict[tuple[str, int], Callable[[], Any]] = field(default_factory=dict)
+    scores: dict[int, Score] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)  # batch size -> one line
+    trials: dict[int, list[Trial]] = field(default_factory=dict)
+    phase_trials: dict[tuple[str, int], list[Trial]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.trials = {b: [] for b in self.batch_sizes}
+        self.phase_trials = {(ph, b): [] for ph in self.phases for b in self.batch_sizes}
+
+
+@dataclass(frozen=True)
+class _WorkloadFacts:
+    """What records need from a workload, read before it is closed."""
+
+    params: int | None
+    provenance: dict[str, Any]
+    request_shape: dict[str, int] | None  # a causal LM's prompt and output tokens
+
+
+def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, groups: list[Group],
+                  clock: _Clock, emit: Emit, finished: Finished, host_components: bool = True) -> None:
     """Every group of one device, in order, with that device's meters; ``finished`` after each.
 
     ``host_components`` False: no host-CPU component meter beside a GPU (with one process per GPU
@@ -296,24 +386,25 @@ def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, 
         components = []
         emit(Event("note", f"{device.spec}: the host CPU is not metered beside it when several GPUs "
                            "measure at once (each process would count the whole host)"))
+    run = _DeviceRun(cfg, profile, device, headline, tuple(components), clock, emit)
     try:
-        for model, precision, batches in groups:
-            records = _measure_group(cfg, profile, model, precision, device, spec,
-                                     headline, components, batches, clock, emit)
-            finished(spec, profile.idle.get(spec), records)
+        for group in groups:
+            records = _measure_group(run, group)
+            finished(device.spec, profile.idle.get(device.spec), records)
     finally:
-        for m in [headline, *components]:
+        for m in run.meters:
             m.close()
 
 
-def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, spec: str,
-                groups: list, total: int, queue) -> None:
+def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, groups: list[Group],
+                total: int, queue) -> None:
     """One device's sweep in its own process: events and finished records go to the parent."""
+    spec = device.spec
     try:
         if cfg.threads is not None:
             devmod.set_threads(cfg.threads)
         clock = _Clock(total)
-        _sweep_device(cfg, profile, device, spec, groups, clock, lambda e: queue.put(("event", spec, e)),
+        _sweep_device(cfg, profile, device, groups, clock, lambda e: queue.put(("event", spec, e)),
                       lambda s, idle, recs: queue.put(("records", s, idle, recs)), host_components=False)
         queue.put(("done", spec))
     except KeyboardInterrupt:
@@ -322,8 +413,9 @@ def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, sp
         queue.put(("error", spec, _one_line(e)))
 
 
-def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict, devices_by_spec: dict,
-                  clock: _Clock, emit, finished) -> None:
+def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict[str, list[Group]],
+                  devices_by_spec: dict[str, devmod.Device], clock: _Clock, emit: Emit,
+                  finished: Finished) -> None:
     """One process per device, all measuring at once; only this process writes the profile."""
     import multiprocessing as mp
     import queue as queuemod
@@ -333,9 +425,9 @@ def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict, device
     procs = {}
     child_cfg = replace(cfg, after_window=None)  # an observer runs in this process only
     for spec, groups in by_device.items():
-        windows = sum(len(b) for _, _, b in groups) * cfg.protocol.repeats
+        windows = sum(len(g.batch_sizes) for g in groups) * cfg.protocol.repeats
         procs[spec] = ctx.Process(target=_child_main, name=f"greenbench-{spec}", daemon=True,
-                                  args=(child_cfg, profile, devices_by_spec[spec], spec, groups, windows, q))
+                                  args=(child_cfg, profile, devices_by_spec[spec], groups, windows, q))
     emit(Event("note", f"measuring {len(procs)} devices at once, one process each: {', '.join(procs)}"))
     errors: list[str] = []
     alive = set(procs)
@@ -373,8 +465,9 @@ def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict, device
         raise RunError("; ".join(errors) + f" (finished points are saved in {cfg.out_path}; --resume goes on)")
 
 
-def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, emit) -> tuple[Meter, list[Meter]]:
-    spec = device.spec
+def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device,
+                 emit: Emit) -> tuple[Meter, list[Meter]]:
+    """The device's meters, and its cold idle baseline in the profile (unless resumed)."""
     headline, components = metermod.select_meters(
         device.uuid or device.spec, prefer=cfg.meter, country_iso_code=cfg.country_iso_code
     )
@@ -383,36 +476,40 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, e
         emit(Event("warning", f"{device.spec}: no energy meter ({info.reason}); energy will be null"))
     elif info.method == "estimate":
         emit(Event("warning", f"{device.spec}: energy is an estimate ({info.reason})"))
-    if spec in profile.idle:  # resumed run: keep the baseline measured with the finished points
-        return headline, components
-    meters = [headline, *components]
-    measured_utc = prof.utc_now()
-    idle_reason = None
-    try:
-        idle = measure_idle(meters, cfg.protocol.idle_s) if cfg.protocol.idle_s > 0 else []
-    except MeterError as e:  # no baseline, said so; the windows are tried all the same
-        idle, idle_reason = [], str(e)
-        emit(Event("warning", f"{spec}: the idle baseline failed ({e}); net energy will be null"))
-    read_cost_s = getattr(headline, "read_cost_s", lambda: None)()
-    profile.idle[spec] = {
-        "device": device.spec,
-        "device_name": device.name,
-        "uuid": device.uuid,
-        "measured_utc": measured_utc,  # the cold baseline, before the sweep; "warm" follows
-        "duration_s": cfg.protocol.idle_s,
-        "meters": _idle_rows(idle),
-        "reason": idle_reason,
-        "update_period_s": headline.update_period_s(),
-        "read_cost_s": read_cost_s,  # one read of the headline counter, as observed here
-        "power_limit_w": headline.power_limit_w(),
-        "meter": _info_dict(headline),  # read again after the idle window: detection has run
-        "components": [_info_dict(m) for m in components],
-        "warm": [],
-    }
+    if device.spec not in profile.idle:  # resumed: keep the baseline measured with the finished points
+        profile.idle[device.spec] = _cold_idle(cfg.protocol.idle_s, device, headline, components, emit)
     return headline, components
 
 
-def _info_dict(meter: Meter) -> dict[str, Any]:
+def _cold_idle(idle_s: float, device: devmod.Device, headline: Meter, components: list[Meter],
+               emit: Emit) -> prof.IdleBaseline:
+    """The idle baseline before the sweep, with what the meters said about themselves."""
+    measured_utc = prof.utc_now()
+    idle_reason = None
+    try:
+        idle = measure_idle([headline, *components], idle_s) if idle_s > 0 else []
+    except MeterError as e:  # no baseline, said so; the windows are tried all the same
+        idle, idle_reason = [], str(e)
+        emit(Event("warning", f"{device.spec}: the idle baseline failed ({e}); net energy will be null"))
+    read_cost_s = getattr(headline, "read_cost_s", lambda: None)()
+    return prof.IdleBaseline(
+        device=device.spec,
+        device_name=device.name,
+        uuid=device.uuid,
+        measured_utc=measured_utc,  # the cold baseline, before the sweep; "warm" follows
+        duration_s=idle_s,
+        meters=_idle_rows(idle),
+        reason=idle_reason,
+        update_period_s=headline.update_period_s(),
+        read_cost_s=read_cost_s,  # one read of the headline counter, as observed here
+        power_limit_w=headline.power_limit_w(),
+        meter=_meter_summary(headline),  # read again after the idle window: detection has run
+        components=[_meter_summary(m) for m in components],
+        warm=[],
+    )
+
+
+def _meter_summary(meter: Meter) -> prof.MeterSummary:
     """A meter's info for the profile; for an estimate, what it rests on (CodeCarbon's CPU model,
     TDP and RAM power), so that the estimate can be checked."""
     info = meter.info()
@@ -420,162 +517,208 @@ def _info_dict(meter: Meter) -> dict[str, Any]:
     estimate = getattr(meter, "estimate_provenance", None)
     if estimate is not None:
         details.update(estimate())
-    return info.__dict__ | {"details": details}
+    return prof.MeterSummary(domain=info.domain, method=info.method, available=info.available,
+                             reason=info.reason, details=details)
 
 
-def _idle_rows(readings) -> list[dict[str, Any]]:
+def _idle_rows(readings: list[EnergyReading]) -> list[prof.IdleMeterPower]:
     return [
-        {"domain": r.domain, "method": r.method,
-         "power_w": (r.energy_j / r.duration_s) if r.valid and r.duration_s > 0 else None,
-         "reason": r.reason, "flags": list(r.flags)}
+        prof.IdleMeterPower(
+            domain=r.domain, method=r.method,
+            power_w=(r.energy_j / r.duration_s)
+            if r.valid and r.energy_j is not None and r.duration_s > 0 else None,
+            reason=r.reason, flags=list(r.flags))
         for r in readings
     ]
 
 
-def _warm_idle(cfg: RunConfig, profile: prof.Profile, spec: str, model: str, precision: str,
-               meters: list[Meter], emit) -> None:
+def _warm_idle(run: _DeviceRun, group: Group) -> None:
     """The idle baseline right after a model ran, which net energy uses: a GPU stays far above
     its cold idle for minutes after load. Not for an estimate (CodeCarbon's idle is its model)."""
-    if cfg.protocol.idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, "unavailable"):
+    idle_s, meters, spec = run.cfg.protocol.idle_s, run.meters, run.device.spec
+    if idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, "unavailable"):
         return
     measured_utc = prof.utc_now()
-    entry: dict[str, Any] = {"measured_utc": measured_utc, "duration_s": cfg.protocol.idle_s,
-                             "after": f"{model} {precision}"}
     try:
-        entry["meters"] = _idle_rows(measure_idle(meters, cfg.protocol.idle_s))
+        entry = prof.WarmIdle(measured_utc=measured_utc, duration_s=idle_s, after=group.label,
+                              meters=_idle_rows(measure_idle(meters, idle_s)))
     except MeterError as e:  # a meter fault here must not cost the windows just measured
-        entry.update(meters=[], reason=str(e))
-        emit(Event("warning", f"{spec}: the warm idle baseline after {model} failed ({e}); "
-                              "net energy uses the cold one"))
-    profile.idle.setdefault(spec, {}).setdefault("warm", []).append(entry)
+        entry = prof.WarmIdle(measured_utc=measured_utc, duration_s=idle_s, after=group.label,
+                              meters=[], reason=str(e))
+        run.emit(Event("warning", f"{spec}: the warm idle baseline after {group.model} failed ({e}); "
+                                  "net energy uses the cold one"))
+    run.profile.idle.setdefault(spec, prof.IdleBaseline()).add_warm(entry)
 
 
-def _failed(cfg: RunConfig, model: str, batch: int, precision: str, device: devmod.Device,
-            spec: str, status: str, error: str, params: int | None = None) -> prof.Record:
+def _failed(run: _DeviceRun, group: Group, batch_size: int, status: prof.Status, error: str,
+            params: int | None = None) -> prof.Record:
+    ladder, device = run.cfg.ladder, run.device
     return prof.Record(
-        ladder=cfg.ladder.name, model=model, params=params, batch_size=batch, precision=precision,
-        device=spec, device_name=device.name, device_uuid=device.uuid, status=status, error=error,
-        energy_reason=f"not measured: {status}", measured_utc=prof.utc_now(),
-        model_spec=model_dict(cfg.ladder.model(model)),
+        ladder=ladder.name, model=group.model, params=params, batch_size=batch_size,
+        precision=group.precision, device=device.spec, device_name=device.name, device_uuid=device.uuid,
+        status=status, error=error, energy_reason=f"not measured: {status}", measured_utc=prof.utc_now(),
+        model_spec=model_dict(ladder.model(group.model)),
     )
 
 
-def _build(cfg: RunConfig, model: str, precision: str, device: devmod.Device, emit) -> Workload:
-    lad = cfg.ladder
+def _build(run: _DeviceRun, group: Group) -> Workload:
+    lad, cfg = run.cfg.ladder, run.cfg
     hub = {} if lad.workload == "embedded" else {"allow_download": cfg.allow_download}
     return build_workload(
         lad.workload,
-        **lad.builder_kwargs(model),
+        **lad.builder_kwargs(group.model),
         **hub,
-        precision=precision,
-        device=device.spec,
+        precision=group.precision,
+        device=run.device.spec,
         cache_dir=cfg.cache_dir,
-        on_note=lambda text: emit(Event("note", text)),
+        on_note=lambda text: run.emit(Event("note", text)),
     )
 
 
-def _measure_group(cfg, profile, model, precision, device, spec, headline, components,
-                   batches, clock, emit) -> list[prof.Record]:
-    proto = cfg.protocol
+def _measure_group(run: _DeviceRun, group: Group) -> list[prof.Record]:
+    """Build the group's model once, measure its batch sizes in interleaved rounds, then the warm
+    idle baseline; one record per batch size (failed ones say why)."""
+    where = f"{group.model} {group.precision} on {run.device.spec}"
     try:
-        workload = _build(cfg, model, precision, device, emit)
+        workload = _build(run, group)
     except WorkloadSkipped as e:
-        emit(Event("warning", f"{model} {precision} on {device.spec}: skipped: {e}"))
-        return [_failed(cfg, model, b, precision, device, spec, "skipped", str(e)) for b in batches]
+        run.emit(Event("warning", f"{where}: skipped: {e}"))
+        return [_failed(run, group, b, "skipped", str(e)) for b in group.batch_sizes]
     except (WorkloadError, RuntimeError, MemoryError, OSError, ImportError) as e:
-        emit(Event("warning", f"{model} {precision} on {device.spec}: failed: {_one_line(e)}"))
-        return [_failed(cfg, model, b, precision, device, spec, "failed", _one_line(e)) for b in batches]
-    meters = [headline, *components]
-    window_s = required_window_s(proto.min_window_s, proto.min_counter_updates, headline.update_period_s())
-    steps: dict[int, Callable] = {}
-    scores: dict[int, Any] = {}
-    failures: dict[int, str] = {}
-    trials: dict[int, list[Trial]] = {b: [] for b in batches}
-    phases = workload.phases()  # e.g. a causal LM's prefill, measured in windows of its own
-    phase_steps: dict[tuple[str, int], Callable] = {}
-    phase_trials: dict[tuple[str, int], list[Trial]] = {(ph, b): [] for ph in phases for b in batches}
-    cuda = device.spec if device.is_cuda else None
-
-    def observe(phase: str, batch: int, step: Callable, trial: Trial) -> None:
-        if cfg.after_window is not None:
-            cfg.after_window(WindowDone(model, precision, batch, device.spec, phase, step,
-                                        workload.sync, trial))
-
+        run.emit(Event("warning", f"{where}: failed: {_one_line(e)}"))
+        return [_failed(run, group, b, "failed", _one_line(e)) for b in group.batch_sizes]
+    proto = run.cfg.protocol
+    window_s = required_window_s(proto.min_window_s, proto.min_counter_updates, run.headline.update_period_s())
+    windows = _GroupWindows(group.batch_sizes, workload.phases(), window_s)
     try:
-        for b in batches:
-            try:
-                scores[b] = _checked(workload.evaluate(b))
-                steps[b] = workload.make_step(b)
-                for ph in phases:
-                    phase_steps[(ph, b)] = workload.make_phase_step(ph, b)
-            except (RuntimeError, MemoryError, WorkloadError) as e:  # OOM lands here
-                failures[b] = _one_line(e)
-                _release(device)
-                emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
-        rng = random.Random(f"{proto.seed}:{model}:{precision}:{spec}")
-        dither = random.Random(f"dither:{proto.seed}:{model}:{precision}:{spec}")
-        period_s = headline.update_period_s() or 0.0
-        for _ in range(proto.repeats):
-            order = [b for b in batches if b not in failures]
-            rng.shuffle(order)
-            for b in order:
-                try:
-                    rate = warm_up(steps[b], workload.sync, proto.warmup_s)
-                    trial = run_window(steps[b], workload.sync, meters, window_s,
-                                       min_steps=proto.min_steps, cuda_device=cuda,
-                                       steps_per_s_hint=rate, dither_s=dither.uniform(0, period_s))
-                    observe("request", b, steps[b], trial)
-                    for ph in phases:  # same repeat, right after: drifts hit both alike
-                        step = phase_steps[(ph, b)]
-                        ph_rate = warm_up(step, workload.sync, proto.warmup_s)
-                        ph_trial = run_window(step, workload.sync, meters, window_s,
-                                              min_steps=proto.min_steps, cuda_device=cuda,
-                                              steps_per_s_hint=ph_rate,
-                                              dither_s=dither.uniform(0, period_s))
-                        phase_trials[(ph, b)].append(ph_trial)
-                        observe(ph, b, step, ph_trial)
-                except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
-                    failures[b] = _one_line(e)
-                    steps.pop(b, None)
-                    _release(device)
-                    emit(Event("warning", f"{model} batch {b}: failed: {failures[b]} (recorded; going on)"))
-                    continue
-                trials[b].append(trial)
-                eta = clock.tick()
-                emit(Event("window", _window_text(model, b, trial), done=clock.done,
-                           total=clock.total, eta_s=eta))
+        _prepare(run, group, workload, windows)
+        _measure_rounds(run, group, workload, windows)
     finally:
-        params = workload.params
-        provenance = workload.provenance()
-        shape = workload.request_shape()
-        steps.clear()  # the step closures hold the model and its staged inputs: drop them first,
-        phase_steps.clear()  # so that close() and the cache release below can free the memory
+        facts = _WorkloadFacts(workload.params, workload.provenance(), workload.request_shape())
+        windows.steps.clear()  # the step closures hold the model and its staged inputs: drop them first,
+        windows.phase_steps.clear()  # so that close() and the cache release below can free the memory
         workload.close()
-        _release(device)
-    if any(trials.values()):
-        _warm_idle(cfg, profile, spec, model, precision, meters, emit)
-    limit_now_w = headline.power_limit_w()  # read again: a change during the sweep is flagged
-    records = []
-    for b in batches:
-        if b in failures:
-            records.append(_failed(cfg, model, b, precision, device, spec, "failed", failures[b], params))
-        else:
+        _release(run.device)
+    if any(windows.trials.values()):
+        _warm_idle(run, group)
+    return _records(run, group, windows, facts)
+
+
+def _prepare(run: _DeviceRun, group: Group, workload: Workload, windows: _GroupWindows) -> None:
+    """Score every batch size once and make its steps; a batch size that fails is recorded."""
+    for b in group.batch_sizes:
+        try:
+            windows.scores[b] = _checked(workload.evaluate(b))
+            windows.steps[b] = workload.make_step(b)
+            for ph in windows.phases:
+                windows.phase_steps[(ph, b)] = workload.make_phase_step(ph, b)
+        except (RuntimeError, MemoryError, WorkloadError) as e:  # OOM lands here
+            _fail_batch(run, group, windows, b, e)
+
+
+def _fail_batch(run: _DeviceRun, group: Group, windows: _GroupWindows, batch_size: int,
+                e: BaseException) -> None:
+    """Record a batch size's failure (out of memory, a lost GPU, a meter fault) and go on."""
+    windows.failures[batch_size] = _one_line(e)
+    windows.steps.pop(batch_size, None)
+    _release(run.device)
+    run.emit(Event("warning", f"{group.model} batch {batch_size}: failed: {windows.failures[batch_size]} "
+                              "(recorded; going on)"))
+
+
+def _measure_rounds(run: _DeviceRun, group: Group, workload: Workload, windows: _GroupWindows) -> None:
+    """``repeats`` rounds, each over the batch sizes left in a fresh seeded order."""
+    proto, clock = run.cfg.protocol, run.clock
+    seed = f"{proto.seed}:{group.model}:{group.precision}:{run.device.spec}"
+    order_rng, dither_rng = random.Random(seed), random.Random(f"dither:{seed}")
+    period_s = run.headline.update_period_s() or 0.0
+
+    def dither_s() -> float:
+        return dither_rng.uniform(0, period_s)
+
+    for _ in range(proto.repeats):
+        order = [b for b in group.batch_sizes if b not in windows.failures]
+        order_rng.shuffle(order)
+        for b in order:
             try:
-                records.append(build_record(cfg, profile, model, params, b, precision, device, spec,
-                                            scores[b], trials[b], provenance, limit_now_w))
-            except (ValueError, ValidationError) as e:  # a non-finite figure: record it, go on
-                records.append(_failed(cfg, model, b, precision, device, spec, "failed",
-                                       f"could not summarise the windows: {_one_line(e)}", params))
+                trial = _repeat(run, group, workload, windows, b, dither_s)
+            except (RuntimeError, MemoryError, MeterError) as e:  # OOM, lost GPU, meter fault
+                _fail_batch(run, group, windows, b, e)
                 continue
-            if shape is not None:
-                add_lm_fields(records[-1], shape, phase_trials.get(("prefill", b), []), trials[b])
-            for code, fix in flag_fixes(records[-1]):
-                r = records[-1]
-                emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
+            windows.trials[b].append(trial)
+            eta_s = clock.tick()
+            run.emit(Event("window", _window_text(group.model, b, trial), done=clock.done,
+                           total=clock.total, eta_s=eta_s))
+
+
+def _repeat(run: _DeviceRun, group: Group, workload: Workload, windows: _GroupWindows, batch_size: int,
+            dither_s: Callable[[], float]) -> Trial:
+    """One repeat of a batch size: its request window, then each phase's right after (drifts hit
+    both alike). Returns the request window; the phases' go to ``windows.phase_trials``."""
+    step = windows.steps[batch_size]
+    trial = _window(run, workload, step, windows.window_s, dither_s())
+    _observe(run, group, workload, "request", batch_size, step, trial)
+    for ph in windows.phases:
+        ph_step = windows.phase_steps[(ph, batch_size)]
+        ph_trial = _window(run, workload, ph_step, windows.window_s, dither_s())
+        windows.phase_trials[(ph, batch_size)].append(ph_trial)
+        _observe(run, group, workload, ph, batch_size, ph_step, ph_trial)
+    return trial
+
+
+def _window(run: _DeviceRun, workload: Workload, step: Callable[[], Any], window_s: float,
+            dither_s: float) -> Trial:
+    """A warm-up, then one measured window of ``step`` on every meter of the device."""
+    proto = run.cfg.protocol
+    rate = warm_up(step, workload.sync, proto.warmup_s)
+    return run_window(step, workload.sync, run.meters, window_s, min_steps=proto.min_steps,
+                      cuda_device=run.cuda_device, steps_per_s_hint=rate, dither_s=dither_s)
+
+
+def _observe(run: _DeviceRun, group: Group, workload: Workload, phase: str, batch_size: int,
+             step: Callable[[], Any], trial: Trial) -> None:
+    if run.cfg.after_window is not None:
+        run.cfg.after_window(WindowDone(group.model, group.precision, batch_size, run.device.spec, phase,
+                                        step, workload.sync, trial))
+
+
+def _records(run: _DeviceRun, group: Group, windows: _GroupWindows, facts: _WorkloadFacts) -> list[prof.Record]:
+    """One record per batch size, in the group's order; a point whose windows cannot be
+    summarised (a non-finite figure) is recorded as failed."""
+    limit_now_w = run.headline.power_limit_w()  # read again: a change during the sweep is flagged
+    records = []
+    for b in group.batch_sizes:
+        if b in windows.failures:
+            records.append(_failed(run, group, b, "failed", windows.failures[b], facts.params))
+            continue
+        point = _point_context(run, group, b, facts, limit_now_w)
+        try:
+            r = build_record(point, windows.scores[b], windows.trials[b])
+        except (ValueError, ValidationError) as e:  # a non-finite figure: record it, go on
+            records.append(_failed(run, group, b, "failed",
+                                   f"could not summarise the windows: {_one_line(e)}", facts.params))
+            continue
+        records.append(r)
+        if facts.request_shape is not None:
+            add_lm_fields(r, facts.request_shape, windows.phase_trials.get(("prefill", b), []), windows.trials[b])
+        for code, fix in flag_fixes(r):
+            run.emit(Event("flag", f"{r.model} b{r.batch_size} {r.precision} {r.device}", code=code, fix=fix))
     return records
 
 
-def _checked(score):
+def _point_context(run: _DeviceRun, group: Group, batch_size: int, facts: _WorkloadFacts,
+                   power_limit_now_w: float | None) -> PointContext:
+    cfg = run.cfg
+    return PointContext(
+        ladder=cfg.ladder.name, model=group.model, model_spec=model_dict(cfg.ladder.model(group.model)),
+        params=facts.params, batch_size=batch_size, precision=group.precision, device=run.device,
+        protocol=cfg.protocol, intensity=cfg.intensity,
+        idle=run.profile.idle.get(run.device.spec) or prof.IdleBaseline(),
+        provenance=run.profile.provenance, workload=facts.provenance, power_limit_now_w=power_limit_now_w,
+    )
+
+
+def _checked(score: Score) -> Score:
     """A score whose figures are all finite (a NaN perplexity must fail the point, not the file)."""
     bad = {k: v for k, v in score.extra.items() if not math.isfinite(v)}
     if bad:
@@ -599,5 +742,7 @@ def _one_line(e: BaseException) -> str:
 def _window_text(model: str, batch: int, trial: Trial) -> str:
     r = trial.readings[0]
     items = trial.steps * batch
-    energy = f"{r.energy_j / items:.3g} J/item ({r.method})" if r.valid and items else "energy n/a"
+    energy = "energy n/a"
+    if r.valid and r.energy_j is not None and items:
+        energy = f"{r.energy_j / items:.3g} J/item ({r.method})"
     return f"{model} b{batch}: {items / trial.window_s:,.0f} items/s, {energy}"

@@ -8,6 +8,7 @@ problem becomes a ``ZooError`` whose message is one line naming the file, the la
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -23,12 +24,43 @@ from pydantic import (
     model_validator,
 )
 
+from greenbench.errors import GreenbenchError, OptionError
+
 DEFAULT_LADDER = "mnist1d"
 ZOO_ENV = "GREENBENCH_ZOO"
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
-class ZooError(Exception):
+@dataclass(frozen=True)
+class Precision:
+    """One precision a ladder may run at: its name (in ladders, ``--precision`` and records), the
+    torch dtype its weights and activations compute in, and what it means."""
+
+    name: str
+    dtype: str  # torch dtype name (int8: the float dtype around the quantised layers on a CPU)
+    quantised: bool  # int8 weights: needs a quantisation backend, so hub models only
+    meaning: str
+
+
+# The one precision table; workloads map these names to torch dtypes (``dtype``).
+PRECISION_TABLE: dict[str, Precision] = {p.name: p for p in (
+    Precision("fp32", "float32", False, "32-bit float weights and activations (the reference)"),
+    Precision("bf16", "bfloat16", False, "bfloat16 weights and activations"),
+    Precision("fp16", "float16", False, "float16 weights and activations"),
+    Precision("int8", "float32", True, "8-bit integer Linear weights (dynamic quantisation on a CPU, "
+                                       "bitsandbytes LLM.int8() on a GPU); Hugging Face ladders only"),
+)}
+PRECISIONS = tuple(PRECISION_TABLE)
+
+
+def check_precision(name: str, option: str | None = "--precision") -> str:
+    """``name`` if it is a precision of the table; OptionError naming ``option`` otherwise."""
+    if name not in PRECISION_TABLE:
+        what = option or "precision"
+        raise OptionError(f"{what} {name!r}: choose one of {', '.join(PRECISIONS)}", option=option)
+    return name
+
+
+class ZooError(GreenbenchError):
     """A model zoo file or ladder name is wrong; the message is one line for the user."""
 
 
@@ -119,7 +151,7 @@ class _LadderBase(_Strict):
     name: str
     description: str = ""
     batch_sizes: tuple[int, ...] = Field(min_length=1)
-    precisions: tuple[Literal["fp32", "bf16", "fp16", "int8"], ...] = ("fp32",)
+    precisions: tuple[str, ...] = ("fp32",)  # names of PRECISION_TABLE
     devices: tuple[str, ...] = ("auto",)
     trust_remote_code: bool = False
     source: str = ""  # where the ladder was defined (file path or "built-in")
@@ -131,6 +163,13 @@ class _LadderBase(_Strict):
             raise ValueError("batch sizes must be positive integers")
         if len(set(v)) != len(v):
             raise ValueError("batch sizes must not repeat")
+        return v
+
+    @field_validator("precisions")
+    @classmethod
+    def _precisions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            check_precision(p, option=None)
         return v
 
     @field_validator("models", check_fields=False)

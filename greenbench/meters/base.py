@@ -13,27 +13,26 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from greenbench.errors import GreenbenchError
 from greenbench.meters import clock as _clock
+
+# Every energy value carries one of these; the names and the measured-or-not rule live in
+# greenbench.methods (the analysis stages import them from there) and are re-exported here.
+from greenbench.methods import (  # noqa: F401 -- re-exported: meters.base.ESTIMATE and so on
+    ESTIMATE,
+    FAKE,
+    MEASURED_METHODS,
+    METHODS,
+    NVML_COUNTER,
+    NVML_POWER,
+    RAPL,
+    UNAVAILABLE,
+    is_measurement,
+)
 
 
 def _now() -> float:
     return _clock.now()  # looked up at each call: a simulation replaces greenbench.meters.clock.now
-
-# Every energy value carries one of these.
-NVML_COUNTER = "nvml_counter"
-NVML_POWER = "nvml_power"
-RAPL = "rapl"
-ESTIMATE = "estimate"
-UNAVAILABLE = "unavailable"
-FAKE = "fake"  # only from the test meters; never produced on real hardware
-MEASURED_METHODS = (NVML_COUNTER, NVML_POWER, RAPL)  # energy a meter read; anything else is not
-
-
-def is_measurement(energy_method: str | None) -> bool:
-    """Whether energy with this method was read from a meter (NVML, RAPL). An ``estimate``
-    (CodeCarbon's power model), the ``fake`` test meter, or anything else, is not a measurement."""
-    return energy_method in MEASURED_METHODS
-METHODS = (NVML_COUNTER, NVML_POWER, RAPL, ESTIMATE, UNAVAILABLE, FAKE)
 
 # Flags a reading can carry.
 COUNTER_DID_NOT_MOVE = "counter_did_not_move"
@@ -42,7 +41,7 @@ COUNTER_WENT_BACKWARDS = "counter_went_backwards"
 COUNTER_STALLED = "counter_stalled"  # no update for 2 x max_align_s at an edge: it cannot be dated
 
 
-class MeterError(Exception):
+class MeterError(GreenbenchError):
     """A meter failed in a way the caller should record (the message is one clear line)."""
 
 

@@ -47,8 +47,8 @@ from greenbench.meters.base import (
     MeterError,
     MeterInfo,
 )
+from greenbench.units import J_PER_KWH
 
-J_PER_KWH = 3.6e6
 _MODEL = (
     "CPU power modelled from CPU load and a guessed TDP (RAPL where CodeCarbon can read it), "
     "plus a constant RAM power"

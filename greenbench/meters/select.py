@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
+from greenbench.errors import OptionError
 from greenbench.meters.base import Meter, MeterError, MeterInfo, NullMeter
 from greenbench.meters.codecarbon import CodeCarbonMeter
 from greenbench.meters.fake import FakeMeter
@@ -65,9 +66,16 @@ def host_plan(prefer: str, country_iso_code: str) -> Plan:
     return Plan(NullMeter("cpu", reason), not_used=not_used)
 
 
-def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
+def check_prefer(prefer: str) -> str:
+    """``prefer`` if it is one of PREFER_CHOICES; OptionError (``--meter``) otherwise."""
     if prefer not in PREFER_CHOICES:
-        raise ValueError(f"unknown meter {prefer!r}: choose one of {', '.join(PREFER_CHOICES)}")
+        raise OptionError(f"--meter {prefer!r}: unknown meter; choose one of {', '.join(PREFER_CHOICES)}",
+                          option="--meter")
+    return prefer
+
+
+def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
+    check_prefer(prefer)
     try:
         selector = gpu_selector(device)
     except MeterError as exc:

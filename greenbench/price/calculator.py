@@ -18,19 +18,25 @@ Conventions (documented in docs/pricing.md):
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from greenbench.carbon.intensity import co2e_g
 from greenbench.errors import GreenbenchError
-from greenbench.meters.base import is_measurement  # also used as pricing.is_measurement
+from greenbench.methods import is_measurement, method_note  # pricing.is_measurement too
 from greenbench.price import slots as slotsmod
-from greenbench.price.users import MAX_STANDARD_PRICE, MAX_SUBSCRIBERS, Users
+from greenbench.price.users import (
+    MAX_STANDARD_PRICE,
+    MAX_SUBSCRIBERS,
+    Users,
+    load_users,
+)
 from greenbench.tradeoff.fit import OperatingPoint, operating_points, pareto_front
+from greenbench.units import G_PER_TONNE, J_PER_KWH  # also read as pricing.J_PER_KWH
 
-J_PER_KWH = 3.6e6
-G_PER_TONNE = 1e6
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
 DEFAULT_UTILITY_K = {"log": 9.0, "sigmoid": 10.0}
 UTILITY_K_RANGE = (1e-6, 1e3)  # below: a straight line; above: a step (sigmoid) or a constant 1 (log)
@@ -42,12 +48,6 @@ SCHEMA_VERSION = 1
 
 class PricingError(GreenbenchError):
     """An option or input the calculator cannot work with (one line)."""
-
-
-def method_note(energy_method: str | None) -> str:
-    """How a non-measured energy is labelled: 'an estimate (energy_method 'estimate')' and so on."""
-    what = {"estimate": "an estimate", "fake": "from the fake test meter"}.get(energy_method or "", "not metered")
-    return f"{what} (energy_method {energy_method!r}), not a measurement"
 
 
 @dataclass(frozen=True)
@@ -315,8 +315,8 @@ def carbon(s: slotsmod.Slots, e_h: float, e_r: float, mask: np.ndarray | None = 
     w = w / tot if tot > 0 else w
     hi = np.where(s.high, w, 0.0)
     p = float(hi.sum())
-    base = float(w @ s.intensity) * e_h / J_PER_KWH
-    saved = float(hi @ s.intensity) * (e_h - e_r) / J_PER_KWH
+    base = co2e_g(e_h, float(w @ s.intensity))
+    saved = co2e_g(e_h - e_r, float(hi @ s.intensity))
     return Carbon(base, saved, p * (e_h - e_r) / J_PER_KWH, p, saved / base if base > 0 else 0.0,
                   p * (1 - e_r / e_h) if e_h > 0 else 0.0)
 
@@ -405,10 +405,92 @@ class PricingResult:
     delta_star: np.ndarray  # per user row (vectorised form of users)
     value_per_request: float | None  # (E_H-E_R)(π_e + π_c CI) per request on average; None without prices
     notes: tuple[str, ...]
+    users_default: bool = False  # the users were the example shipped with greenbench (no users file given)
 
     @property
     def high_hours(self) -> int:
         return int(self.slots.high.sum())
+
+    @property
+    def trace_summary(self) -> TraceSummary:
+        s = self.slots
+        return TraceSummary(self.trace_name, self.trace_source, self.trace_basis, self.trace_tz, len(s.time_utc),
+                            str(s.time_utc[0]) + "Z", s.periods)
+
+    @property
+    def options_used(self) -> OptionsUsed:
+        """Every option as it ran: defaults resolved (utility k, forecast, I_cap, p_max, subscribers)."""
+        o, s = self.options, self.slots
+        k = None if o.utility_shape == "linear" else (
+            o.utility_k if o.utility_k is not None else DEFAULT_UTILITY_K[o.utility_shape])
+        return OptionsUsed(
+            utility_shape=o.utility_shape, utility_k=k, latency_statistic=o.latency, energy_basis=o.energy,
+            forecast=s.forecast_used, forecast_option=s.policy.forecast, cap_mode=s.policy.cap_mode,
+            cap_gco2e_per_kwh=s.cap_gco2e_per_kwh, cap_source=s.cap_source, daily_share=s.daily_share,
+            p_max=s.p_max, p_max_source=s.p_max_source, truncation=s.policy.truncation,
+            demand_profile=s.policy.demand, billing_period_hours=slotsmod.HOURS_PER_PERIOD,
+            consciousness=o.consciousness, reward_per_gco2e=o.reward_per_gco2e,
+            latency_slo_ms=o.latency_slo_ms, accuracy_floor=o.accuracy_floor,
+            latency_ceiling_ms=o.latency_ceiling_ms, premium=o.premium, reduced=o.reduced,
+            rank_by=self.choice.rank_utility, standard_price=o.standard_price, subscribers=self.population.subscribers,
+            discount=o.discount, electricity_price_per_kwh=o.electricity_price_per_kwh,
+            carbon_price_per_tonne=o.carbon_price_per_tonne)
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """The trace a result was priced on (the JSON document's "trace")."""
+
+    name: str
+    source: str
+    basis: str | None
+    tz: str | None
+    hours: int
+    start_utc: str  # ISO 8601 with a Z
+    periods: float  # billing periods of 730 h
+
+
+@dataclass(frozen=True)
+class OptionsUsed:
+    """The options that ran, defaults resolved (the JSON document's "options", in this order)."""
+
+    utility_shape: str
+    utility_k: float | None  # None for linear
+    latency_statistic: str
+    energy_basis: str
+    forecast: str  # the forecast used (auto resolved)
+    forecast_option: str  # as given
+    cap_mode: str
+    cap_gco2e_per_kwh: float | None  # I_cap; None in share mode
+    cap_source: str
+    daily_share: float | None  # q, share mode only
+    p_max: float
+    p_max_source: str
+    truncation: str
+    demand_profile: str
+    billing_period_hours: float
+    consciousness: str
+    reward_per_gco2e: float | None
+    latency_slo_ms: float | None
+    accuracy_floor: float | None
+    latency_ceiling_ms: float | None
+    premium: str | None  # as named by --premium
+    reduced: str | None  # as named by --reduced
+    rank_by: str  # what ranked R
+    standard_price: float | None  # as given
+    subscribers: int  # as used
+    discount: float | None  # as given
+    electricity_price_per_kwh: float | None
+    carbon_price_per_tonne: float | None
+
+
+@dataclass(frozen=True)
+class UptakeStep:
+    """One step of the uptake curve: a discount of ``discount`` (a user type's δ*) is taken by ``uptake``."""
+
+    discount: float  # share of P
+    uptake: float  # share of subscribers
+    types: tuple[str, ...]  # the user types whose δ* this is
 
 
 def draw_users(users: Users, n: int, seed: int = 0, jitter: float = 0.0) -> Users:
@@ -545,32 +627,42 @@ def price_traces(points: list[OperatingPoint], users: Users, traces, opts: Prici
     return [price_points(points, users, tr, opts, excluded, choice=choice) for tr in traces]
 
 
-def price(profile, users: Users, trace, opts: PricingOptions = PricingOptions()) -> PricingResult:
-    """The calculator of shared/docs/pricing-model.md on a profile, users and an hourly trace."""
+def price(profile, users: Users | None, trace, opts: PricingOptions = PricingOptions()) -> PricingResult:
+    """The calculator of shared/docs/pricing-model.md on a profile, users and an hourly trace.
+
+    ``users`` None: the example shipped with greenbench (``load_users()``); the result says so
+    (``users_default``)."""
     opts.check()
     points, excluded = operating_points(profile, latency=opts.latency, energy=opts.energy)
-    return price_points(points, users, trace, opts, tuple(excluded))
+    res = price_points(points, load_users() if users is None else users, trace, opts, tuple(excluded))
+    return replace(res, users_default=True) if users is None else res
 
 
 # ------------------------------------------------------------------------------------------------
 # JSON
 
 
-def uptake_curve(res: PricingResult) -> list[dict]:
+def uptake_steps(res: PricingResult) -> tuple[UptakeStep, ...]:
     """For each user type's δ*, ascending: the share of subscribers that a discount of δ* takes."""
     rows = sorted(res.users, key=lambda u: (u.delta_star, u.name))
-    out, cum = [], 0.0
+    out: list[UptakeStep] = []
+    cum = 0.0
     for u in rows:
         cum += u.share
-        if out and abs(out[-1]["discount"] - u.delta_star) <= 1e-12:
-            out[-1]["uptake"] = cum
-            out[-1]["types"].append(u.name)
+        if out and abs(out[-1].discount - u.delta_star) <= 1e-12:
+            out[-1] = UptakeStep(out[-1].discount, cum, (*out[-1].types, u.name))
         else:
-            out.append({"discount": u.delta_star, "uptake": cum, "types": [u.name]})
-    return out
+            out.append(UptakeStep(u.delta_star, cum, (u.name,)))
+    return tuple(out)
 
 
-def _f(x):
+def uptake_curve(res: PricingResult) -> list[dict]:
+    """``uptake_steps`` as JSON: [{"discount", "uptake", "types"}]."""
+    return [{"discount": st.discount, "uptake": st.uptake, "types": list(st.types)} for st in uptake_steps(res)]
+
+
+def finite_or_none(x) -> float | None:
+    """A float, or None for a missing or non-finite one (JSON has no inf or NaN)."""
     if x is None:
         return None
     x = float(x)
@@ -587,34 +679,18 @@ def _point(p: OperatingPoint) -> dict:
 def _carbon(c: Carbon) -> dict:
     return {"p": c.p, "c_base_g_per_request": c.c_base_g_per_request, "saved_g_per_request": c.saved_g_per_request,
             "saved_kwh_per_request": c.saved_kwh_per_request, "rho": c.rho, "rho_blind": c.rho_blind,
-            "rho_over_rho_blind": _f(c.awareness_ratio)}
+            "rho_over_rho_blind": finite_or_none(c.awareness_ratio)}
 
 
 def options_dict(res: PricingResult) -> dict:
-    o, s = res.options, res.slots
-    k = None if o.utility_shape == "linear" else (o.utility_k if o.utility_k is not None else DEFAULT_UTILITY_K[o.utility_shape])
-    return {
-        "utility_shape": o.utility_shape, "utility_k": k, "latency_statistic": o.latency, "energy_basis": o.energy,
-        "forecast": s.forecast_used, "forecast_option": s.policy.forecast, "cap_mode": s.policy.cap_mode,
-        "cap_gco2e_per_kwh": s.cap_gco2e_per_kwh, "cap_source": s.cap_source, "daily_share": s.daily_share,
-        "p_max": s.p_max, "p_max_source": s.p_max_source, "truncation": s.policy.truncation,
-        "demand_profile": s.policy.demand, "billing_period_hours": slotsmod.HOURS_PER_PERIOD,
-        "consciousness": o.consciousness, "reward_per_gco2e": o.reward_per_gco2e,
-        "latency_slo_ms": o.latency_slo_ms, "accuracy_floor": o.accuracy_floor,
-        "latency_ceiling_ms": o.latency_ceiling_ms, "premium": o.premium, "reduced": o.reduced,
-        "rank_by": res.choice.rank_utility, "standard_price": o.standard_price, "subscribers": res.population.subscribers,
-        "discount": o.discount, "electricity_price_per_kwh": o.electricity_price_per_kwh,
-        "carbon_price_per_tonne": o.carbon_price_per_tonne,
-    }
+    return asdict(res.options_used)
 
 
 def to_dict(res: PricingResult) -> dict:
     ch, pop = res.choice, res.population
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-        "trace": {"name": res.trace_name, "source": res.trace_source, "basis": res.trace_basis, "tz": res.trace_tz,
-                  "hours": int(len(res.slots.time_utc)), "start_utc": str(res.slots.time_utc[0]) + "Z",
-                  "periods": res.slots.periods},
+        "trace": asdict(res.trace_summary),
         "users_file": res.users_source, "currency": res.currency,
         "options": options_dict(res),
         "premium": {**_point(ch.premium), "how": ch.premium_how},
@@ -622,7 +698,7 @@ def to_dict(res: PricingResult) -> dict:
         "ranking": {"by": ch.rank_utility, "score": "(E_H - E_k) / (U_H - U_k), J per unit of utility",
                     "rows": [{"rank": r.rank, **_point(r.point), "utility": r.utility,
                               "energy_saved_j_per_item": r.energy_saved_j, "utility_lost": r.utility_lost,
-                              "score": _f(r.score), "status": r.reason} for r in ch.ranking]},
+                              "score": finite_or_none(r.score), "status": r.reason} for r in ch.ranking]},
         "frontier": [p.label for p in ch.frontier],
         "excluded_records": list(ch.excluded),
         "high_hours": res.high_hours,
@@ -634,13 +710,20 @@ def to_dict(res: PricingResult) -> dict:
         "user_types": [{"name": u.name, "share": u.share, "u_h": u.u_h, "u_r": u.u_r, "standard_price": u.price,
                         "delta_star": u.delta_star, "takes_up": u.takes_up,
                         "saved_g_per_period": u.saved_g_per_period, "discount_cost_per_period": u.discount_cost,
-                        "net_per_user_per_period": _f(u.net_per_user)} for u in res.users],
+                        "net_per_user_per_period": finite_or_none(u.net_per_user)} for u in res.users],
         "uptake_curve": uptake_curve(res),
         "population": {"discount": pop.discount, "discount_source": pop.discount_source, "subscribers": pop.subscribers,
                        "uptake": pop.uptake, "green_subscribers": pop.green_subscribers,
                        "green_requests_per_period": pop.green_requests, "requests_per_period": pop.all_requests,
                        "saved_g_per_period": pop.saved_g, "c_base_g_per_period": pop.c_base_g, "rho": pop.rho,
                        "discount_cost_per_period": pop.discount_cost,
-                       "savings_value_per_period": _f(pop.savings_value), "net_per_period": _f(pop.net)},
+                       "savings_value_per_period": finite_or_none(pop.savings_value),
+                       "net_per_period": finite_or_none(pop.net)},
         "notes": list(res.notes),
+        "users_default": res.users_default,
     }
+
+
+def to_json(res: PricingResult) -> str:
+    """The JSON document (schema greenbench/price, indented), ending in a newline."""
+    return json.dumps(to_dict(res), indent=1, allow_nan=False, ensure_ascii=False) + "\n"

@@ -10,14 +10,19 @@ Hour-by-hour sums are cumulative sums over the hours; months are sums over their
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from greenbench.carbon.intensity import co2e_g
 from greenbench.errors import GreenbenchError
+from greenbench.methods import is_measurement
 from greenbench.price import calculator as pricing
 from greenbench.price.slots import HOURS_PER_PERIOD
+from greenbench.units import G_PER_TONNE, J_PER_KWH
 
 SCHEMA = "greenbench/simulate"
 SCHEMA_VERSION = 1
@@ -87,13 +92,13 @@ def replay(res: pricing.PricingResult) -> tuple[Hourly, tuple[SimMonth, ...], Si
     req = pop.all_requests * per_hour
     green = pop.green_requests * per_hour
     ci = s.intensity
-    base = req * e_h * ci / pricing.J_PER_KWH
-    saved = np.where(s.high, green * (e_h - e_r) * ci / pricing.J_PER_KWH, 0.0)
+    base = co2e_g(req * e_h, ci)
+    saved = np.where(s.high, co2e_g(green * (e_h - e_r), ci), 0.0)
     value = None
     o = res.options
     if o.electricity_price_per_kwh is not None or o.carbon_price_per_tonne is not None:
         pe, pc = o.electricity_price_per_kwh or 0.0, o.carbon_price_per_tonne or 0.0
-        value = np.where(s.high, green * (e_h - e_r) / pricing.J_PER_KWH * (pe + pc * ci / pricing.G_PER_TONNE), 0.0)
+        value = np.where(s.high, green * (e_h - e_r) / J_PER_KWH * (pe + pc * ci / G_PER_TONNE), 0.0)
     hourly = Hourly(s.time_utc, ci, s.forecast, s.high, req, green, base, base - saved, value)
 
     n_m = len(s.month_labels)
@@ -150,12 +155,19 @@ def _m(m: SimMonth) -> dict:
             "discount_cost": m.discount_cost, "savings_value": m.savings_value, "net": m.net}
 
 
-def to_dict(sim: SimulationResult) -> dict:
+def to_dict(sim: SimulationResult, plots: Sequence[Path] = ()) -> dict:
+    """The JSON document (schema greenbench/simulate); ``plots``: the files ``write_plots`` wrote."""
     doc = pricing.to_dict(sim.pricing)
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "trace": doc["trace"], "users_file": doc["users_file"],
             "currency": doc["currency"], "options": doc["options"], "premium": doc["premium"], "reduced": doc["reduced"],
             "population": doc["population"], "user_types": doc["user_types"],
-            "months": [_m(m) for m in sim.months], "total": _m(sim.total), "notes": doc["notes"]}
+            "months": [_m(m) for m in sim.months], "total": _m(sim.total), "notes": doc["notes"],
+            "users_default": doc["users_default"], "plots": [str(p) for p in plots]}
+
+
+def to_json(sim: SimulationResult, plots: Sequence[Path] = ()) -> str:
+    """``to_dict`` as JSON (indented), ending in a newline."""
+    return json.dumps(to_dict(sim, plots), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -227,7 +239,7 @@ def cumulative_title(sim: SimulationResult) -> str:
     """The cumulative plot's title; it says when H's or R's energy is not a measurement."""
     res, pop = sim.pricing, sim.pricing.population
     unmetered = sorted({p.energy_method for p in (res.choice.premium, res.choice.reduced)
-                        if not pricing.is_measurement(p.energy_method)})
+                        if not is_measurement(p.energy_method)})
     return (f"{res.trace_name}: cumulative emissions of {pop.subscribers:,} subscribers, "
             f"{pop.uptake:.0%} on the green tier at a {pop.discount:.1%} discount"
             + (f"\n(energy per request is not a measurement: energy_method {', '.join(unmetered)})" if unmetered else ""))

@@ -1,4 +1,4 @@
-"""Which hourly slots are "high carbon" (shared/docs/pricing-model.md §4): the one place that
+"""Which hourly slots are "high carbon" (docs/pricing.md, spec §4): the one place that
 decides it, for `greenbench price` and `greenbench simulate` alike.
 
 Library only (numpy; no typer, no rich). Everything is vectorised over the trace: per-day and
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from greenbench.errors import GreenbenchError
+from greenbench.units import S_PER_DAY, S_PER_HOUR
 
 FORECASTS = ("auto", "perfect", "persistence", "column")
 CAP_MODES = ("exceedance", "average", "share")
@@ -37,7 +38,7 @@ DEFAULT_CAP_QUANTILE = {"exceedance": 0.75, "average": 0.5}
 DEFAULT_DAILY_SHARE = 0.25
 HOURS_PER_PERIOD = 730.0  # a billing period: a twelfth of a 365-day year (monthly figures prorate)
 COMPLETE_MONTH_HOURS = 27 * 24  # months with fewer hourly slots are partial: not used to derive p_max
-DAY_S = 86400
+DAY_S = S_PER_DAY
 _REL = 1e-12  # relative tolerance of the cumulative comparisons (float sums, exact ties)
 
 
@@ -177,7 +178,7 @@ def persistence_source(trace) -> np.ndarray:
     local hour occurred twice (clocks went back), the first is used; where it did not exist (clocks
     went forward), the hour 24 h earlier is. With no time zone, local time is UTC."""
     t = np.asarray(trace.time_utc, dtype="datetime64[s]").astype(np.int64)
-    local = np.asarray(trace._local_s(), dtype=np.int64) if hasattr(trace, "_local_s") else t
+    local = np.asarray(trace.local_s(), dtype=np.int64) if hasattr(trace, "local_s") else t
     n = len(t)
     order = np.argsort(local, kind="stable")  # repeated local hours keep time order: the first wins
     ls = local[order]
@@ -196,8 +197,8 @@ def demand_for(trace, spec: str) -> np.ndarray:
     if spec == "flat":
         return np.ones(n)
     weights = read_demand_csv(spec)
-    local_s = trace._local_s() if hasattr(trace, "_local_s") else np.asarray(trace.time_utc).astype(np.int64)
-    hour = (np.asarray(local_s) % DAY_S) // 3600
+    local_s = trace.local_s() if hasattr(trace, "local_s") else np.asarray(trace.time_utc).astype(np.int64)
+    hour = (np.asarray(local_s) % DAY_S) // S_PER_HOUR
     d = weights[hour.astype(int)]
     if d.sum() <= 0:
         raise SlotError(f"{spec}: the demand weights give no requests at all in this trace")

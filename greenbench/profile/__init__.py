@@ -12,14 +12,25 @@ from greenbench.profile.io import load, save, utc_now, write_atomic
 from greenbench.profile.schema import (
     SCHEMA,
     SCHEMA_VERSION,
+    CarbonIntensity,
+    IdleBaseline,
+    IdleMeterPower,
+    LadderInfo,
+    MeterSummary,
     Profile,
     ProfileError,
+    ProtocolSettings,
+    Provenance,
     Record,
+    Settings,
     Status,
+    WarmIdle,
     point_key,
 )
 
 __all__ = [
-    "CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Profile", "ProfileError", "Record", "Status",
-    "export_csv", "load", "point_key", "save", "to_rows", "utc_now", "write_atomic",
+    "CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "CarbonIntensity", "IdleBaseline", "IdleMeterPower",
+    "LadderInfo", "MeterSummary", "Profile", "ProfileError", "ProtocolSettings", "Provenance", "Record",
+    "Settings", "Status", "WarmIdle", "export_csv", "load", "point_key", "save", "to_rows", "utc_now",
+    "write_atomic",
 ]

@@ -14,6 +14,13 @@ from pathlib import Path
 
 from greenbench.compare.gate import Options, Result, Row, compare
 from greenbench.errors import GreenbenchError
+from greenbench.methods import (
+    ESTIMATE,
+    FAKE,
+    is_measurement,
+    method_label,
+    method_source,
+)
 from greenbench.profile import Profile, Record, utc_now
 from greenbench.report import plots as plots
 
@@ -143,8 +150,10 @@ def _img(name: str, png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
 
 
-def _estimated(profile: Profile) -> bool:
-    return any(r.energy_method == "estimate" for r in profile.ok_records())
+def _unmeasured(profile: Profile) -> list[str]:
+    """The energy methods of the profile's energy figures that are not measurements."""
+    return sorted({r.energy_method for r in profile.ok_records()
+                   if r.energy_j_per_item is not None and not is_measurement(r.energy_method)})
 
 
 def _device_names(profile: Profile) -> str:
@@ -157,11 +166,10 @@ def summary_lines(profile: Profile) -> list[str]:
     ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
     if not ok:
         return ["No point has both accuracy and energy."]
-    label = "estimated" if {r.energy_method for r in ok} == {"estimate"} else "measured"
     best = max(ok, key=lambda r: (r.accuracy, -r.energy_j_per_item))
     least = min(ok, key=lambda r: r.energy_j_per_item)
     lines = [f"Most accurate: {best.model} (accuracy {best.accuracy:.3f}) at {best.energy_j_per_item:.3g} "
-             f"J per item (batch {best.batch_size}, {label})."]
+             f"J per item (batch {best.batch_size}, {method_label(best.energy_method)})."]
     if least is not best and least.energy_j_per_item > 0:
         lines.append(f"Least energy: {least.model} at batch {least.batch_size}, "
                      f"{best.energy_j_per_item / least.energy_j_per_item:.3g}× less energy per item than that, "
@@ -187,8 +195,8 @@ def _points_table(profile: Profile) -> str:
              ("items/s", "num", lambda r: "—" if r.items_per_s is None else f"{r.items_per_s:,.0f}"),
              ("J/item ± σ", "num", _energy),
              ("CV", "num", lambda r: "—" if r.energy_j_per_item_cv is None else f"{r.energy_j_per_item_cv:.1%}"),
-             ("method", "", lambda r: _e(r.energy_method) if r.energy_method != "estimate"
-              else '<span class="tag">estimate</span>'),
+             ("method", "", lambda r: _e(r.energy_method) if is_measurement(r.energy_method)
+              or r.energy_j_per_item is None else f'<span class="tag">{_e(r.energy_method)}</span>'),
              ("W", "num", lambda r: _num(r.power_w, ".1f")),
              ("mgCO2e/item", "num", lambda r: _num(None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3)),
              ("flags", "flags", lambda r: "<br>".join(_e(f) for f in r.flags))]
@@ -230,7 +238,7 @@ def _changes_table(rows: list[Row]) -> str:
     body = []
     for r in rows:
         cls = "crossed" if r.status == "ok" and r.crossed else r.status
-        metric = _e(r.metric) + (' <span class="tag">estimate</span>' if r.estimate else "")
+        metric = _e(r.metric) + (f' <span class="tag">{_e(", ".join(r.unmeasured))}</span>' if r.estimate else "")
         verdict = _e(r.verdict()) + (f'<br><span class="note">{_e("; ".join(r.notes))}</span>' if r.notes else "")
         cells = [_e(r.point), metric, _e(r.change_text()), fmt_value(r.before), fmt_value(r.after),
                  fmt_ratio(r.ratio), _e(r.p_text()), verdict]
@@ -244,11 +252,20 @@ def _kv(rows: list[tuple[str, object]]) -> str:
         f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows if v not in (None, "", {})) + "</table>"
 
 
+def _unmeasured_reason(profile: Profile, method: str) -> str:
+    """Why energy of ``method`` (not a measurement) is what it is, as a sentence."""
+    if method == ESTIMATE:
+        return _estimate_reason(profile)
+    if method == FAKE:
+        return "Read from a constant-power test meter (--meter fake), not from hardware"
+    return f"Energy method {method!r} is not a meter reading"
+
+
 def _estimate_reason(profile: Profile) -> str:
     for idle in profile.idle.values():
-        meter = idle.get("meter") or {}
-        if meter.get("method") == "estimate" and meter.get("reason"):
-            reason = str(meter["reason"])
+        meter = idle.meter
+        if meter is not None and meter.method == ESTIMATE and meter.reason:
+            reason = meter.reason
             prefix = "estimate, not a measurement:"
             reason = reason[len(prefix):].strip() if reason.startswith(prefix) else reason
             return reason[:1].upper() + reason[1:]
@@ -260,26 +277,28 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
     from greenbench import __version__
 
     missing = missing or {}
-    name = profile.ladder.get("name", "profile")
-    quick = bool((profile.settings.get("protocol") or {}).get("quick"))
-    prov = profile.provenance or {}
+    name = profile.ladder.name
+    quick = profile.settings.quick
+    prov = profile.provenance
     parts = [f"<h1>greenbench report: {_e(name)}{' (quick)' if quick else ''}</h1>",
              f'<p class="sub">{_e(profile_name)} · {len(profile.records)} operating points · '
-             f"{_e(_device_names(profile))} · measured {_e(profile.created_utc)}"
+             f"{_e(_device_names(profile))} · profiled {_e(profile.created_utc)}"
              f"{'' if profile.complete else ' · INCOMPLETE (interrupted run)'}</p>"]
-    if _estimated(profile):
-        parts.append('<div class="banner"><b>Energy here is an estimate, not a measurement.</b> '
-                     f"{_e(_estimate_reason(profile))}. Figures and tables mark it "
-                     '<span class="tag">estimate</span>; treat energy differences as differences in time.</div>')
+    unmeasured = _unmeasured(profile)
+    if unmeasured:
+        what = " and ".join(method_source(m) for m in unmeasured)
+        tags = ", ".join(f'<span class="tag">{_e(m)}</span>' for m in unmeasured)
+        parts.append(f'<div class="banner"><b>Energy here is {_e(what)}, not a measurement.</b> '
+                     f"{_e('; '.join(_unmeasured_reason(profile, m) for m in unmeasured))}. Figures and tables mark it "
+                     f"{tags}; treat energy differences as differences in time.</div>")
     if quick:
         parts.append('<div class="banner">A <b>quick</b> profile (short windows, few repeats): '
                      "good for smoke tests and CI gates, not for publishing numbers.</div>")
     parts.append('<ul class="lines">' + "".join(f"<li>{_e(x)}</li>" for x in summary_lines(profile)) + "</ul>")
-    carbon = profile.carbon or {}
-    if carbon:
-        where = f"zone {carbon.get('zone')}" if carbon.get("zone") else carbon.get("source")
-        parts.append(f'<p class="note">Carbon at {_e(carbon.get("gco2e_per_kwh"))} gCO2e/kWh ({_e(where)}, '
-                     f'PUE {_e(carbon.get("pue"))}); source: {_e(carbon.get("source"))}.</p>')
+    carbon = profile.carbon
+    if carbon.gco2e_per_kwh is not None:
+        parts.append(f'<p class="note">Carbon at {_e(carbon.gco2e_per_kwh)} gCO2e/kWh ({_e(carbon.where)}, '
+                     f'PUE {_e(carbon.pue)}); source: {_e(carbon.source)}.</p>')
     if comparison is not None:
         parts.append(_comparison_section(comparison, images, missing))
     parts.append("<h2>Plots</h2>")
@@ -296,15 +315,15 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
     flags = sorted({f for r in profile.records for f in r.flags})
     if flags:
         parts.append(f'<p class="note">Flags: {_e(", ".join(flags))} (see the README, "Validity flags").</p>')
-    proto = (profile.settings or {}).get("protocol") or {}
+    proto = profile.settings.protocol.model_dump()  # the settings the file holds
     parts.append("<h2>Provenance</h2>")
     parts.append(_kv([
-        ("greenbench", profile.greenbench_version), ("git commit", prov.get("git_commit")),
-        ("host", prov.get("host")), ("OS", prov.get("os")), ("CPU", f"{prov.get('cpu_model')} ({prov.get('cpu_count')} cores)"),
-        ("Python", prov.get("python")), ("torch", prov.get("torch")), ("CUDA", prov.get("torch_cuda")),
-        ("CodeCarbon", prov.get("codecarbon")), ("nvidia-ml-py", prov.get("nvidia_ml_py")),
+        ("greenbench", profile.greenbench_version), ("git commit", prov.git_commit),
+        ("host", prov.host), ("OS", prov.os), ("CPU", f"{prov.cpu_model} ({prov.cpu_count} cores)"),
+        ("Python", prov.python), ("torch", prov.torch), ("CUDA", prov.torch_cuda),
+        ("CodeCarbon", prov.codecarbon), ("nvidia-ml-py", prov.nvidia_ml_py),
         ("protocol", ", ".join(f"{k} {v}" for k, v in proto.items())),
-        ("meter", (profile.settings or {}).get("meter")), ("energy basis", (profile.settings or {}).get("energy_basis")),
+        ("meter", profile.settings.meter), ("energy basis", profile.settings.energy_basis),
         ("created", profile.created_utc), ("updated", profile.updated_utc),
     ]))
     parts.append(f"<footer>Written by greenbench {_e(__version__)} at {_e(utc_now())}. This file is "
@@ -319,7 +338,7 @@ def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str
     o = res.options
     cls = "fail" if res.regressions else "pass"
     parts = ["<h2>Changes against the baseline</h2>",
-             f'<p class="sub">Baseline {_e(res.baseline_name)} (measured {_e(res.baseline.created_utc)}) → '
+             f'<p class="sub">Baseline {_e(res.baseline_name)} (profiled {_e(res.baseline.created_utc)}) → '
              f"this profile. Thresholds: {_e(', '.join(t.text for t in o.thresholds))}; "
              + (f"one-sided tests at alpha {o.alpha:g}"
                 + (f", Holm-corrected over {res.family_size} tested rows" if o.correction == "holm" else "")

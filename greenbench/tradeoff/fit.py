@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from greenbench.errors import GreenbenchError
-from greenbench.meters.base import is_measurement
+from greenbench.methods import METHOD_NOTES, is_measurement
 from greenbench.profile import Profile, Record
 
 
@@ -35,7 +35,7 @@ class OperatingPoint:
     accuracy: float  # task metric in [0, 1]
     latency_ms: float  # per request: the batch latency every request of a batch waits
     energy_j_per_item: float  # gross (what the meter saw) unless net was asked for
-    energy_method: str  # nvml_counter | rapl | estimate; never "unavailable"
+    energy_method: str  # one of greenbench.methods.METHODS; never "unavailable"
 
     def sort_key(self) -> tuple:
         return (self.model, self.batch_size, self.precision, self.device, self.label)
@@ -88,9 +88,11 @@ def operating_points(
 ) -> tuple[list[OperatingPoint], list[str]]:
     """The profile's usable operating points (sorted) and one line per excluded record."""
     if latency not in _LATENCY_FIELD:
-        raise TradeoffError(f"latency statistic {latency!r}: choose one of {', '.join(LATENCY_STATS)}")
+        raise TradeoffError(f"latency statistic {latency!r}: choose one of {', '.join(LATENCY_STATS)}",
+                            option="--latency")
     if energy not in _ENERGY_FIELD:
-        raise TradeoffError(f"energy basis {energy!r}: choose one of {', '.join(ENERGY_BASES)}")
+        raise TradeoffError(f"energy basis {energy!r}: choose one of {', '.join(ENERGY_BASES)}",
+                            option="--energy")
     lat_field = _LATENCY_FIELD[latency]
     usable: list[Record] = []
     excluded: list[str] = []
@@ -416,13 +418,6 @@ def _merge_duplicates(x: np.ndarray, y: np.ndarray, labels: list[str]):
 TRADEOFF_SCHEMA = "greenbench/tradeoff"
 TRADEOFF_SCHEMA_VERSION = 1
 
-METHOD_NOTES = {
-    "nvml_counter": "measured: NVIDIA GPU energy counter (NVML)",
-    "rapl": "measured: CPU package energy counter (RAPL)",
-    "estimate": "estimated, not metered: CodeCarbon's power model (TDP share x utilisation)",
-    "fake": "a constant-power test meter: not a measurement",
-}
-
 
 @dataclass(frozen=True)
 class Tradeoff:
@@ -451,7 +446,8 @@ def fit(profile: Profile, *, latency: str = "p95", energy: str = "gross",
         max_residual: float = DEFAULT_MAX_RESIDUAL) -> Tradeoff:
     """Operating points, frontier and validated curves of a profile."""
     if not (math.isfinite(max_residual) and 0 < max_residual < 10):
-        raise TradeoffError(f"max residual {max_residual}: give a fraction such as 0.15 (15%)")
+        raise TradeoffError(f"max residual {max_residual}: give a fraction such as 0.15 (15%)",
+                            option="--max-residual")
     points, excluded = operating_points(profile, latency=latency, energy=energy)
     curves: list[Curve] = []
 
@@ -511,10 +507,10 @@ def to_doc(t: Tradeoff, profile: Profile | None = None, profile_path: str | None
     from greenbench import __version__
     from greenbench.profile import utc_now
 
-    src = {"path": profile_path}
+    src: dict[str, object] = {"path": profile_path}
     if profile is not None:
-        src.update(ladder=profile.ladder.get("name"), created_utc=profile.created_utc,
-                   complete=profile.complete, host=profile.provenance.get("host"))
+        src.update(ladder=profile.ladder.name, created_utc=profile.created_utc,
+                   complete=profile.complete, host=profile.provenance.host)
     return {
         "schema": TRADEOFF_SCHEMA,
         "schema_version": TRADEOFF_SCHEMA_VERSION,

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from greenbench.errors import GreenbenchError
+
 
 def torch_device(device: str, workload: str):
     """``cpu`` or ``cuda:N`` as a torch.device, checked against what this torch sees (one line)."""
@@ -41,7 +43,7 @@ def out_of_memory_error() -> type[BaseException]:
     return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
-class WorkloadError(Exception):
+class WorkloadError(GreenbenchError):
     """A workload could not be built or run; the message is one clear line for the user."""
 
 

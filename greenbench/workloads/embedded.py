@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from greenbench.measure.zoo import PRECISION_TABLE
 from greenbench.workloads.base import (
     Score,
     Workload,
@@ -42,7 +43,9 @@ DEFAULT_DATASET: dict[str, Any] = {"name": "mnist1d", "num_samples": 10000, "tes
 DEFAULT_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 128, "lr": 3e-3, "seed": 0}
 DEFAULT_DEPTH = {"mlp": 2, "cnn": 3}
 ARCHS = ("linear", "mlp", "cnn")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The zoo's precision table, as torch dtypes: every unquantised precision (int8 needs a
+# quantisation backend, which the embedded models do not use).
+PRECISIONS = {name: getattr(torch, p.dtype) for name, p in PRECISION_TABLE.items() if not p.quantised}
 
 Note = Callable[[str], None] | None
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from greenbench.measure.zoo import PRECISION_TABLE
 from greenbench.workloads.base import (
     Workload,
     WorkloadError,
@@ -38,7 +39,9 @@ from greenbench.workloads.base import (
 OUT_OF_MEMORY = out_of_memory_error()  # torch >= 2.1 (see pyproject)
 
 Note = Callable[[str], None] | None
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
+# The zoo's precision table as torch dtypes (int8: the float dtype around the quantised layers on
+# a CPU; see compute_dtype for CUDA).
+PRECISIONS = {name: getattr(torch, p.dtype) for name, p in PRECISION_TABLE.items()}
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -192,7 +195,7 @@ _HUB_MISSING = ("couldn't connect", "not a valid model identifier", "does not ap
                 "cached files")
 
 
-def _is_hub_miss(e: BaseException) -> bool:
+def is_hub_miss(e: BaseException) -> bool:
     """Was this load error a missing/unreachable hub file (rather than a broken model)?"""
     hub_types: tuple = ()
     try:
@@ -238,7 +241,7 @@ def hub_load(kind: str, ref: str, revision: str | None, load: Callable[..., Any]
         if "trust_remote_code" in str(e) and not trust_remote_code:
             raise WorkloadError(f"{what} runs its own code; set trust_remote_code: true in the ladder "
                                 "only if you trust it") from None
-        if not local and _is_hub_miss(e):
+        if not local and is_hub_miss(e):
             how = "is not in the Hugging Face cache and downloads are off" if not allow_download \
                 else f"could not be downloaded ({text})"
             raise WorkloadSkipped(f"{what} {how}; {FIX_HUB}") from None
@@ -535,7 +538,7 @@ def class_names(data: Any, label_column: str) -> list[str] | None:
 # ------------------------------------------------------------------------------- labels
 
 
-def _norm(name: Any) -> str:
+def label_key(name: Any) -> str:
     return re.sub(r"[\s_\-]+", " ", str(name)).strip().lower()
 
 
@@ -549,7 +552,7 @@ def label_index(id2label: dict) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, name in id2label.items():
         for alias in [name, *str(name).split(",")]:
-            index.setdefault(_norm(alias), int(i))
+            index.setdefault(label_key(alias), int(i))
     return index
 
 
@@ -566,10 +569,10 @@ def map_labels(values: list[Any], id2label: dict, num_labels: int, where: str) -
     separators ignored), integers as indices. Returns (ids, how), ``how`` for provenance."""
     if not all(is_int_like(v) for v in values):
         index = label_index(id2label)
-        ids = [index.get(_norm(v)) for v in values]
+        ids = [index.get(label_key(v)) for v in values]
         if all(i is not None for i in ids):
             return [int(i) for i in ids], "by name (model label2id)"
-        unknown = sorted({str(v) for v in values if _norm(v) not in index})
+        unknown = sorted({str(v) for v in values if label_key(v) not in index})
         shown = ", ".join(repr(str(v)) for v in list(id2label.values())[:6])
         raise WorkloadError(f"dataset {where}: label(s) {unknown[:5]} match none of the model's labels "
                             f"({shown}{', ...' if len(id2label) > 6 else ''}); use the model's label names "
@@ -588,16 +591,16 @@ def map_class_labels(ids: list[int], names: list[str] | None, id2label: dict, nu
     (said in a note, since the two may order the classes differently)."""
     if names and not generic_labels(id2label):
         in_order = [id2label.get(i, id2label.get(str(i))) for i in range(num_labels)]
-        if len(names) == num_labels and all(_norm(a) == _norm(b) for a, b in zip(names, in_order)):
+        if len(names) == num_labels and all(label_key(a) == label_key(b) for a, b in zip(names, in_order)):
             # the same classes in the same order (ImageNet-1k has two "crane"s: by name would merge them)
             return map_labels(ids, id2label, num_labels, where)[0], "by index (the same class names, in order)"
         index = label_index(id2label)
-        if len({_norm(n) for n in names}) < len(names):
+        if len({label_key(n) for n in names}) < len(names):
             if on_note:
                 on_note(f"dataset {where}: class names repeat, so cannot map by name; using label indices")
             return map_labels(ids, id2label, num_labels, where)
-        if all(_norm(n) in index for n in names):
-            return [index[_norm(names[i])] for i in ids], "by name (dataset ClassLabel -> model label2id)"
+        if all(label_key(n) in index for n in names):
+            return [index[label_key(names[i])] for i in ids], "by name (dataset ClassLabel -> model label2id)"
         if on_note:
             on_note(f"dataset {where}: class names {names[:4]} differ from the model's labels; "
                     "using label indices as they are")

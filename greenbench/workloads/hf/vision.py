@@ -280,7 +280,7 @@ def _timm(ref: Any, images_fn: Callable[[int | None], Images], precision: str, d
             raise WorkloadError(f"{what}: timm does not know this model ({hc.one_line(e)})") from None
         raise WorkloadError(f"{what}: cannot load: {hc.one_line(e)}") from None
     except Exception as e:
-        if hc._is_hub_miss(e) or isinstance(e, (OSError, ConnectionError)):
+        if hc.is_hub_miss(e) or isinstance(e, (OSError, ConnectionError)):
             how = "is not in the Hugging Face cache and downloads are off" if not allow_download \
                 else f"could not be downloaded ({hc.one_line(e)})"
             raise WorkloadSkipped(f"{what} (timm) {how}; {hc.FIX_HUB}") from None
@@ -371,12 +371,12 @@ def _label_ids(images: Images, loaded: hc.Loaded, source: str, weights: str, num
     if images.classes is not None:  # an image folder: match its sub-folder names, or take them in order
         if named_head:
             index = hc.label_index(id2label)
-            unknown = [c for c in images.classes if hc._norm(c) not in index]
+            unknown = [c for c in images.classes if hc.label_key(c) not in index]
             if unknown:
                 shown = ", ".join(repr(str(v)) for v in list(id2label.values())[:4])
                 raise WorkloadError(f"dataset {images.where}: class folder(s) {unknown[:5]} match none of the "
                                     f"model's labels ({shown}, ...); rename the folders to the model's label names")
-            return [index[hc._norm(c)] for c in labels], "by name (model id2label)"
+            return [index[hc.label_key(c)] for c in labels], "by name (model id2label)"
         if source == "transformers" and weights == "pretrained" and on_note:
             on_note(f"model {loaded.provenance.get('id')} has no label names; classes taken in sorted folder order")
         order = {c: i for i, c in enumerate(images.classes)}

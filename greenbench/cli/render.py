@@ -1,0 +1,260 @@
+"""The library's typed results on screen: Rich tables, or Markdown for a pull request or a doc.
+
+Each result becomes plain sections (a title, columns, rows of text) and summary lines, built from
+the result's attributes (``PricingResult``, ``SimulationResult``), never from its JSON document;
+``render`` prints them as tables or Markdown. The JSON document is the library's own (``to_json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from greenbench.cli.common import err, out
+from greenbench.methods import is_measurement
+from greenbench.price.calculator import finite_or_none, uptake_steps
+
+if TYPE_CHECKING:
+    from greenbench.price.calculator import PricingResult
+    from greenbench.price.simulate import SimMonth, SimulationResult
+
+# ------------------------------------------------------------------------------------------------
+# numbers
+
+
+def fmt_g(x: float | None) -> str:
+    """Grams CO2e with a readable unit (t, kg, g, mg, µg, ng)."""
+    if x is None:
+        return "-"
+    if x == 0:
+        return "0 g"
+    for div, unit in ((1e6, "t"), (1e3, "kg"), (1.0, "g"), (1e-3, "mg"), (1e-6, "µg"), (1e-9, "ng")):
+        if abs(x) >= div:
+            return f"{x / div:.3g} {unit}"
+    return f"{x:.3g} g"
+
+
+def fmt_money(x: float | None, cur: str) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.2f} {cur}" if abs(x) >= 0.01 or x == 0 else f"{x:.3g} {cur}"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+# ------------------------------------------------------------------------------------------------
+# sections
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def option_rows(res: PricingResult) -> list[list[str]]:
+    """The options that ran, their values and where each came from (price and simulate)."""
+    o, tr, pop, cur = res.options_used, res.trace_summary, res.population, res.currency
+    cap = "-" if o.cap_gco2e_per_kwh is None else f"{o.cap_gco2e_per_kwh:.1f} gCO2e/kWh"
+    shape = o.utility_shape + ("" if o.utility_k is None else f" (k = {o.utility_k:g})")
+    share = o.cap_mode == "share"
+    no_prices = o.electricity_price_per_kwh is None and o.carbon_price_per_tonne is None
+    return [
+        ["trace", f"{tr.name} ({tr.basis or 'basis unknown'}, {tr.hours} h from {tr.start_utc}, "
+                  f"days in {tr.tz or 'UTC'})", tr.source],
+        ["users", "greenbench/data/users_example.yaml" if res.users_default else res.users_source,
+         "default: shipped example" if res.users_default else "--users"],
+        ["utility shape", shape, "--utility-shape"],
+        ["latency statistic", o.latency_statistic, "--latency"],
+        ["energy basis", o.energy_basis, "--energy"],
+        ["forecast", o.forecast, "--forecast " + o.forecast_option],
+        ["cap mode", o.cap_mode, "--cap-mode"],
+        ["daily share q" if share else "I_cap", f"{o.daily_share:g}" if share else cap,
+         "--daily-share" if share else o.cap_source],
+        ["p_max", f"{o.p_max:.3f}", o.p_max_source],
+        ["truncation to p_max", o.truncation, "--truncation"],
+        ["demand profile n(t)", o.demand_profile, f"--demand; a billing period is {o.billing_period_hours:g} h"],
+        ["consciousness", o.consciousness + (
+            "" if o.reward_per_gco2e is None else f" (β = {o.reward_per_gco2e:g} {cur}/gCO2e)"), "--consciousness"],
+        ["R ranked by", o.rank_by, "--rank-by"],
+        ["subscribers", f"{o.subscribers:,}", "--subscribers, users file, or 1000"],
+        ["H must meet", "none" if o.latency_slo_ms is None else f"latency <= {o.latency_slo_ms:g} ms",
+         "--latency-slo-ms" if o.premium is None else "ignored: --premium names H"],
+        ["R must meet", "; ".join(x for x in (
+            None if o.accuracy_floor is None else f"accuracy >= {o.accuracy_floor:g}",
+            None if o.latency_ceiling_ms is None else f"latency <= {o.latency_ceiling_ms:g} ms") if x) or "none",
+         "--accuracy-floor, --latency-ceiling-ms" if o.reduced is None else "ignored: --reduced names R"],
+        ["offered discount δ", pct(pop.discount, 2), pop.discount_source],
+        ["prices", "none: no net" if no_prices else
+         f"π_e {o.electricity_price_per_kwh or 0:g} {cur}/kWh, π_c {o.carbon_price_per_tonne or 0:g} {cur}/t CO2e",
+         "--electricity-price-per-kwh, --carbon-price-per-tonne"],
+    ]
+
+
+def point_rows(res: PricingResult) -> list[list[str]]:
+    """H and R: their figures, energy method and how each was chosen."""
+    ch = res.choice
+    return [[role, p.label, f"{p.accuracy:.4g}", f"{p.latency_ms:.3g}", f"{p.energy_j_per_item:.3g}",
+             p.energy_method + ("" if is_measurement(p.energy_method) else " (not a measurement)"), how]
+            for role, p, how in (("H", ch.premium, ch.premium_how), ("R", ch.reduced, ch.reduced_how))]
+
+
+def _points_section(res: PricingResult) -> Section:
+    lat = res.options.latency
+    return Section("operating points", ["", "point", "accuracy", f"latency {lat} ms", "energy J/request",
+                                        "energy method", "chosen as"], point_rows(res))
+
+
+def price_sections(res: PricingResult) -> list[Section]:
+    cur, lat, ch, pop = res.currency, res.options.latency, res.choice, res.population
+    rk = [[str(r.rank or "-"), r.point.label, f"{r.point.accuracy:.4g}", f"{r.point.latency_ms:.3g}",
+           f"{r.point.energy_j_per_item:.3g}", f"{r.utility:.3f}", f"{r.energy_saved_j:.3g}", f"{r.utility_lost:.3f}",
+           num(finite_or_none(r.score)), r.reason] for r in ch.ranking]
+    ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", fmt_money(u.price, cur), pct(u.delta_star, 2),
+           "yes" if u.takes_up else "no", fmt_g(u.saved_g_per_period),
+           fmt_money(u.discount_cost, cur) if u.takes_up else "-",
+           fmt_money(finite_or_none(u.net_per_user), cur) if u.takes_up else "-"] for u in res.users]
+    ms = [[m.label + ("" if m.complete else " (partial)"), str(m.hours), str(m.high_hours), pct(m.p_candidate),
+           pct(m.p), pct(res.slots.p_max), fmt_g(m.carbon.saved_g_per_request * 1000),
+           fmt_g(m.carbon.c_base_g_per_request * 1000), pct(m.carbon.rho), pct(m.carbon.rho_blind)] for m in res.months]
+    return [
+        Section("options that ran", ["option", "value", "from"], option_rows(res)),
+        _points_section(res),
+        Section(f"R ranking: energy saved per unit of utility lost, (E_H - E_k)/(U_H - U_k), by {ch.rank_utility}",
+                ["rank", "frontier point", "accuracy", f"latency {lat} ms", "energy J", "U", "E_H - E_k J", "U_H - U_k",
+                 "score J/U", "status"], rk),
+        Section(f"user types (δ* = minimum discount, share of P; uptake at δ = {pct(pop.discount, 2)}, "
+                f"{pop.discount_source})",
+                ["user type", "share", "U_H", "U_R", "P per period", "δ*", "takes green tier",
+                 "ΔC per user per period", "discount δ·P", "net per user"], ut),
+        Section("months (per 1,000 green requests: ΔC saved and C_base)",
+                ["month", "hours", "high hours", "p before p_max", "p", "p_max", "ΔC /1k req", "C_base /1k req", "ρ",
+                 "ρ_blind"], ms),
+    ]
+
+
+def price_summary(res: PricingResult) -> list[str]:
+    c, pop, cur = res.carbon, res.population, res.currency
+    awareness = finite_or_none(c.awareness_ratio)
+    ratio = "-" if awareness is None else f"{awareness:.2f}x"
+    lines = [
+        (f"high-carbon hours: {res.high_hours} of {res.trace_summary.hours}; realised p = {pct(c.p)} of green "
+         f"requests (p_max {res.slots.p_max:.3f})"),
+        (f"carbon per green user: ρ = {pct(c.rho)} saved vs ρ_blind = {pct(c.rho_blind)} for the same share at "
+         f"random hours ({ratio}: what carbon-awareness adds)"),
+        (f"population per billing period: {pop.subscribers:,} subscribers, uptake {pct(pop.uptake)} at δ = "
+         f"{pct(pop.discount, 2)}; ΔC = {fmt_g(pop.saved_g)} of C_base = {fmt_g(pop.c_base_g)} "
+         f"({pct(pop.rho)}); discount cost {fmt_money(pop.discount_cost, cur)}"),
+    ]
+    steps = uptake_steps(res)
+    if steps:
+        lines.append("uptake by discount: " + ", ".join(f"δ >= {pct(st.discount, 2)}: {pct(st.uptake, 0)}"
+                                                         for st in steps))
+    net = finite_or_none(pop.net)
+    if net is not None:
+        lines.append(f"provider's net per billing period: {fmt_money(finite_or_none(pop.savings_value), cur)} of "
+                     f"electricity and carbon saved - {fmt_money(pop.discount_cost, cur)} of discounts = "
+                     f"{fmt_money(net, cur)}")
+    else:
+        lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")
+    return lines + [f"note: {n}" for n in res.notes]
+
+
+def _month_row(m: SimMonth, label: str, cur: str, net: bool) -> list[str]:
+    return ([label, str(m.hours), str(m.high_hours), pct(m.p), f"{m.green_requests:,.0f}", fmt_g(m.base_g),
+             fmt_g(m.tier_g), fmt_g(m.saved_g), pct(m.rho), pct(m.rho_green), pct(m.rho_blind),
+             fmt_money(m.discount_cost, cur)]
+            + ([fmt_money(m.savings_value, cur), fmt_money(m.net, cur)] if net else []))
+
+
+def simulate_sections(sim: SimulationResult) -> list[Section]:
+    res = sim.pricing
+    cur, pop = res.currency, res.population
+    net = sim.total.net is not None
+    rows = [_month_row(m, m.label + ("" if m.complete else " (partial)"), cur, net) for m in sim.months]
+    rows.append(_month_row(sim.total, sim.total.label, cur, net))
+    return [
+        Section("options that ran", ["option", "value", "from"], option_rows(res)),
+        _points_section(res),
+        Section(f"month by month: {pop.subscribers:,} subscribers, {pct(pop.uptake)} on the green tier at "
+                f"δ = {pct(pop.discount, 2)} ({pop.discount_source})",
+                ["month", "hours", "high hours", "p", "green requests", "C without tier", "C with tier", "ΔC saved",
+                 "ρ all", "ρ green", "ρ_blind", "discounts"] + (["energy+carbon value", "net"] if net else []),
+                rows),
+    ]
+
+
+def simulate_summary(sim: SimulationResult, plots: Sequence[Path]) -> list[str]:
+    t = sim.total
+    span = "year" if t.hours in (8760, 8784) else f"over the trace ({t.hours:,} h)"
+    lines = [(f"{span}: {fmt_g(t.saved_g)} saved of {fmt_g(t.base_g)} ({pct(t.rho)} of all subscribers' "
+              f"emissions); on green users' requests ρ = {pct(t.rho_green)} vs ρ_blind = {pct(t.rho_blind)}")]
+    if t.net is None:
+        lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")
+    else:
+        lines.append(f"provider's net over the trace: {fmt_money(t.net, sim.pricing.currency)}")
+    lines += [f"plot: {p}" for p in plots]
+    if not plots:
+        lines.append("plots: add --plots DIR for the trace and cumulative emissions (PNG and SVG)")
+    return lines + [f"note: {n}" for n in sim.pricing.notes]
+
+
+# ------------------------------------------------------------------------------------------------
+# output
+
+
+def users_note(res: PricingResult) -> None:
+    """On stderr, when no users file was given: which users were priced."""
+    if res.users_default:
+        err.print(f"users: the example shipped with greenbench ({res.users_source}); give --users for your own",
+                  highlight=False)
+
+
+def show_price(res: PricingResult, markdown: bool) -> None:
+    render(price_sections(res), price_summary(res), markdown)
+
+
+def show_simulation(sim: SimulationResult, plots: Sequence[Path], markdown: bool) -> None:
+    render(simulate_sections(sim), simulate_summary(sim, plots), markdown)
+
+
+def render(sections: list[Section], summary: list[str], markdown: bool) -> None:
+    if markdown:
+        print(to_markdown(sections, summary), end="")
+        return
+    for s in sections:
+        t = Table(title=s.title, title_justify="left")
+        for c in s.columns:
+            t.add_column(c)
+        for r in s.rows:
+            t.add_row(*r)
+        out.print(t)
+    for line in summary:
+        out.print(line, highlight=False, markup=False)
+
+
+def _md_cell(x: str) -> str:
+    return x.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(sections: list[Section], summary: list[str]) -> str:
+    parts = []
+    for s in sections:
+        parts.append(f"**{_md_cell(s.title)}**\n")
+        parts.append("| " + " | ".join(_md_cell(c) for c in s.columns) + " |")
+        parts.append("|" + "|".join("---" for _ in s.columns) + "|")
+        parts.extend("| " + " | ".join(_md_cell(c) for c in r) + " |" for r in s.rows)
+        parts.append("")
+    parts.extend(f"- {_md_cell(line)}" for line in summary)
+    return "\n".join(parts) + "\n"

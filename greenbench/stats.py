@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import stats as _st
@@ -69,7 +69,7 @@ def percentiles_ms(durations_s: Sequence[float] | np.ndarray) -> dict[int, float
     if x.size == 0:
         raise ValueError("no durations")
     values = np.percentile(x, PERCENTILES) * 1e3
-    return {p: float(v) for p, v in zip(PERCENTILES, values)}
+    return {p: float(v) for p, v in zip(PERCENTILES, values, strict=True)}
 
 
 def format_mean_std(s: Summary, digits: int = 3) -> str:

@@ -122,4 +122,5 @@ def _parse_uk(doc: dict) -> LiveIntensity:
     value = _number(forecast if estimated else actual, "UK Carbon Intensity API")
     kind = "forecast" if estimated else "actual"
     return LiveIntensity(value, str(period.get("from", "")), "GB", None, "uk", estimated,
-                         f"UK Carbon Intensity API, National Grid ESO (live {kind}, CC BY 4.0), {period.get('from', '')}")
+                         f"UK Carbon Intensity API, National Grid ESO (live {kind}, CC BY 4.0), "
+                         f"{period.get('from', '')}")

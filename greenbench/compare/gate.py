@@ -306,7 +306,7 @@ def samples_of(r: Record, metric: str) -> list[float] | None:
     if metric == "energy_net_j_per_item" and energy and r.idle_power_w is not None:
         ips = s.get("items_per_s")
         if ips and len(ips) == len(energy) and all(x > 0 for x in ips):
-            return [float(e - r.idle_power_w / x) for e, x in zip(energy, ips)]
+            return [float(e - r.idle_power_w / x) for e, x in zip(energy, ips, strict=True)]
     if metric == "co2e_g_per_item" and energy and r.co2e_g_per_item is not None and r.energy_j_per_item:
         k = r.co2e_g_per_item / r.energy_j_per_item
         return [float(e * k) for e in energy]
@@ -436,7 +436,7 @@ def _profile_warnings(bp: Profile, ap: Profile, names: tuple[str, str]) -> list[
     if diff:
         w.append("the measurement protocols differ (" + ", ".join(diff[:3]) + "): latency and energy "
                  "may shift with the window; profile both with the same options")
-    for name, p in zip(names, (bp, ap)):
+    for name, p in zip(names, (bp, ap), strict=True):
         if not p.complete:
             w.append(f"{name} is incomplete (an interrupted run): only its finished points are compared")
     return w
@@ -474,7 +474,8 @@ def compare(baseline: Profile, candidate: Profile, options: Options | None = Non
     for r in new:
         rows.append(Row(point_label(r), r.key(), "—", None, "new"))
     if missing:
-        w = ", ".join(point_label(r) for r in missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        w = ", ".join(point_label(r) for r in missing[:4]) + more
         warnings.append(f"{len(missing)} baseline point(s) not in the {names[1]}: {w} (not compared)")
     gated = {t.metric for t in options.thresholds}
     if not any(r.metric in gated or r.metric == "status" for r in rows):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import statistics
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from greenbench.errors import GreenbenchError
 from greenbench.meters import clock as _clock
@@ -103,7 +104,7 @@ class Meter(ABC):
         """The enforced power limit, for the validity check; None where the meter has none."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- a meter with nothing to release need not override it
         """Release vendor handles; safe to call twice."""
 
 
@@ -280,7 +281,7 @@ class CounterMeter(Meter):
     def end(self, start: _Edge, t_end: float | None = None, t_start: float | None = None) -> EnergyReading:
         reading = self._end(start, t_end, t_start)
         if self._wraps != start.wraps and COUNTER_WRAPPED not in reading.flags:
-            reading = replace(reading, flags=reading.flags + (COUNTER_WRAPPED,))
+            reading = replace(reading, flags=(*reading.flags, COUNTER_WRAPPED))
         return reading
 
     def _learn_period(self, start: _Edge, tick: _Edge) -> float | None:
@@ -322,7 +323,7 @@ class CounterMeter(Meter):
         if stalled:  # a plain edge: off by up to a whole period, so not a usable figure
             delta, flags = self._delta_j(start.counter_j, at_end if first is None else first.counter_j)
             return EnergyReading(
-                self.domain, self.method, None, window_s, flags=flags + (COUNTER_STALLED,), checks=checks,
+                self.domain, self.method, None, window_s, flags=(*flags, COUNTER_STALLED), checks=checks,
                 reason=f"the energy counter did not update for {2 * self.max_align_s:g} s at a window "
                        "edge, so the window cannot be dated",
             )

@@ -35,9 +35,10 @@ import math
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from greenbench.meters.base import (
     ESTIMATE,
@@ -370,9 +371,9 @@ class CodeCarbonMeter(Meter):
                 detect = getattr(tracker, "get_detected_hardware", None)
                 hardware = dict(detect()) if detect else {}
             except ImportError as exc:
-                raise MeterError(f"codecarbon is not installed (pip install codecarbon): {exc}")
+                raise MeterError(f"codecarbon is not installed (pip install codecarbon): {exc}") from None
             except Exception as exc:  # noqa: BLE001 -- CodeCarbon fails in many ways
-                raise MeterError(f"CodeCarbon could not start: {exc!r}{self._log.last()}")
+                raise MeterError(f"CodeCarbon could not start: {exc!r}{self._log.last()}") from None
         conf = getattr(tracker, "_conf", None)
         hardware["hardware"] = list(conf.get("hardware") or []) if isinstance(conf, dict) else []
         self._hardware = hardware

@@ -7,7 +7,7 @@ doubles of vendor libraries live in tests/fakes.py, not in the package.)
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from greenbench.meters.base import FAKE, CounterMeter, MeterInfo
 

@@ -242,7 +242,7 @@ class NvmlMeter(CounterMeter):
         try:
             raw_mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
         except self._nvml.NVMLError as exc:
-            raise MeterError(f"{self.domain}: reading the energy counter: {nvml_error_reason(exc)}")
+            raise MeterError(f"{self.domain}: reading the energy counter: {nvml_error_reason(exc)}") from None
         if self._base_mj is None:
             self._base_mj = self._last_raw_mj = raw_mj
         # a real wrap goes from near the top to near zero; any other decrease is a reset

@@ -13,9 +13,9 @@ Intel, as little as tens of seconds on some AMD parts; ``info().details`` lists 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from greenbench.meters.base import RAPL, CounterMeter, MeterError, MeterInfo
 

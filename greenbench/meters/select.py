@@ -6,8 +6,8 @@ and ``describe_energy`` (for ``greenbench env``) says why each other method was 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 from greenbench.errors import OptionError
 from greenbench.meters.base import Meter, MeterError, MeterInfo, NullMeter

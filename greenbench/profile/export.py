@@ -9,7 +9,8 @@ from greenbench.profile.schema import Profile
 
 CSV_COLUMNS = [
     "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
-    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "quality_metric", "perplexity", "latency_p50_ms", "latency_p90_ms",
+    "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "quality_metric", "perplexity",
+    "latency_p50_ms", "latency_p90_ms",
     "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "latency_per_item_p50_ms",
     "latency_per_item_p95_ms", "latency_per_item_p99_ms", "items_per_s", "energy_j_per_item",
     "energy_j_per_item_ci95_low", "energy_j_per_item_ci95_high", "energy_j_per_item_cv",

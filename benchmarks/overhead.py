@@ -205,8 +205,7 @@ def main() -> None:
     print(ROW.format("point", "bare items/s", "greenbench items/s", "ratio", "95% CI", "verdict"))
     ratios_by_point: dict[str, list[float]] = {}
     for model, batch in points:
-        wl = build_workload(lad.workload, model=zoo.model_dict(lad.model(model)),
-                            dataset=lad.dataset.model_dump(), train=lad.train.model_dump(),
+        wl = build_workload(lad.workload, **lad.builder_kwargs(model),
                             precision="fp32", device=args.device, cache_dir=cache)
         step = wl.make_step(batch)
         rate = warm_up(step, wl.sync, 1.0)

@@ -24,7 +24,7 @@ from greenbench.carbon import trace as traces
 from greenbench.price import calculator as pricing
 from greenbench.price import simulate as simulate
 from greenbench.price import users as usersmod  # noqa: E402
-from greenbench.tradeoff.fit import operating_points  # noqa: E402
+from greenbench.tradeoff.points import operating_points  # noqa: E402
 
 
 def run_once(args) -> tuple[dict[str, float], list]:

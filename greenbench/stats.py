@@ -40,8 +40,8 @@ def summarize(samples: Sequence[float]) -> Summary:
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else None
     cv = std / abs(mean) if std is not None and mean != 0 else None
-    ci = None
-    if n > 1:
+    ci: tuple[float, float] | None = None
+    if std is not None:  # n > 1
         h = float(_st.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
         # A quantity that cannot be negative (energy, throughput) keeps a lower bound of at
         # least 0: with few, spread samples the symmetric t-interval would cross zero.

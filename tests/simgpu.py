@@ -386,8 +386,8 @@ def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGp
             metermod.NullMeter("cpu", "the host CPU is not simulated")))
         p.setattr(measure, "_host_load", lambda: measure._HostLoad(enabled=False))
 
-        def build(kind: str, *, model: dict, **kw: Any) -> Any:
-            return workload(gpu, models[model["name"]])
+        def build(kind: str, *, model: Any, **kw: Any) -> Any:
+            return workload(gpu, models[model.name])
 
         p.setattr(runner, "build_workload", build)
         yield gpu

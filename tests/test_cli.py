@@ -25,8 +25,9 @@ def run_tiny(tmp_path, zoo, cache_dir, *extra):
     return invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "out"), *FAST, *extra], cache_dir)
 
 
-def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir):
-    # 0.15 s windows (15 counter ticks): the power check below must hold on a loaded machine too
+def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir, virtual_time):
+    # On virtual time (helpers.on_virtual_time: real models, simulated clock), so that the
+    # physics below is checked exactly however busy this machine is; 0.15 s windows, 15 ticks.
     res = run_tiny(tmp_path, zoo, cache_dir, "--min-window", "0.15")
     assert res.exit_code == 0, res.output
     assert "J/item" in res.stdout and "accuracy" in res.stdout
@@ -40,12 +41,12 @@ def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir):
         assert r["energy_method"] == "fake"
         # the fake host counter draws 20 W: in every window, energy per item x items per second
         # is that power (a per-batch/per-item mix-up would be off by a factor of 8). Per window,
-        # because on a loaded machine the windows' rates can differ 100-fold, and a mean of
-        # ratios times a mean of ratios is then not the power.
+        # because a mean of ratios times a mean of ratios need not be the power. On virtual time
+        # no window is dropped, so the lists pair up.
         energies, rates = r["samples"]["energy_j_per_item"], r["samples"]["items_per_s"]
-        if len(energies) == len(rates):  # else a window was dropped and the lists do not pair up
-            for e, rate in zip(energies, rates):
-                assert e * rate == pytest.approx(20.0, rel=0.25)
+        assert len(energies) == len(rates) == 3
+        for e, rate in zip(energies, rates, strict=True):
+            assert e * rate == pytest.approx(20.0, rel=0.25)
         assert r["power_w"] == pytest.approx(20.0, rel=0.25)
         lo, hi = r["energy_j_per_item_ci95"]
         assert lo <= r["energy_j_per_item"] <= hi
@@ -64,7 +65,7 @@ def test_profile_writes_a_complete_labelled_profile(tmp_path, zoo, cache_dir):
     assert all(r["accuracy"] == acc[r["model"]] for r in recs)
 
 
-def test_json_and_csv_exports(tmp_path, zoo, cache_dir):
+def test_json_and_csv_exports(tmp_path, zoo, cache_dir, virtual_time):
     csv_path = tmp_path / "p.csv"
     res = run_tiny(tmp_path, zoo, cache_dir, "--json", "--export-csv", str(csv_path), "--model", "lin")
     assert res.exit_code == 0, res.output
@@ -76,7 +77,7 @@ def test_json_and_csv_exports(tmp_path, zoo, cache_dir):
     assert len(df) == 2 and set(df["energy_method"]) == {"fake"}
 
 
-def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir):
+def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir, virtual_time):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
     res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin")
     assert res.exit_code == 2 and "pass --resume" in res.output
@@ -85,14 +86,14 @@ def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--force").exit_code == 0
 
 
-def test_resume_refuses_a_changed_ladder(tmp_path, zoo, cache_dir):
+def test_resume_refuses_a_changed_ladder(tmp_path, zoo, cache_dir, virtual_time):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
     zoo.write_text(TINY_ZOO.replace("width: 4", "width: 5"))
     res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume")
     assert res.exit_code == 2 and "was changed since this profile was started" in res.output
 
 
-def test_resume_retries_failed_points(tmp_path, zoo, cache_dir):
+def test_resume_retries_failed_points(tmp_path, zoo, cache_dir, virtual_time):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
     path = tmp_path / "out" / "tiny.json"
     doc = load_json(path)
@@ -105,7 +106,7 @@ def test_resume_retries_failed_points(tmp_path, zoo, cache_dir):
     assert again["records"][0] == doc["records"][0]
 
 
-def test_resume_measures_only_missing_points(tmp_path, zoo, cache_dir):
+def test_resume_measures_only_missing_points(tmp_path, zoo, cache_dir, virtual_time):
     assert run_tiny(tmp_path, zoo, cache_dir).exit_code == 0
     path = tmp_path / "out" / "tiny.json"
     doc = load_json(path)
@@ -193,11 +194,34 @@ def test_unwritable_output_folder(tmp_path, zoo, cache_dir):
     assert "Traceback" not in res.output
 
 
+def _method_shown_for(device, stdout):
+    """The energy method `greenbench env` shows for ``device``: from its wide table (one row per
+    meter, the headline first) or, on a narrow console, from its blocks of "column  value"."""
+    lines = stdout.splitlines()
+    for line in lines:
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 6 and cells[1] == device:
+            return cells[5]
+    for i, line in enumerate(lines):
+        if line.split() == ["device", device]:
+            return next(ln.split()[1] for ln in lines[i:] if ln.split()[:1] == ["method"])
+    raise AssertionError(f"no row for {device} in:\n{stdout}")
+
+
 def test_env_lists_devices_and_methods(cache_dir):
+    from greenbench import meters
+
     res = invoke(["env", "--zones"], cache_dir)
     assert res.exit_code == 0, res.output
-    assert "cpu" in res.stdout and "estimate" in res.stdout or "rapl" in res.stdout
+    # this machine's branch: RAPL where its powercap counters are readable, else the estimate
+    rapl_readable = meters.RaplMeter().info().available
+    expected = meters.RAPL if rapl_readable else meters.ESTIMATE
+    assert "cpu" in res.stdout and _method_shown_for("cpu", res.stdout) == expected
+    if not rapl_readable:  # and it says why RAPL is not used
+        assert "rapl: " in res.stdout and "CodeCarbon estimate for cpu" in res.stdout
+    gpus = meters.list_gpus()
     assert "NVML" in res.stdout and "US-MIDA-PJM" in res.stdout
+    assert ("NVML: no GPU listed" in res.stdout) == (len(gpus) == 0)
 
 
 def test_zoo_lists_builtin_and_file_ladders(zoo, cache_dir):

@@ -1,5 +1,8 @@
 """CodeCarbonMeter.estimate_provenance(): the TDP and RAM power of the estimate, against the real
-CodeCarbon installed here (offline tracker) and against fake trackers that lack its attributes."""
+CodeCarbon installed here (offline tracker) and against fake trackers that lack its attributes.
+
+The underscore names used here are CodeCarbon's own (``_hardware``, ``_tdp``, ...), which it has
+no public API for and greenbench's meter reads: the tests hold the meter to them."""
 
 import io
 import math
@@ -63,7 +66,7 @@ def test_tdp_is_what_codecarbons_own_cpu_lookup_gives(real):
         assert "is not in its CPU power table" in p["cpu_tdp_source"]
     assert p["cpu_power_source"].startswith("load model")
     # the TDP is the one in the tracker's CPU object, the one its power model multiplies
-    cpus = [h for h in meter._tracker._hardware if type(h).__name__ == "CPU"]
+    cpus = [h for h in meter.tracker._hardware if type(h).__name__ == "CPU"]
     assert len(cpus) == 1 and cpus[0]._tdp == p["cpu_tdp_w"]
 
 
@@ -71,7 +74,7 @@ def test_ram_power_is_what_codecarbons_ram_object_reports(real):
     meter, p = real
     _reasons_are_given(p)
     assert math.isfinite(p["ram_power_w"]) and p["ram_power_w"] > 0
-    tracker_ram = [h for h in meter._tracker._hardware if type(h).__name__ == "RAM"]
+    tracker_ram = [h for h in meter.tracker._hardware if type(h).__name__ == "RAM"]
     assert len(tracker_ram) == 1 and tracker_ram[0].total_power().W == p["ram_power_w"]
     fresh = CodeCarbonRAM(tracking_mode="machine")
     assert fresh.total_power().W == p["ram_power_w"]
@@ -105,8 +108,8 @@ def test_info_carries_the_provenance_once_detected_and_after_close(capfd):
     assert {k: details[k] for k in p} == p
     assert details["cpu_count"] >= 1 and details["hardware"]  # get_detected_hardware() kept
     meter.close()
-    assert meter._tracker is None
-    assert meter.estimate_provenance() == p and meter._tracker is None  # no new detection
+    assert meter.tracker is None
+    assert meter.estimate_provenance() == p and meter.tracker is None  # no new detection
     assert {k: meter.info().details[k] for k in p} == p
     out, err = capfd.readouterr()
     assert out == "" and err == ""

@@ -8,7 +8,9 @@ import random
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from greenbench.measure.zoo import EmbeddedDataset, EmbeddedModel, EmbeddedTrain
 from greenbench.workloads import Score, WorkloadError, build_workload, embedded
 from greenbench.workloads.embedded import build_embedded, load_dataset
 
@@ -17,6 +19,8 @@ FAST_TRAIN = {"steps": 300, "batch_size": 128, "lr": 3e-3, "seed": 0}
 LINEAR = {"name": "linear", "arch": "linear"}
 CNN = {"name": "cnn-16", "arch": "cnn", "width": 16}
 TEST_SIZE = 400  # 20 % of 2,000
+# The builder takes the zoo's validated entries, as the ladder hands them over (builder_kwargs).
+DATA, TRAIN = EmbeddedDataset(**SMALL_DATA), EmbeddedTrain(**FAST_TRAIN)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +40,7 @@ def shared_cache(tmp_path_factory):
 
 
 def build(cache_dir, model=LINEAR, precision="fp32", notes=None, **kw):
-    return build_embedded(model, SMALL_DATA, precision, "cpu", cache_dir, train=FAST_TRAIN,
+    return build_embedded(EmbeddedModel(**model), DATA, precision, "cpu", cache_dir, train=TRAIN,
                           on_note=None if notes is None else notes.append, **kw)
 
 
@@ -45,7 +49,7 @@ def test_dataset_is_cached_and_leaves_global_rngs_alone(tmp_path, monkeypatch):
     random.seed(123)
     np_before, py_before = np.random.get_state(), random.getstate()
     notes: list[str] = []
-    first = load_dataset({"num_samples": 200, "seed": 7}, tmp_path, notes.append)
+    first = load_dataset(EmbeddedDataset(num_samples=200, seed=7), tmp_path, notes.append)
     np_after = np.random.get_state()
     assert np_after[0] == np_before[0] and np.array_equal(np_after[1], np_before[1])
     assert np_after[2:] == np_before[2:]
@@ -57,22 +61,22 @@ def test_dataset_is_cached_and_leaves_global_rngs_alone(tmp_path, monkeypatch):
     # The second call must load the file: generating again would fail.
     monkeypatch.setattr(embedded, "_generate", lambda spec: pytest.fail("regenerated a cached dataset"))
     notes.clear()
-    second = load_dataset({"num_samples": 200, "seed": 7}, tmp_path, notes.append)
+    second = load_dataset(EmbeddedDataset(num_samples=200, seed=7), tmp_path, notes.append)
     assert notes == []
     for name in ("x_train", "y_train", "x_test", "y_test"):
         assert np.array_equal(getattr(first, name), getattr(second, name))
 
     # Other parameters are another file, not a stale hit.
     monkeypatch.undo()
-    other = load_dataset({"num_samples": 200, "seed": 8}, tmp_path)
+    other = load_dataset(EmbeddedDataset(num_samples=200, seed=8), tmp_path)
     assert other.path != first.path and not np.array_equal(other.x_test, first.x_test)
 
 
 def test_corrupt_dataset_cache_is_regenerated(tmp_path):
-    first = load_dataset({"num_samples": 200}, tmp_path)
+    first = load_dataset(EmbeddedDataset(num_samples=200), tmp_path)
     first.path.write_bytes(b"not an npz")
     notes: list[str] = []
-    again = load_dataset({"num_samples": 200}, tmp_path, notes.append)
+    again = load_dataset(EmbeddedDataset(num_samples=200), tmp_path, notes.append)
     assert any("unreadable" in n for n in notes)
     assert np.array_equal(again.x_test, first.x_test)
 
@@ -168,11 +172,8 @@ def test_unsupported_dtype_becomes_workload_error(shared_cache, monkeypatch):
 @pytest.mark.parametrize(
     "model, message",
     [
-        ({"name": "x", "arch": "transformer"}, "unknown arch 'transformer'; known: linear, mlp, cnn"),
         ({"name": "x", "arch": "mlp"}, "needs a 'width'"),
         ({"name": "x", "arch": "mlp", "width": None}, "needs a 'width'"),
-        ({"name": "x", "arch": "cnn", "width": 8, "depth": 1.5}, "depth must be an integer"),
-        ({"name": "x", "arch": "cnn", "width": 0}, "width must be at least 1"),
     ],
 )
 def test_bad_model_spec_is_a_clear_error(tmp_path, model, message):
@@ -181,24 +182,42 @@ def test_bad_model_spec_is_a_clear_error(tmp_path, model, message):
     assert not (tmp_path / "embedded").exists()  # rejected before any data or training
 
 
+@pytest.mark.parametrize(
+    "model, field, message",
+    [
+        ({"name": "x", "arch": "transformer"}, "arch", "'linear', 'mlp' or 'cnn'"),
+        ({"name": "x", "arch": "cnn", "width": 8, "depth": 1.5}, "depth", "valid integer"),
+        ({"name": "x", "arch": "cnn", "width": 0}, "width", "greater than 0"),
+    ],
+)
+def test_model_specs_the_zoo_refuses_never_reach_the_workload(model, field, message):
+    """The zoo's schema is the one check of types and ranges: a workload is only ever given its
+    validated entries, so these never get as far as a build."""
+    with pytest.raises(ValidationError) as e:
+        EmbeddedModel(**model)
+    (err,) = e.value.errors()
+    assert err["loc"] == (field,) and message in err["msg"]
+
+
 def test_bad_precision_device_and_kind(tmp_path):
     with pytest.raises(WorkloadError, match="unknown precision 'int8'"):
         build(tmp_path, precision="int8")
     with pytest.raises(WorkloadError, match="not 'mps'"):
-        build_embedded(LINEAR, SMALL_DATA, "fp32", "mps", tmp_path)
+        build_embedded(EmbeddedModel(**LINEAR), DATA, "fp32", "mps", tmp_path, TRAIN)
     if not torch.cuda.is_available():
         with pytest.raises(WorkloadError, match="no CUDA GPU"):
-            build_embedded(LINEAR, SMALL_DATA, "fp32", "cuda:0", tmp_path)
+            build_embedded(EmbeddedModel(**LINEAR), DATA, "fp32", "cuda:0", tmp_path, TRAIN)
     with pytest.raises(WorkloadError, match="unknown workload kind 'onnx'; known: embedded"):
         build_workload("onnx")
-    with pytest.raises(WorkloadError, match="unknown train key"):
-        build_embedded(LINEAR, SMALL_DATA, "fp32", "cpu", tmp_path, train={"step": 10})
+    with pytest.raises(ValidationError, match="step"):  # an unknown train key: the zoo's schema refuses it
+        EmbeddedTrain(step=10)
 
 
 def test_build_workload_provenance_and_close(shared_cache):
-    w = build_workload("embedded", model=CNN, dataset=SMALL_DATA, precision="fp32", device="cpu",
-                       cache_dir=shared_cache, train=FAST_TRAIN)
-    assert w.params == sum(p.numel() for p in embedded.build_model(embedded.model_spec(CNN)).parameters())
+    w = build_workload("embedded", model=EmbeddedModel(**CNN), dataset=DATA, precision="fp32", device="cpu",
+                       cache_dir=shared_cache, train=TRAIN)
+    spec = embedded.model_spec(EmbeddedModel(**CNN))
+    assert w.params == sum(p.numel() for p in embedded.build_model(spec).parameters())
     prov = w.provenance()
     assert prov["dataset"]["id"] == "mnist1d" and prov["dataset"]["test_size"] == TEST_SIZE
     assert prov["dataset"]["train_size"] == 1600 and prov["dataset"]["seed"] == 42

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from greenbench.measure.zoo import Generation, HFDataset, HFModel
 from greenbench.workloads import Score, WorkloadError, WorkloadSkipped, build_workload
 from greenbench.workloads.hf.lm import build_hf_lm
 from greenbench.workloads.hf.text import build_hf_text
@@ -49,21 +50,26 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     return text
 
 
-def text(tiny, precision="fp32", dataset=None, model=None, **kw):
-    return build_hf_text(model or {"name": "bert", "id": str(tiny.bert)},
-                         dataset or {"path": str(tiny.text_csv)}, precision, "cpu", tiny.root,
-                         max_length=16, **kw)
+# The builders take the zoo's validated entries, as a ladder hands them over (builder_kwargs);
+# these helpers write them as the dicts a ladder would hold.
 
 
-def vision(tiny, precision="fp32", dataset=None, model=None, **kw):
-    return build_hf_vision(model or {"name": "vit", "id": str(tiny.vit)},
-                           dataset or {"path": str(tiny.images)}, precision, "cpu", tiny.root, **kw)
+def text(tiny, precision="fp32", dataset=None, model=None, trust_remote_code=False, **kw):
+    return build_hf_text(HFModel(**(model or {"name": "bert", "id": str(tiny.bert)})),
+                         HFDataset(**(dataset or {"path": str(tiny.text_csv)})), precision, "cpu", tiny.root,
+                         max_length=16, trust_remote_code=trust_remote_code, **kw)
 
 
-def lm(tiny, precision="fp32", dataset=None, model=None, generation=GEN, **kw):
-    return build_hf_lm(model or {"name": "gpt2", "id": str(tiny.gpt2)},
-                       dataset or {"path": str(tiny.lm_text), "format": "text"}, precision, "cpu", tiny.root,
-                       generation=generation, **kw)
+def vision(tiny, precision="fp32", dataset=None, model=None, image_size=None, trust_remote_code=False, **kw):
+    return build_hf_vision(HFModel(**(model or {"name": "vit", "id": str(tiny.vit)})),
+                           HFDataset(**(dataset or {"path": str(tiny.images)})), precision, "cpu", tiny.root,
+                           image_size=image_size, trust_remote_code=trust_remote_code, **kw)
+
+
+def lm(tiny, precision="fp32", dataset=None, model=None, generation=GEN, trust_remote_code=False, **kw):
+    return build_hf_lm(HFModel(**(model or {"name": "gpt2", "id": str(tiny.gpt2)})),
+                       HFDataset(**(dataset or {"path": str(tiny.lm_text), "format": "text"})), precision, "cpu",
+                       tiny.root, generation=Generation(**generation), trust_remote_code=trust_remote_code, **kw)
 
 
 # ------------------------------------------------------------------------------------ text
@@ -102,9 +108,9 @@ def test_text_integer_labels_and_other_columns_give_the_same_score(tiny):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_text_step_runs_each_batch_size(tiny, precision):
-    w = build_workload("hf-text", model={"name": "bert", "id": str(tiny.bert)},
-                       dataset={"path": str(tiny.text_csv)}, precision=precision, device="cpu",
-                       cache_dir=tiny.root, max_length=16)
+    w = build_workload("hf-text", model=HFModel(name="bert", id=str(tiny.bert)),
+                       dataset=HFDataset(path=str(tiny.text_csv)), precision=precision, device="cpu",
+                       cache_dir=tiny.root, max_length=16, trust_remote_code=False)
     want_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}[precision]
     for b in (1, 3, 40):  # 40 > 23 items: the staged batch repeats the data
         out = w.make_step(b)()
@@ -635,7 +641,6 @@ def test_e2e_lm_ladders_record_perplexity_accuracy_and_request_shape(e2e_zoo, tm
 
 
 def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
-    from greenbench.measure.zoo import HFDataset
     from greenbench.workloads.hf import lm as hf_lm
 
     f = tmp_path / "arc.jsonl"
@@ -650,15 +655,15 @@ def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
 
 
 def test_class_labels_with_repeated_names_map_by_index_when_the_classes_are_the_models():
-    from greenbench.workloads.hf import common as hc
+    from greenbench.workloads.hf import labels as hl
 
     # ImageNet-1k names class 134 and class 517 both "crane": by name, 517 would become 134
     id2label = {0: "crane", 1: "dog", 2: "crane"}
-    ids, how = hc.map_class_labels([2, 0, 1], ["crane", "dog", "crane"], id2label, 3, "imagenet")
+    ids, how = hl.map_class_labels([2, 0, 1], ["crane", "dog", "crane"], id2label, 3, "imagenet")
     assert ids == [2, 0, 1] and how.startswith("by index")
     notes = []
-    ids, how = hc.map_class_labels([1, 0], ["Crane", "crane"], {0: "crane", 1: "heron"}, 2, "x", notes.append)
+    ids, how = hl.map_class_labels([1, 0], ["Crane", "crane"], {0: "crane", 1: "heron"}, 2, "x", notes.append)
     assert ids == [1, 0] and "repeat" in notes[0]
     # different order, unique names: mapped by name
-    ids, how = hc.map_class_labels([0, 1], ["dog", "crane"], {0: "crane", 1: "dog"}, 2, "x")
+    ids, how = hl.map_class_labels([0, 1], ["dog", "crane"], {0: "crane", 1: "dog"}, 2, "x")
     assert ids == [1, 0] and how.startswith("by name")

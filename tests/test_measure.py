@@ -2,6 +2,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import install_virtual_clock
 
 from greenbench.measure.protocol import (
     QUICK,
@@ -11,11 +12,13 @@ from greenbench.measure.protocol import (
     run_window,
     warm_up,
 )
+from greenbench.meters import clock
 from greenbench.meters.base import COUNTER_DID_NOT_MOVE, CounterMeter, MeterInfo
 
 
 class ClockMeter(CounterMeter):
-    """A counter at constant power that ticks every ``tick_s`` of real time."""
+    """A counter at constant power that ticks every ``tick_s`` of greenbench's clock: real time,
+    or virtual time in the tests that take ``vclock`` (then nothing depends on the scheduler)."""
 
     method = "fake"
     domain = "test"
@@ -23,16 +26,21 @@ class ClockMeter(CounterMeter):
     def __init__(self, power_w=100.0, tick_s=0.005, stuck=False):
         super().__init__()
         self.power_w, self.tick_s, self.stuck = power_w, tick_s, stuck
-        self.t0 = time.perf_counter()
+        self.t0 = clock.now()
 
     def _read_j(self):
         if self.stuck:
             return 7.0
-        ticks = int((time.perf_counter() - self.t0) / self.tick_s)
+        ticks = int((clock.now() - self.t0) / self.tick_s)
         return ticks * self.tick_s * self.power_w
 
     def info(self):
         return MeterInfo(self.domain, self.method, True, "test")
+
+
+@pytest.fixture
+def vclock(monkeypatch):
+    return install_virtual_clock(monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +64,7 @@ def test_protocol_validates_and_quick_is_flagged():
         Protocol(min_window_s=float("nan"))
 
 
-def test_window_lasts_at_least_the_minimum_and_counts_every_step():
+def test_window_lasts_at_least_the_minimum_and_counts_every_step(vclock):
     calls = []
     syncs = []
     trial = run_window(lambda: calls.append(1), lambda: syncs.append(1), [ClockMeter()], 0.1, min_steps=3)
@@ -66,7 +74,7 @@ def test_window_lasts_at_least_the_minimum_and_counts_every_step():
     assert np.all(trial.step_durations_s >= 0)
 
 
-def test_window_energy_matches_power_times_duration():
+def test_window_energy_matches_power_times_duration(vclock):
     meter = ClockMeter(power_w=100.0, tick_s=0.002)
     trial = run_window(lambda: None, lambda: None, [meter], 0.2)
     r = trial.readings[0]
@@ -76,12 +84,12 @@ def test_window_energy_matches_power_times_duration():
     assert r.counter_updates >= 90
 
 
-def test_min_steps_is_honoured_even_for_slow_steps():
-    trial = run_window(lambda: time.sleep(0.01), lambda: None, [ClockMeter()], 0.001, min_steps=5)
+def test_min_steps_is_honoured_even_for_slow_steps(vclock):
+    trial = run_window(lambda: vclock.sleep(0.01), lambda: None, [ClockMeter()], 0.001, min_steps=5)
     assert trial.steps >= 5
 
 
-def test_stuck_counter_is_invalid_not_zero():
+def test_stuck_counter_is_invalid_not_zero(vclock):
     meter = ClockMeter(stuck=True)
     meter.max_align_s = 0.01
     trial = run_window(lambda: None, lambda: None, [meter], 0.02)
@@ -137,11 +145,11 @@ def test_energy_eaten_by_the_tail_is_null_not_zero():
     assert r.energy_j is None and not r.valid and "idle tail" in r.reason
 
 
-def test_warm_up_runs_for_its_time_syncs_and_reports_its_rate():
+def test_warm_up_runs_for_its_time_syncs_and_reports_its_rate(vclock):
     calls = []
-    t = time.perf_counter()
-    rate = warm_up(lambda: (calls.append("step"), time.sleep(0.001)), lambda: calls.append("sync"), 0.05)
-    elapsed = time.perf_counter() - t
+    t = clock.now()
+    rate = warm_up(lambda: (calls.append("step"), vclock.sleep(0.001)), lambda: calls.append("sync"), 0.05)
+    elapsed = clock.now() - t
     n = calls.count("step")
     assert elapsed >= 0.05 and n >= 2 and calls[-1] == "sync"
     # in chunks that each end in a sync (a GPU's host cannot queue past the warm-up), a few only
@@ -174,7 +182,7 @@ def test_warm_up_of_a_device_that_queues_ahead_lasts_its_time_not_the_queue():
     assert rate == pytest.approx(20.0, rel=0.01)
 
 
-def test_idle_baseline_measures_idle_power():
+def test_idle_baseline_measures_idle_power(vclock):
     readings = measure_idle([ClockMeter(power_w=40.0, tick_s=0.002)], 0.1)
     r = readings[0]
     assert r.energy_j / r.duration_s == pytest.approx(40.0, rel=0.1)

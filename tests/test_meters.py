@@ -253,22 +253,22 @@ def test_rapl_sums_package_and_dram_deltas(tmp_path):
     assert info.available and info.method == RAPL and meter.domain == "cpu_package+dram"
     assert sorted(z["zone"] for z in info.details["zones"]) == [
         "intel-rapl:0", "intel-rapl:0:1", "intel-rapl:1", "intel-rapl:1:0"]
-    before = meter._read_j()
+    before = meter.read_j()
     for zone, delta_uj in {"intel-rapl:0": 5_000_000, "intel-rapl:0:1": 1_000_000,
                            "intel-rapl:1": 3_000_000, "intel-rapl:1:0": 500_000,
                            "intel-rapl:0:0": 99_000_000, "intel-rapl:2": 99_000_000}.items():
         set_uj(root, zone, 1000 + delta_uj)  # core and psys must not count
-    assert meter._read_j() - before == pytest.approx(9.5)
+    assert meter.read_j() - before == pytest.approx(9.5)
 
 
 def test_rapl_wraps_each_zone_with_its_own_range(tmp_path):
     dram_max = ZONES["intel-rapl:0:1"][1]
     root = fake_sysfs(tmp_path, {"intel-rapl:0:1": dram_max - 2_000_000})
     meter = RaplMeter(root)
-    before = meter._read_j()
+    before = meter.read_j()
     set_uj(root, "intel-rapl:0:1", 1_000_000)  # wrapped: 2 J to the top, 1 J after
     set_uj(root, "intel-rapl:0", 1000 + 4_000_000)
-    assert meter._read_j() - before == pytest.approx(7.0)
+    assert meter.read_j() - before == pytest.approx(7.0)
 
 
 def test_rapl_window_over_changing_counters(tmp_path):
@@ -335,12 +335,14 @@ def test_amd_rapl_naming_and_select_prefers_rapl(tmp_path, monkeypatch):
 
 
 def test_codecarbon_real_short_window_is_a_labelled_estimate(capfd):
-    meter = CodeCarbonMeter("USA")
+    clock = FakeClock()  # greenbench's side of the window; CodeCarbon's own figure stays real
+    meter = CodeCarbonMeter("USA", clock=clock)
     assert meter.info().method == ESTIMATE
     start = meter.begin()
     t_end = time.perf_counter() + 0.3
     while time.perf_counter() < t_end:
         pass
+    clock.advance(0.3)  # the window's 0.3 s on the meter's clock, however the spin was scheduled
     # no CodeCarbon sampling thread runs inside the window (its 1 s monitor is cancelled)
     assert [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()] == []
     reading = meter.end(start)
@@ -402,6 +404,7 @@ def test_replay_reproduces_the_log_delta():
     assert meta["method"] == FAKE and "SYNTHETIC" in (DATA / "nvml_counter_synthetic.csv").read_text()
     clock = FakeClock()
     meter = ReplayMeter(DATA / "nvml_counter_synthetic.csv", clock=clock)
+    t0_s = clock.t_s  # the clock at construction (its one read there) is the log's time zero
     clock.advance(0.25)
     start = meter.begin()
     clock.advance(2.05)
@@ -409,7 +412,7 @@ def test_replay_reproduces_the_log_delta():
     # the log's own energy between the start tick and the end of the work, by interpolation
     times = [t for t, _ in pairs]
     values = [e for _, e in pairs]
-    start_rel_s = start.t_s - meter._t0_s
+    start_rel_s = start.t_s - t0_s
     end_rel_s = start_rel_s + reading.duration_s
 
     def at(t_s):

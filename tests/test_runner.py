@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FAST, TINY_ZOO, load_json, write_zoo
+from helpers import FAST, TINY_ZOO, load_json, on_virtual_time, write_zoo
 from typer.testing import CliRunner
 
 from greenbench.cli import app
 from greenbench.measure import runner as runmod
+from greenbench.meters import clock
 from greenbench.workloads import WorkloadError
 
 cli = CliRunner()
@@ -24,7 +25,8 @@ def invoke(args, cache_dir):
     return cli.invoke(app, args, env={"GREENBENCH_CACHE": str(cache_dir)})
 
 
-def test_out_of_memory_at_one_point_is_recorded_and_the_ladder_goes_on(tmp_path, cache_dir, monkeypatch):
+def test_out_of_memory_at_one_point_is_recorded_and_the_ladder_goes_on(tmp_path, cache_dir, virtual_time,
+                                                                       monkeypatch):
     real_build = runmod.build_workload
 
     def build(*a, **k):
@@ -33,7 +35,7 @@ def test_out_of_memory_at_one_point_is_recorded_and_the_ladder_goes_on(tmp_path,
 
         def make_step(batch):
             step = real_step(batch)
-            if k["model"]["name"] == "cnn" and batch == 8:
+            if k["model"].name == "cnn" and batch == 8:  # the validated zoo entry
                 def oom():
                     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
                 return oom
@@ -54,7 +56,7 @@ def test_out_of_memory_at_one_point_is_recorded_and_the_ladder_goes_on(tmp_path,
     assert "going on" in res.output
 
 
-def test_nothing_measured_exits_3_with_reasons(tmp_path, cache_dir, monkeypatch):
+def test_nothing_measured_exits_3_with_reasons(tmp_path, cache_dir, virtual_time, monkeypatch):
     def build(*a, **k):
         raise WorkloadError("weights not found")
 
@@ -96,7 +98,7 @@ def wait_for_records(path: Path, n: int, proc, timeout_s=120.0) -> dict:
 
 
 @pytest.mark.slow
-def test_killed_run_keeps_finished_points_and_resume_completes_it(tmp_path, cache_dir):
+def test_killed_run_keeps_finished_points_and_resume_completes_it(tmp_path, cache_dir, monkeypatch):
     path = tmp_path / "o" / "tiny.json"
     proc = start(tmp_path, cache_dir)
     wait_for_records(path, 2, proc)
@@ -106,10 +108,13 @@ def test_killed_run_keeps_finished_points_and_resume_completes_it(tmp_path, cach
     assert killed["complete"] is False
     finished = killed["records"]
     assert 2 <= len(finished) < 8
-    resumed = start(tmp_path, cache_dir, "--resume")
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    assert "resuming" in err
+    # The resume runs here, on virtual time (helpers.on_virtual_time): what it must show is what
+    # it keeps and what it adds to the killed process's file, not how long windows take.
+    on_virtual_time(monkeypatch)
+    resumed = invoke(["profile", "tiny", "--zoo", str(tmp_path / "zoo.yaml"), "--out", str(tmp_path / "o"),
+                      *SLOW, "--resume"], cache_dir)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" in resumed.stderr
     final = load_json(path)
     assert final["complete"] is True
     keys = {(r["model"], r["batch_size"]) for r in final["records"]}
@@ -135,7 +140,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, cache_dir):
     assert load_json(path)["records"]
 
 
-def test_a_power_limit_change_during_the_sweep_is_flagged(tmp_path, cache_dir, monkeypatch):
+def test_a_power_limit_change_during_the_sweep_is_flagged(tmp_path, cache_dir, virtual_time, monkeypatch):
     from greenbench.meters import FakeMeter
 
     limits = iter([300.0] + [250.0] * 10)  # read at the idle baseline, then after each group
@@ -157,7 +162,8 @@ def test_a_power_limit_change_during_the_sweep_is_flagged(tmp_path, cache_dir, m
 
 
 class _BusyLM:
-    """A stand-in causal LM: a request spins 4 ms, its prefill 1 ms (so decode is 3 ms)."""
+    """A stand-in causal LM: a request takes 4 ms of greenbench's clock, its prefill 1 ms (so
+    decode is 3 ms). On virtual time (the tests below) those are exact."""
 
     def __init__(self, output_tokens=4):
         self.output_tokens = output_tokens
@@ -166,9 +172,7 @@ class _BusyLM:
 
     @staticmethod
     def _spin(seconds):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
+        clock.sleep(seconds)  # looked up at call time: virtual time advances by exactly this
 
     def make_step(self, batch):
         return lambda: self._spin(0.004)
@@ -198,7 +202,7 @@ class _BusyLM:
         pass
 
 
-def test_causal_lm_prefill_and_decode_are_split_from_paired_windows(tmp_path, cache_dir, monkeypatch):
+def test_causal_lm_prefill_and_decode_are_split_from_paired_windows(tmp_path, cache_dir, virtual_time, monkeypatch):
     monkeypatch.setattr(runmod, "build_workload", lambda *a, **k: _BusyLM(output_tokens=4))
     zoo = write_zoo(tmp_path)
     res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin",
@@ -209,8 +213,7 @@ def test_causal_lm_prefill_and_decode_are_split_from_paired_windows(tmp_path, ca
     # no accuracy for a text-only LM: null, with perplexity beside it
     assert r["accuracy"] is None and r["quality_metric"] == "perplexity" and r["perplexity"] == 12.5
     assert r["quality"] == {"tokens_scored": 160.0}
-    # time: TTFT is the (1 ms) prefill, each of the 3 later tokens takes (full - prefill) / 3;
-    # absolute times are left to benchmarks (a loaded machine stretches busy loops)
+    # time: TTFT is the (1 ms) prefill, each of the 3 later tokens takes (full - prefill) / 3
     assert r["ttft_p50_ms"] < r["latency_p50_ms"]
     assert r["tpot_ms"] == pytest.approx((r["latency_mean_ms"] - r["ttft_mean_ms"]) / 3)
     # energy at the fake meter's 20 W: prefill 20 W x TTFT / 8 requests (about 1 ms: 2.5 mJ);
@@ -238,17 +241,17 @@ def test_parallel_mode_measures_in_a_child_process_and_the_parent_writes_the_pro
 
 
 def test_devices_option_maps_indices_and_uuids(monkeypatch):
-    from greenbench.cli.profile import _device_specs
+    from greenbench.cli.profile import device_specs
     from greenbench.measure import devices as devmod
 
-    assert _device_specs(None, "0, 1") == ("cuda:0", "cuda:1")
-    assert _device_specs(["cpu"], "GPU-8f3e") == ("cpu", "GPU-8f3e")
-    assert _device_specs(None, None) is None
+    assert device_specs(None, "0, 1") == ("cuda:0", "cuda:1")
+    assert device_specs(["cpu"], "GPU-8f3e") == ("cpu", "GPU-8f3e")
+    assert device_specs(None, None) is None
     monkeypatch.setattr(devmod, "cuda_count", lambda: 3)
-    assert _device_specs(None, "all") == ("cuda:0", "cuda:1", "cuda:2")
+    assert device_specs(None, "all") == ("cuda:0", "cuda:1", "cuda:2")
     monkeypatch.setattr(devmod, "cuda_count", lambda: 0)
     with pytest.raises(devmod.DeviceError, match="no CUDA GPU"):
-        _device_specs(None, "all")
+        device_specs(None, "all")
 
 
 def test_devices_all_without_a_gpu_is_one_line_and_exit_2(tmp_path, cache_dir):
@@ -265,7 +268,8 @@ class _NanLM(_BusyLM):
         return Score(None, 10, "perplexity", {"perplexity": float("nan")})  # an fp16 overflow
 
 
-def test_a_non_finite_quality_fails_the_point_and_the_profile_is_still_written(tmp_path, cache_dir, monkeypatch):
+def test_a_non_finite_quality_fails_the_point_and_the_profile_is_still_written(tmp_path, cache_dir, virtual_time,
+                                                                               monkeypatch):
     monkeypatch.setattr(runmod, "build_workload", lambda *a, **k: _NanLM())
     zoo = write_zoo(tmp_path)
     res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin", *FAST], cache_dir)

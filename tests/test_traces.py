@@ -1,7 +1,6 @@
 """Carbon-intensity traces: the bundled 2023 data against its source, and a user's CSV validated."""
 
 import csv
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +75,18 @@ def test_annual_means_agree_with_the_bundle():
             assert mean == pytest.approx(carbon.annual_means()[(zone, basis)], abs=0.051)
 
 
-def test_loading_all_zones_is_fast():
+def test_every_zone_loads_with_its_days_and_months_and_is_cached():
+    # how fast: benchmarks/traces.py (targets: all zones cold < 1 s, a cached zone < 10 ms)
     bundle.clear_cache()
-    t0 = time.perf_counter()
+    loaded = {}
     for zone in traces.bundled_zones():
         t = load_bundled(zone)
-        t.local_day_index(), t.month_index()
-    assert time.perf_counter() - t0 < 1.0
-    t0 = time.perf_counter()
-    load_bundled("GB")
-    assert time.perf_counter() - t0 < 0.01  # cached
+        days, months = t.local_day_index(), t.month_index()
+        assert len(days) == len(months) == len(t) == 8760, zone
+        loaded[zone] = t
+    assert load_bundled("GB") is loaded["GB"]  # cached: the same trace, not read again
+    bundle.clear_cache()
+    assert load_bundled("GB") is not loaded["GB"]  # and clear_cache forgets it
 
 
 def test_local_days_and_months_follow_the_zone_clock():

@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenbench import profile as prof
-from greenbench.tradeoff import fit as tr
+from greenbench.errors import GreenbenchError
+from greenbench.tradeoff.curves import fit, fit_curve
+from greenbench.tradeoff.outputs import default_out_dir, point_rows, write_outputs
+from greenbench.tradeoff.points import OperatingPoint, TradeoffError, dominates, operating_points, pareto_front
 
 
 def make_profile(records):
@@ -27,7 +30,7 @@ def rec(model="m", b=1, acc=0.9, lat=1.0, e=0.1, net=None, method="estimate", **
 
 
 def pt(label, acc, lat, e):
-    return tr.OperatingPoint(label=label, model=label, batch_size=1, precision="fp32",
+    return OperatingPoint(label=label, model=label, batch_size=1, precision="fp32",
                              device="cpu", params=None, accuracy=acc, latency_ms=lat,
                              energy_j_per_item=e, energy_method="estimate")
 
@@ -44,7 +47,7 @@ def test_points_sorted_and_exclusions_explained():
         prof.Record(ladder="t", model="e", batch_size=1, precision="fp32", device="cpu",
                     status="skipped", error="batch larger than the eval set"),
     ])
-    points, excluded = tr.operating_points(p)
+    points, excluded = operating_points(p)
     assert [x.label for x in points] == ["a b1 fp32 cpu", "a b256 fp32 cpu", "b b32 fp32 cpu"]
     assert len(excluded) == 3
     assert "failed: OutOfMemoryError" in excluded[0]
@@ -55,40 +58,40 @@ def test_points_sorted_and_exclusions_explained():
 
 def test_latency_and_energy_options():
     p = make_profile([rec("a", 1, lat=4.0, e=0.2, net=0.05), rec("b", 1, e=0.3)])
-    points, excluded = tr.operating_points(p, latency="mean", energy="net")
+    points, excluded = operating_points(p, latency="mean", energy="net")
     assert [(x.label, x.latency_ms, x.energy_j_per_item) for x in points] == [("a b1 fp32 cpu", 2.0, 0.05)]
     assert "net energy missing" in excluded[0]
-    gross = tr.operating_points(p)[0][0]
+    gross = operating_points(p)[0][0]
     assert gross.latency_ms == 4.0 and gross.energy_j_per_item == 0.2
 
 
 def test_missing_latency_statistic_excluded():
     p = make_profile([rec("a"), rec("b")])
     p.records[1].latency_p95_ms = None
-    points, excluded = tr.operating_points(p)
+    points, excluded = operating_points(p)
     assert len(points) == 1 and "latency_p95_ms missing" in excluded[0]
 
 
 @pytest.mark.parametrize("kw,msg", [({"latency": "p42"}, "latency statistic 'p42'"),
                                     ({"energy": "green"}, "energy basis 'green'")])
 def test_bad_options_raise_one_line(kw, msg):
-    with pytest.raises(tr.TradeoffError, match=msg) as e:
-        tr.operating_points(make_profile([rec()]), **kw)
+    with pytest.raises(TradeoffError, match=msg) as e:
+        operating_points(make_profile([rec()]), **kw)
     assert "\n" not in str(e.value)
 
 
 def test_no_usable_point_raises():
     p = make_profile([prof.Record(ladder="t", model="c", batch_size=1, precision="fp32",
                                   device="cpu", status="failed", error="boom")])
-    with pytest.raises(tr.TradeoffError, match="no usable operating point"):
-        tr.operating_points(p)
-    with pytest.raises(tr.TradeoffError, match="no usable"):
-        tr.operating_points(make_profile([]))
-    assert issubclass(tr.TradeoffError, tr.GreenbenchError)
+    with pytest.raises(TradeoffError, match="no usable operating point"):
+        operating_points(p)
+    with pytest.raises(TradeoffError, match="no usable"):
+        operating_points(make_profile([]))
+    assert issubclass(TradeoffError, GreenbenchError)
 
 
 def test_real_profile_has_fifteen_points():
-    points, excluded = tr.operating_points(prof.load("profiles/mnist1d-cpu-2core.json"))
+    points, excluded = operating_points(prof.load("profiles/mnist1d-cpu-2core.json"))
     assert len(points) == 15 and excluded == []
     assert len({x.label for x in points}) == 15
 
@@ -97,14 +100,14 @@ def test_real_profile_has_fifteen_points():
 
 def test_dominated_point_removed():
     a, b, c = pt("a", 0.9, 1.0, 1.0), pt("b", 0.8, 2.0, 2.0), pt("c", 0.95, 3.0, 0.5)
-    assert tr.pareto_front([a, b, c]) == [a, c]  # b is worse than a on every axis
+    assert pareto_front([a, b, c]) == [a, c]  # b is worse than a on every axis
 
 
 def test_weakly_dominated_point_removed_exact_ties_kept():
     a = pt("a", 0.9, 1.0, 1.0)
     worse_on_one = pt("b", 0.9, 1.0, 1.1)
     twin = pt("c", 0.9, 1.0, 1.0)
-    assert tr.pareto_front([worse_on_one, twin, a]) == [a, twin]
+    assert pareto_front([worse_on_one, twin, a]) == [a, twin]
 
 
 def test_each_objective_counts():
@@ -112,7 +115,7 @@ def test_each_objective_counts():
     more_acc = pt("acc", 0.95, 2.0, 2.0)
     less_lat = pt("lat", 0.5, 0.5, 2.0)
     less_e = pt("e", 0.5, 2.0, 0.5)
-    assert len(tr.pareto_front([base, more_acc, less_lat, less_e])) == 4
+    assert len(pareto_front([base, more_acc, less_lat, less_e])) == 4
 
 
 vals = st.sampled_from([0.1, 0.5, 1.0, 2.0])  # few values: ties are frequent
@@ -122,15 +125,15 @@ vals = st.sampled_from([0.1, 0.5, 1.0, 2.0])  # few values: ties are frequent
 @given(st.lists(st.tuples(vals, vals, vals), min_size=1, max_size=12), st.randoms())
 def test_front_properties(triples, rnd):
     points = [pt(f"p{i}", a / 2, l, e) for i, (a, l, e) in enumerate(triples)]
-    front = tr.pareto_front(points)
+    front = pareto_front(points)
     shuffled = points[:]
     rnd.shuffle(shuffled)
-    assert tr.pareto_front(shuffled) == front  # independent of input order
+    assert pareto_front(shuffled) == front  # independent of input order
     assert front  # a non-empty set always has a non-dominated point
     for p in points:  # every point is on the front or dominated by a point of the front
-        assert p in front or any(tr.dominates(q, p) for q in front)
+        assert p in front or any(dominates(q, p) for q in front)
     for p in front:
-        assert not any(tr.dominates(q, p) for q in points)
+        assert not any(dominates(q, p) for q in points)
 
 
 # ---- curves ----
@@ -139,7 +142,7 @@ B = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256], dtype=float)
 
 
 def test_amortised_energy_recovered_within_one_percent():
-    c = tr.fit_curve("energy_vs_batch", B, 1 + 8 / B)
+    c = fit_curve("energy_vs_batch", B, 1 + 8 / B)
     assert c.status == "fitted" and c.form == "amortised"
     assert c.params["e_inf_j"] == pytest.approx(1, rel=0.01)
     assert c.params["e0_j"] == pytest.approx(8, rel=0.01)
@@ -149,7 +152,7 @@ def test_amortised_energy_recovered_within_one_percent():
 
 def test_tiny_energies_recovered_too():
     # Real energies per item are micro-joules: scaling must not bias the fit.
-    c = tr.fit_curve("energy_vs_batch", B, 2e-6 + 3e-4 / B)
+    c = fit_curve("energy_vs_batch", B, 2e-6 + 3e-4 / B)
     assert c.params["e_inf_j"] == pytest.approx(2e-6, rel=0.01)
     assert c.params["e0_j"] == pytest.approx(3e-4, rel=0.01)
 
@@ -157,7 +160,7 @@ def test_tiny_energies_recovered_too():
 def test_linear_latency_recovered_with_noise():
     rng = np.random.default_rng(0)
     y = (2 + 0.5 * B) * (1 + rng.uniform(-0.03, 0.03, B.size))
-    c = tr.fit_curve("latency_vs_batch", B, y)
+    c = fit_curve("latency_vs_batch", B, y)
     assert c.status == "fitted" and c.form == "linear"
     assert c.params["l0_ms"] == pytest.approx(2, rel=0.1)
     assert c.params["l1_ms"] == pytest.approx(0.5, rel=0.05)
@@ -165,14 +168,14 @@ def test_linear_latency_recovered_with_noise():
 
 
 def test_power_latency_chosen_when_it_fits_better():
-    c = tr.fit_curve("latency_vs_batch", B, 0.2 * B ** 0.4)
+    c = fit_curve("latency_vs_batch", B, 0.2 * B ** 0.4)
     assert c.status == "fitted" and c.form == "power"
     assert c.params["k"] == pytest.approx(0.4, rel=0.01)
 
 
 def test_saturating_accuracy_recovered():
     e = np.geomspace(1e-6, 1e-3, 8)
-    c = tr.fit_curve("accuracy_vs_energy", e, 0.95 - 0.02 * e ** -0.3)
+    c = fit_curve("accuracy_vs_energy", e, 0.95 - 0.02 * e ** -0.3)
     assert c.status == "fitted" and c.form == "saturating"
     assert c.params["a_max"] == pytest.approx(0.95, rel=0.01)
     assert c.params["k"] == pytest.approx(0.3, rel=0.01)
@@ -180,7 +183,7 @@ def test_saturating_accuracy_recovered():
 
 def test_non_monotone_set_rejected_and_interpolated():
     y = np.array([5, 1, 7, 2, 9, 1, 6, 3, 4], dtype=float)
-    c = tr.fit_curve("energy_vs_batch", B, y)
+    c = fit_curve("energy_vs_batch", B, y)
     assert c.status == "interpolated" and c.params is None
     assert "max residual" in c.reason and "amortised" in c.reason and "power" in c.reason
     assert all(not k.passed for k in c.candidates) and len(c.candidates) == 2
@@ -193,31 +196,31 @@ def test_non_monotone_set_rejected_and_interpolated():
 def test_held_out_check_rejects_what_residuals_accept():
     y = 1 + 8 / B
     y[0] *= 0.8  # the b=1 point 20% low: the full fit spreads it, a held-out fit exposes it
-    c = tr.fit_curve("energy_vs_batch", B, y)
+    c = fit_curve("energy_vs_batch", B, y)
     amortised = next(k for k in c.candidates if k.form == "amortised")
     assert amortised.max_residual <= 0.15 and amortised.loo_max_error > 0.15
     assert not amortised.passed and "leave-one-out" in amortised.note
     assert c.status == "interpolated"
-    loose = tr.fit_curve("energy_vs_batch", B, y, max_residual=0.5)
+    loose = fit_curve("energy_vs_batch", B, y, max_residual=0.5)
     assert loose.status == "fitted"  # the tolerance is an option, not a constant
 
 
 def test_three_points_fit_on_residuals_only_and_say_so():
     b = np.array([1, 32, 256.0])
-    c = tr.fit_curve("energy_vs_batch", b, 1 + 8 / b)
+    c = fit_curve("energy_vs_batch", b, 1 + 8 / b)
     assert c.status == "fitted" and c.loo_max_error is None
     assert "held-out check skipped (3 points, needs 4)" in c.reason
 
 
 def test_too_few_points():
-    c = tr.fit_curve("energy_vs_batch", [1, 8], [2.0, 1.0])
+    c = fit_curve("energy_vs_batch", [1, 8], [2.0, 1.0])
     assert c.status == "interpolated" and "needs at least 3" in c.reason
-    one = tr.fit_curve("energy_vs_batch", [4], [1.0])
+    one = fit_curve("energy_vs_batch", [4], [1.0])
     assert one.status == "unavailable" and np.isnan(one.predict([4])).all()
 
 
 def test_duplicate_x_become_their_mean():
-    c = tr.fit_curve("energy_vs_batch", [1, 1, 8], [2.0, 4.0, 1.0], point_labels=["a", "b", "c"])
+    c = fit_curve("energy_vs_batch", [1, 1, 8], [2.0, 4.0, 1.0], point_labels=["a", "b", "c"])
     assert c.x == (1.0, 8.0) and c.y == (3.0, 1.0) and c.point_labels == ("a + b", "c")
 
 
@@ -236,7 +239,7 @@ def law_profile(batches=(1, 2, 4, 8, 16, 64)):
 
 
 def test_fit_recovers_per_model_laws():
-    t = tr.fit(law_profile())
+    t = fit(law_profile())
     assert len(t.points) == 18 and t.excluded == []
     for m, (acc, e_inf, e0, l0, l1) in MODELS.items():
         e = next(c for c in t.curves if c.name == "energy_vs_batch" and c.group == f"{m} fp32 cpu")
@@ -256,8 +259,8 @@ def test_fit_frontier_and_flags():
     p = law_profile()
     # a point worse than big b1 on every axis
     p.records.append(rec("worse", 1, acc=0.9, lat=1.0, e=1.0))
-    t = tr.fit(p)
-    rows = {r["label"]: r for r in tr.point_rows(t)}
+    t = fit(p)
+    rows = {r["label"]: r for r in point_rows(t)}
     assert rows["worse b1 fp32 cpu"]["on_frontier"] is False
     assert rows["big b1 fp32 cpu"]["on_frontier"] is True
     assert sum(r["on_frontier"] for r in rows.values()) == len(t.frontier)
@@ -273,7 +276,7 @@ def test_fit_independent_of_record_order():
     p = law_profile()
     q = law_profile()
     random.Random(3).shuffle(q.records)
-    a, b = tr.fit(p), tr.fit(q)
+    a, b = fit(p), fit(q)
     assert a.points == b.points and a.frontier == b.frontier
     assert [(c.name, c.group, c.status, c.form) for c in a.curves] == \
         [(c.name, c.group, c.status, c.form) for c in b.curves]
@@ -282,20 +285,20 @@ def test_fit_independent_of_record_order():
 
 
 def test_net_energy_option_reaches_the_curves():
-    t = tr.fit(law_profile(), energy="net")
+    t = fit(law_profile(), energy="net")
     e = next(c for c in t.curves if c.name == "energy_vs_batch" and c.group == "big fp32 cpu")
     assert e.params["e0_j"] == pytest.approx(0.5 * 6e-4, rel=0.01)
 
 
 def test_bad_max_residual():
-    with pytest.raises(tr.TradeoffError, match="max residual"):
-        tr.fit(law_profile(), max_residual=float("nan"))
+    with pytest.raises(TradeoffError, match="max residual"):
+        fit(law_profile(), max_residual=float("nan"))
 
 
 def test_document_and_files(tmp_path):
     p = law_profile()
-    t = tr.fit(p)
-    written = tr.write_outputs(t, tmp_path / "out", profile=p, profile_path="p.json", plots=False)
+    t = fit(p)
+    written = write_outputs(t, tmp_path / "out", profile=p, profile_path="p.json", plots=False)
     assert [w.name for w in written] == ["tradeoff.json", "tradeoff.csv", "curves.csv"]
     doc = json.loads((tmp_path / "out" / "tradeoff.json").read_text())
     assert doc["schema"] == "greenbench/tradeoff" and doc["schema_version"] == 1
@@ -314,9 +317,31 @@ def test_document_and_files(tmp_path):
 
 def test_output_folder_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(tr.TradeoffError, match="cannot create the output folder"):
-        tr.write_outputs(tr.fit(law_profile()), tmp_path / "f", plots=False)
+    with pytest.raises(TradeoffError, match="cannot create the output folder"):
+        write_outputs(fit(law_profile()), tmp_path / "f", plots=False)
 
 
 def test_default_out_dir():
-    assert str(tr.default_out_dir("profiles/x.json")) == "profiles/x-fit"
+    assert str(default_out_dir("profiles/x.json")) == "profiles/x-fit"
+
+
+# ---- the plotting style shared by fit, simulate and report ----
+
+def test_the_shared_plot_style_writes_the_same_files_and_says_estimate(tmp_path):
+    from greenbench import plotting
+
+    written = []
+    for name in ("a", "b"):
+        fig = plotting.figure(3, 2)
+        ax = fig.add_subplot()
+        ax.plot([1, 2, 3], [3, 1, 2], label="x")
+        plotting.title(ax, plotting.estimate_tag("energy", True))
+        plotting.grid(ax)
+        plotting.right_legend(ax)
+        written.append(plotting.save(fig, tmp_path / name))
+    assert [p.name for p in written[0]] == ["a.png", "a.svg"]
+    assert [p.read_bytes() for p in written[0]] == [p.read_bytes() for p in written[1]]  # a rerun: same bytes
+    assert "energy (estimate)" in written[0][1].read_text()  # SVG text stays text
+    assert plotting.energy_caveat(["rapl"]) == "" and plotting.not_measured(["rapl", "nvml_counter"]) == []
+    assert plotting.energy_caveat(["estimate", "rapl"]) == "energy is an ESTIMATE, not metered"
+    assert "FAKE" in plotting.energy_caveat(["fake"]) and plotting.not_measured(["fake", "rapl"]) == ["fake"]

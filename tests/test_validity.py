@@ -89,7 +89,7 @@ def test_other_processes_load_is_measured_by_psutil_during_a_real_window():
     assert "host_busy" in flags
 
 
-def test_threads_are_set_recorded_and_must_match_on_resume(tmp_path, cache_dir):
+def test_threads_are_set_recorded_and_must_match_on_resume(tmp_path, cache_dir, virtual_time):
     zoo = write_zoo(tmp_path)
     out = tmp_path / "out"
     base = ["profile", "tiny", "--zoo", str(zoo), "--out", str(out), "--cache-dir", str(cache_dir),

@@ -115,11 +115,12 @@ ladders:
 
 def test_relative_paths_are_taken_from_the_zoo_file_and_hub_ids_are_left_alone(tmp_path):
     lad = zoo.get_ladder("local-text", write(tmp_path, HF_LADDER))
-    mine = lad.builder_kwargs("mine")
-    assert mine["model"]["id"] == str(tmp_path / "models/tiny-bert")
-    assert mine["dataset"]["path"] == str(tmp_path / "data/sst2.csv")
-    assert lad.builder_kwargs("hub")["model"]["id"] == "bert-base-uncased"
+    mine = lad.builder_kwargs("mine")  # the zoo's validated entries, paths resolved
+    assert mine["model"].id == str(tmp_path / "models/tiny-bert")
+    assert mine["dataset"].path == str(tmp_path / "data/sst2.csv")
+    assert lad.builder_kwargs("hub")["model"].id == "bert-base-uncased"
     assert mine["max_length"] == 128 and mine["trust_remote_code"] is False
+    assert lad.model("mine").id == "./models/tiny-bert"  # the ladder itself (and so model_spec) keeps what was written
 
 
 @pytest.mark.parametrize("body,expected", [

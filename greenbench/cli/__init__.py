@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 import click
 import typer
-
-try:  # recent Typer vendors its own copy of click: its exceptions are not click's
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    _typer_click = click.exceptions
-
-_CLICK_ERRORS = (click.ClickException, _typer_click.ClickException)
-_NO_ARGS = tuple(getattr(m, "NoArgsIsHelpError") for m in (click.exceptions, _typer_click)
-                 if hasattr(m, "NoArgsIsHelpError"))
-_ABORT = (typer.Abort,) + tuple(
-    getattr(m, "Abort") for m in (click.exceptions, _typer_click) if hasattr(m, "Abort"))
 
 from greenbench.cli.carbon import HELP as CARBON_HELP
 from greenbench.cli.carbon import carbon_app
@@ -36,6 +26,16 @@ from greenbench.cli.report import report_command
 from greenbench.cli.simulate import HELP as SIMULATE_HELP
 from greenbench.cli.simulate import simulate_command
 from greenbench.cli.zoo import zoo_command
+
+_typer_click: types.ModuleType
+try:  # recent Typer vendors its own copy of click: its exceptions are not click's
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    _typer_click = click.exceptions
+
+_CLICK_ERRORS = (click.ClickException, _typer_click.ClickException)
+_NO_ARGS = tuple(m.NoArgsIsHelpError for m in (click.exceptions, _typer_click) if hasattr(m, "NoArgsIsHelpError"))
+_ABORT = (typer.Abort, *(m.Abort for m in (click.exceptions, _typer_click) if hasattr(m, "Abort")))
 
 app = typer.Typer(
     name="greenbench",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -67,11 +66,11 @@ def zones_command(
 def show_command(
     trace: str = typer.Argument(..., help="A bundled zone id (see `greenbench carbon zones`) or a CSV trace."),
     basis: str = typer.Option("lca", "--basis", help=BASIS_HELP),
-    trace_units: Optional[str] = typer.Option(None, "--trace-units", help=UNITS_HELP),
-    tz: Optional[str] = typer.Option(None, "--tz", help=TZ_HELP),
-    time_column: Optional[str] = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
-    value_column: Optional[str] = typer.Option(None, "--value-column", help="CSV column of the intensity."),
-    forecast_column: Optional[str] = typer.Option(None, "--forecast-column", help="CSV column of a forecast intensity."),
+    trace_units: str | None = typer.Option(None, "--trace-units", help=UNITS_HELP),
+    tz: str | None = typer.Option(None, "--tz", help=TZ_HELP),
+    time_column: str | None = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
+    value_column: str | None = typer.Option(None, "--value-column", help="CSV column of the intensity."),
+    forecast_column: str | None = typer.Option(None, "--forecast-column", help="CSV column of a forecast intensity."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:
     """Validate a trace (timestamps, time zone, gaps, duplicates, NaN, negatives, units) and summarise it."""
@@ -109,15 +108,15 @@ def show_command(
 @carbon_app.command("convert")
 def convert_command(
     profile: Path = typer.Argument(..., help="A profile JSON written by `greenbench profile`."),
-    zone: Optional[str] = typer.Option(None, "--zone", help="Bundled zone id or CSV trace (default US-MIDA-PJM)."),
-    at: Optional[str] = typer.Option(None, "--at", help="One hour, e.g. 2023-07-01T14:00Z (with Z or an offset)."),
-    month: Optional[int] = typer.Option(None, "--month", help="Mean of a calendar month 1-12 (local time). Default: the annual (whole-trace) mean."),
+    zone: str | None = typer.Option(None, "--zone", help="Bundled zone id or CSV trace (default US-MIDA-PJM)."),
+    at: str | None = typer.Option(None, "--at", help="One hour, e.g. 2023-07-01T14:00Z (with Z or an offset)."),
+    month: int | None = typer.Option(None, "--month", help="Mean of a calendar month 1-12 (local time). Default: the annual (whole-trace) mean."),
     basis: str = typer.Option("lca", "--basis", help=BASIS_HELP),
     pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness applied to carbon (default 1.0)."),
-    trace_units: Optional[str] = typer.Option(None, "--trace-units", help=UNITS_HELP),
-    tz: Optional[str] = typer.Option(None, "--tz", help=TZ_HELP),
-    time_column: Optional[str] = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
-    value_column: Optional[str] = typer.Option(None, "--value-column", help="CSV column of the intensity."),
+    trace_units: str | None = typer.Option(None, "--trace-units", help=UNITS_HELP),
+    tz: str | None = typer.Option(None, "--tz", help=TZ_HELP),
+    time_column: str | None = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
+    value_column: str | None = typer.Option(None, "--value-column", help="CSV column of the intensity."),
     live: bool = typer.Option(False, "--live", help="Use the current intensity from a live API instead of a trace (network)."),
     live_provider: str = typer.Option("auto", "--live-provider", help="auto, electricitymaps ($ELECTRICITYMAPS_TOKEN) or uk (GB, no token)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),

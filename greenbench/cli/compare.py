@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import cast
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from greenbench.cli.common import (
@@ -35,15 +36,15 @@ Another model or other evaluation data marks a row not comparable (never a failu
 def compare_command(
     baseline: Path = typer.Argument(..., help="The baseline profile (JSON)."),
     candidate: Path = typer.Argument(..., help="The candidate profile (JSON)."),
-    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Regression threshold, e.g. energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01 (repeatable; replaces the defaults)."),
+    fail_on: list[str] | None = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Regression threshold, e.g. energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01 (repeatable; replaces the defaults)."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided tests (after Holm's correction)."),
     no_stats: bool = typer.Option(False, "--no-stats", help="No significance test: a row fails on its threshold alone."),
-    no_stats_for: Optional[list[str]] = typer.Option(None, "--no-stats-for", metavar="METRIC", help="No significance test for this metric only, e.g. accuracy where it is deterministic (repeatable)."),
+    no_stats_for: list[str] | None = typer.Option(None, "--no-stats-for", metavar="METRIC", help="No significance test for this metric only, e.g. accuracy where it is deterministic (repeatable)."),
     correction: str = typer.Option("holm", "--correction", help="holm (the default: a noise-only comparison fails at most alpha of the time) or none (each row at alpha)."),
     estimates: str = typer.Option("fail", "--estimates", help="Estimated energy: fail (thresholds apply; rows are marked), warn (never fails, warns), ignore (not judged)."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the result as Markdown (a pull-request comment)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON (versioned)."),
-    junit: Optional[Path] = typer.Option(None, "--junit", help="Write the result as JUnit XML (one testcase per row)."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Write the result as Markdown (a pull-request comment)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the result as JSON (versioned)."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write the result as JUnit XML (one testcase per row)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line on stdout, no table."),
 ) -> None:
     from greenbench.compare import export as export
@@ -54,8 +55,10 @@ def compare_command(
             raise fail(f"{path}: the folder {path.parent} does not exist")
     with user_errors():
         options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), alpha=alpha, stats=not no_stats,
-                              no_stats_for=frozenset(no_stats_for or ()), correction=correction,
-                              estimates=estimates)
+                              no_stats_for=frozenset(no_stats_for or ()),
+                              # Options checks both choices and raises a one-line CompareError
+                              correction=cast(cmp.Correction, correction),
+                              estimates=cast(cmp.Estimates, estimates))
         before, after = (load_profile(path, side) for path, side in ((baseline, "baseline"), (candidate, "candidate")))
         result = cmp.compare(before, after, options, names=(str(baseline), str(candidate)))
     for w in result.warnings:
@@ -88,8 +91,10 @@ def table(result) -> Table:
     from greenbench.compare.export import fmt_ratio, fmt_value
 
     t = Table(title=f"greenbench compare: {result.baseline_name} -> {result.candidate_name}")
-    for col, just in [("Point", "left"), ("Metric", "left"), ("Change", "right"), ("Before", "right"),
-                      ("After", "right"), ("Ratio", "right"), ("Test", "left"), ("Verdict", "left")]:
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("Point", "left"), ("Metric", "left"), ("Change", "right"), ("Before", "right"),
+        ("After", "right"), ("Ratio", "right"), ("Test", "left"), ("Verdict", "left")]
+    for col, just in columns:
         t.add_column(col, justify=just)
     for r in result.rows:
         style = _STYLE.get(r.status, "yellow" if r.crossed else "")

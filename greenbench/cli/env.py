@@ -28,7 +28,7 @@ def _devices_table(rows: list[tuple[str, ...]]) -> None:
         g = Table.grid(padding=(0, 2))
         g.add_column(no_wrap=True)
         g.add_column(overflow="fold")
-        for col, value in zip(_COLUMNS, row):
+        for col, value in zip(_COLUMNS, row, strict=True):
             if value:
                 g.add_row(col, value)
         out.print(g)

@@ -34,23 +34,26 @@ def fit_command(
     as_json: bool = typer.Option(False, "--json", help="Print the tradeoff document (JSON) instead of the tables."),
 ) -> None:
     from greenbench import profile as prof
-    from greenbench.tradeoff import fit as tr
+    from greenbench.methods import METHOD_NOTES
+    from greenbench.tradeoff.curves import fit
+    from greenbench.tradeoff.outputs import default_out_dir, to_doc, write_outputs
+    from greenbench.tradeoff.points import ENERGY_BASES, LATENCY_STATS
 
     # Checked here too so that the message names the option that fixes it.
-    if latency not in tr.LATENCY_STATS:
-        raise fail(f"--latency {latency!r}: choose one of {', '.join(tr.LATENCY_STATS)}")
-    if energy not in tr.ENERGY_BASES:
-        raise fail(f"--energy {energy!r}: choose one of {', '.join(tr.ENERGY_BASES)}")
+    if latency not in LATENCY_STATS:
+        raise fail(f"--latency {latency!r}: choose one of {', '.join(LATENCY_STATS)}")
+    if energy not in ENERGY_BASES:
+        raise fail(f"--energy {energy!r}: choose one of {', '.join(ENERGY_BASES)}")
     if not 0 < max_residual < 10:  # also false for NaN
         raise fail(f"--max-residual {max_residual}: give a fraction such as 0.15 (15%)")
     with user_errors():
         p = prof.load(profile)
-        result = tr.fit(p, latency=latency, energy=energy, max_residual=max_residual)
-        target = out_dir if out_dir is not None else tr.default_out_dir(profile)
-        written = tr.write_outputs(result, target, profile=p, profile_path=str(profile), plots=plots)
+        result = fit(p, latency=latency, energy=energy, max_residual=max_residual)
+        target = out_dir if out_dir is not None else default_out_dir(profile)
+        written = write_outputs(result, target, profile=p, profile_path=str(profile), plots=plots)
 
     if as_json:
-        print(json.dumps(tr.to_doc(result, p, str(profile)), indent=1, allow_nan=False))
+        print(json.dumps(to_doc(result, p, str(profile)), indent=1, allow_nan=False))
     else:
         out.print(frontier_table(result))
         out.print(curves_table(result))
@@ -58,7 +61,7 @@ def fit_command(
         err.print(f"[yellow]note:[/] {line}", highlight=False)
     for method in result.energy_methods:
         if not is_measurement(method):
-            err.print(f"[yellow]warning:[/] energy method {method}: {tr.METHOD_NOTES.get(method, method)}; "
+            err.print(f"[yellow]warning:[/] energy method {method}: {METHOD_NOTES.get(method, method)}; "
                       "profile on a host with RAPL or NVML for measured energy", highlight=False)
     for path in written:
         err.print(f"wrote {path}", highlight=False)

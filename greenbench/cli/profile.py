@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.console import JustifyMethod
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from greenbench.cli.common import (
@@ -20,6 +21,10 @@ from greenbench.cli.common import (
 )
 from greenbench.errors import Exit
 from greenbench.methods import method_label
+
+if TYPE_CHECKING:
+    from greenbench.measure.runner import Event, RunConfig
+    from greenbench.profile import Profile
 
 HELP = f"""Measure each operating point of a ladder: accuracy (95% Wilson interval), latency
 per batch (p50/p90/p95/p99), throughput, and energy per item (mean, CV, 95% t interval) with
@@ -54,36 +59,36 @@ PRECISION_HELP = _precision_help()
 
 
 def profile_command(
-    ladder: Optional[str] = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
-    zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
+    ladder: str | None = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
+    zoo: Path | None = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
     out_dir: Path = typer.Option(Path("profiles"), "--out", help="Folder for the profile JSON."),
-    name: Optional[str] = typer.Option(None, "--name", help="Profile file stem. Default: the ladder name (+ '-quick')."),
+    name: str | None = typer.Option(None, "--name", help="Profile file stem. Default: the ladder name (+ '-quick')."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run: 3 repeats of 0.25 s windows, 1 s idle; flagged 'quick' in the profile."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted profile without measuring finished points again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing profile."),
-    repeats: Optional[int] = typer.Option(None, "--repeats", min=3, help="Trials per point, at least 3 (default 5; quick 3)."),
-    min_window: Optional[float] = typer.Option(None, "--min-window", min=0.01, help="Minimum window in seconds (default 2; quick 0.25)."),
-    min_updates: Optional[int] = typer.Option(None, "--min-updates", min=1, help="Minimum energy-counter updates per window (default 20)."),
-    warmup: Optional[float] = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
-    idle: Optional[float] = typer.Option(None, "--idle", min=0, help="Idle-baseline seconds before the sweep (default 5; 0 turns it off)."),
+    repeats: int | None = typer.Option(None, "--repeats", min=3, help="Trials per point, at least 3 (default 5; quick 3)."),
+    min_window: float | None = typer.Option(None, "--min-window", min=0.01, help="Minimum window in seconds (default 2; quick 0.25)."),
+    min_updates: int | None = typer.Option(None, "--min-updates", min=1, help="Minimum energy-counter updates per window (default 20)."),
+    warmup: float | None = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
+    idle: float | None = typer.Option(None, "--idle", min=0, help="Idle-baseline seconds before the sweep (default 5; 0 turns it off)."),
     max_cv: float = typer.Option(0.05, "--max-cv", min=0, help="Flag points whose energy or throughput CV exceeds this."),
-    device: Optional[list[str]] = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter."),
-    parallel: Optional[bool] = typer.Option(None, "--parallel/--sequential", help="Measure devices at once, one process each (default: at once when two or more GPUs are given)."),
+    device: list[str] | None = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
+    devices: str | None = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter."),
+    parallel: bool | None = typer.Option(None, "--parallel/--sequential", help="Measure devices at once, one process each (default: at once when two or more GPUs are given)."),
     download: bool = typer.Option(False, "--download", help="Let hub ladders download models and datasets that are not cached (off: offline)."),
-    model: Optional[list[str]] = typer.Option(None, "--model", help="Only these models (repeatable)."),
-    batch_size: Optional[list[int]] = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
-    precision: Optional[list[str]] = typer.Option(None, "--precision", help=PRECISION_HELP),
+    model: list[str] | None = typer.Option(None, "--model", help="Only these models (repeatable)."),
+    batch_size: list[int] | None = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
+    precision: list[str] | None = typer.Option(None, "--precision", help=PRECISION_HELP),
     meter: str = typer.Option("auto", "--meter", help="auto, nvml, rapl, codecarbon, none, or fake (a constant-power test meter)."),
-    zone: Optional[str] = typer.Option(None, "--zone", help="Grid zone whose 2023 mean intensity converts energy to carbon (default US-MIDA-PJM; see `greenbench env --zones`)."),
-    intensity: Optional[float] = typer.Option(None, "--intensity", help="Carbon intensity in gCO2e/kWh (overrides --zone)."),
+    zone: str | None = typer.Option(None, "--zone", help="Grid zone whose 2023 mean intensity converts energy to carbon (default US-MIDA-PJM; see `greenbench env --zones`)."),
+    intensity: float | None = typer.Option(None, "--intensity", help="Carbon intensity in gCO2e/kWh (overrides --zone)."),
     basis: str = typer.Option("lca", "--basis", help="Intensity basis: lca (life-cycle) or direct."),
     pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness applied to carbon (default 1.0)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where trained models and data are cached. Default: $GREENBENCH_CACHE or ~/.cache/greenbench."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where trained models and data are cached. Default: $GREENBENCH_CACHE or ~/.cache/greenbench."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile document (JSON) instead of the table."),
-    export_csv: Optional[Path] = typer.Option(None, "--export-csv", help="Also write the records as CSV (one row per point)."),
+    export_csv: Path | None = typer.Option(None, "--export-csv", help="Also write the records as CSV (one row per point)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the interleaved order of batch sizes."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     from greenbench import profile as prof
     from greenbench.carbon import intensity as carbon
@@ -124,7 +129,7 @@ def profile_command(
             models=tuple(model) if model else None,
             batch_sizes=tuple(batch_size) if batch_size else None,
             precisions=tuple(precision) if precision else None,
-            devices=_device_specs(device, devices), resume=resume, force=force,
+            devices=device_specs(device, devices), resume=resume, force=force,
             allow_download=download, parallel=parallel, threads=threads or default_threads(),
         )
         try:
@@ -152,7 +157,7 @@ def profile_command(
         raise typer.Exit(int(Exit.NOTHING_MEASURED))
 
 
-def _device_specs(device: list[str] | None, devices: str | None) -> tuple[str, ...] | None:
+def device_specs(device: list[str] | None, devices: str | None) -> tuple[str, ...] | None:
     """--device (repeatable) and --devices (comma list: 0,1 / UUIDs / all) -> device specs."""
     specs = list(device or [])
     for item in (devices or "").split(","):
@@ -172,7 +177,7 @@ def _device_specs(device: list[str] | None, devices: str | None) -> tuple[str, .
     return tuple(dict.fromkeys(specs)) or None
 
 
-def _run_with_progress(cfg):
+def _run_with_progress(cfg: RunConfig) -> Profile:
     from greenbench.measure.runner import run_profile
 
     live = err.is_terminal
@@ -181,11 +186,11 @@ def _run_with_progress(cfg):
         TextColumn("{task.completed}/{task.total} windows"), TimeRemainingColumn(),
         console=err, transient=True, disable=not live,
     )
-    task = None
+    task: TaskID | None = None
     flagged: dict[str, list[str]] = {}
     fixes: dict[str, str] = {}
 
-    def on_event(e) -> None:
+    def on_event(e: Event) -> None:
         nonlocal task
         if e.kind == "flag":
             flagged.setdefault(e.code, []).append(e.text)
@@ -198,7 +203,7 @@ def _run_with_progress(cfg):
             progress.console.print(f"[dim]{e.text}[/]", highlight=False)
         elif e.kind == "warning":
             progress.console.print(f"[yellow]warning:[/] {e.text}", highlight=False)
-        elif e.kind == "point" and not live:
+        elif e.kind == "point" and not live and e.record is not None:  # a point event carries its record
             r = e.record
             progress.console.print(f"[{e.done}/{e.total}] {r.model} b{r.batch_size} {r.precision} {r.device}: {r.status}", highlight=False)
 
@@ -221,11 +226,13 @@ def summary_table(profile) -> Table:
               + (" (quick)" if profile.settings.quick else ""))
     scored = {r.quality_metric for r in profile.ok_records()}
     quality = "accuracy [95% CI]" if scored <= {"accuracy", None} else "quality"
-    for col, just in [("model", "left"), ("params", "right"), ("batch", "right"), ("prec", "left"),
-                      ("device", "left"), (quality, "right"), ("p50 ms/batch", "right"),
-                      ("p95 ms/batch", "right"), ("items/s", "right"), ("J/item ± σ", "right"),
-                      ("CV", "right"), ("method", "left"), ("W", "right"), ("mgCO2e/item", "right"),
-                      ("flags", "left")]:
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("model", "left"), ("params", "right"), ("batch", "right"), ("prec", "left"),
+        ("device", "left"), (quality, "right"), ("p50 ms/batch", "right"),
+        ("p95 ms/batch", "right"), ("items/s", "right"), ("J/item ± σ", "right"),
+        ("CV", "right"), ("method", "left"), ("W", "right"), ("mgCO2e/item", "right"),
+        ("flags", "left")]
+    for col, just in columns:
         t.add_column(col, justify=just)
     for r in profile.records:
         if r.status != "ok":

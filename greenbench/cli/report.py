@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,9 +26,9 @@ The report is not a gate: it exits 0 whatever changed (use `greenbench compare` 
 
 def report_command(
     profile: Path = typer.Argument(..., help="The profile (JSON) to report on."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A baseline profile: adds the changes against it."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.html and the PNGs. Default: ./<profile stem>-report/."),
-    fail_on: Optional[list[str]] = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Thresholds for the changes, as in `greenbench compare` (repeatable)."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline profile: adds the changes against it."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html and the PNGs. Default: ./<profile stem>-report/."),
+    fail_on: list[str] | None = typer.Option(None, "--fail-on", metavar="METRIC:THRESHOLD", help="Thresholds for the changes, as in `greenbench compare` (repeatable)."),
     no_stats: bool = typer.Option(False, "--no-stats", help="Judge changes on thresholds alone, as in `greenbench compare`."),
 ) -> None:
     from greenbench.compare import gate as cmp

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -12,8 +11,8 @@ from greenbench.cli.common import out, user_errors
 
 
 def zoo_command(
-    ladder: Optional[str] = typer.Argument(None, help="Show one ladder's models in detail."),
-    zoo: Optional[Path] = typer.Option(None, "--zoo", help="Model zoo YAML (default: $GREENBENCH_ZOO or ./model_zoo.yaml)."),
+    ladder: str | None = typer.Argument(None, help="Show one ladder's models in detail."),
+    zoo: Path | None = typer.Option(None, "--zoo", help="Model zoo YAML (default: $GREENBENCH_ZOO or ./model_zoo.yaml)."),
 ) -> None:
     """List the ladders (validated): workload, models, batch sizes, precisions, devices."""
     from greenbench.measure import zoo as zoomod

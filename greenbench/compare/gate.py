@@ -130,14 +130,18 @@ def parse_thresholds(texts: list[str] | tuple[str, ...] | None) -> tuple[Thresho
     return tuple(out.values())
 
 
+Correction = Literal["holm", "none"]
+Estimates = Literal["fail", "warn", "ignore"]
+
+
 @dataclass(frozen=True)
 class Options:
     thresholds: tuple[Threshold, ...] = ()
     alpha: float = 0.05
     stats: bool = True
     no_stats_for: frozenset[str] = frozenset()  # metrics judged on the threshold alone
-    correction: Literal["holm", "none"] = "holm"
-    estimates: Literal["fail", "warn", "ignore"] = "fail"
+    correction: Correction = "holm"
+    estimates: Estimates = "fail"
 
     def __post_init__(self):
         if not (0 < self.alpha < 1):
@@ -347,6 +351,8 @@ def _accuracy_test(b: Record, a: Record):
 
     if not b.accuracy_n or not a.accuracy_n:
         return None, "untested", "no accuracy_n (number of evaluated items)"
+    if b.accuracy is None or a.accuracy is None:  # not reached: _metric_blocker rules the row out first
+        return None, "untested", "no accuracy"
     kb, ka = round(b.accuracy * b.accuracy_n), round(a.accuracy * a.accuracy_n)
     if kb * a.accuracy_n == ka * b.accuracy_n:
         return 1.0, "identical", "same count of correct items"
@@ -513,12 +519,15 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
             row.status, row.notes = "not_comparable", [why]
             rows.append(row)
             continue
-        if th.relative and row.before <= 0:
-            row.status, row.notes = "not_comparable", [f"relative change undefined (baseline {row.before:.4g})"]
+        before, after = row.before, row.after
+        # _metric_blocker gives a reason (handled above) whenever either side lacks the metric
+        assert before is not None and after is not None
+        if th.relative and before <= 0:
+            row.status, row.notes = "not_comparable", [f"relative change undefined (baseline {before:.4g})"]
             rows.append(row)
             continue
-        row.ratio = row.after / row.before if row.before else None
-        row.change = (row.after / row.before - 1) if th.relative else (row.after - row.before)
+        row.ratio = after / before if before else None
+        row.change = (after / before - 1) if th.relative else (after - before)
         row.crossed = th.crossed(row.change)
         if not options.stats or m.name in options.no_stats_for:
             row.test = "off"
@@ -533,10 +542,10 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
                 row.test, note = "untested", "no per-repeat samples"
             elif m.name in _MEAN_OF_SAMPLES and any(
                     not math.isclose(v, float(np.mean(s)), rel_tol=1e-6)
-                    for v, s in ((row.before, sb), (row.after, sa))):
+                    for v, s in ((before, sb), (after, sa))):
                 row.test, note = "untested", "samples do not match the value (an edited profile?)"
             else:
-                row.p, row.test, note = _one_sided(row.before, np.asarray(sb), row.after, np.asarray(sa),
+                row.p, row.test, note = _one_sided(before, np.asarray(sb), after, np.asarray(sa),
                                                    m.higher_is_better)
             if note and row.test in ("untested", "exact"):
                 row.notes.append(note)
@@ -548,15 +557,15 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
 
 def _adjust(rows: list[Row], options: Options) -> int:
     """Holm's step-down adjustment over the rows tested by a random test; returns the family size."""
-    fam = [r for r in rows if r.test in ("welch-log", "welch", "two-proportion") and r.p is not None]
+    fam = [(r.p, r) for r in rows if r.test in ("welch-log", "welch", "two-proportion") and r.p is not None]
     for r in rows:
         r.p_adjusted = r.p
     if options.correction == "none" or not fam:
         return len(fam)
     m = len(fam)
     running = 0.0
-    for i, r in enumerate(sorted(fam, key=lambda r: r.p)):
-        running = max(running, min(1.0, (m - i) * r.p))
+    for i, (p, r) in enumerate(sorted(fam, key=lambda pr: pr[0])):
+        running = max(running, min(1.0, (m - i) * p))
         r.p_adjusted = running
     return m
 

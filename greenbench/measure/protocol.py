@@ -10,10 +10,12 @@ stall the queue).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -115,8 +117,8 @@ def _cpu_loop(step: Callable[[], Any], window_s: float, min_steps: int) -> tuple
         append(t)
         if t >= deadline and len(marks) > min_steps:
             break
-    t = np.asarray(marks)
-    return float(t[0]), np.diff(t)
+    times = np.asarray(marks)
+    return float(times[0]), np.diff(times)
 
 
 class _EventPool:
@@ -141,7 +143,7 @@ class _EventPool:
 
     def durations_s(self, steps: int) -> np.ndarray:
         marks = self.events[: steps + 1]
-        return np.asarray([a.elapsed_time(b) / 1e3 for a, b in zip(marks[:-1], marks[1:])], dtype=float)
+        return np.asarray([a.elapsed_time(b) / 1e3 for a, b in itertools.pairwise(marks)], dtype=float)
 
 
 def _cuda_loop(step: Callable[[], Any], sync: Callable[[], None], window_s: float, min_steps: int,
@@ -229,10 +231,11 @@ def _begin_all(meters: Sequence[Meter]) -> list[Any]:
     return [m.begin() for m in meters]
 
 
-def _end_all(meters: Sequence[Meter], starts: list[Any], t_end: float, t_start: float | None = None) -> list[EnergyReading]:
+def _end_all(meters: Sequence[Meter], starts: list[Any], t_end: float,
+             t_start: float | None = None) -> list[EnergyReading]:
     """End every meter at the same ``t_end``, components first, so the headline's end-of-window
     spin is not charged to them. Readings come back in the meters' order."""
-    return [m.end(s, t_end, t_start) for m, s in list(zip(meters, starts))[::-1]][::-1]
+    return [m.end(s, t_end, t_start) for m, s in list(zip(meters, starts, strict=True))[::-1]][::-1]
 
 
 def run_window(
@@ -276,7 +279,7 @@ def run_window(
                 t0, durations = _cpu_loop(step, window_s, min_steps)
                 sync()
         except BaseException:  # close every window, so a failed one leaks into no later reading
-            for m, s in zip(meters, starts):
+            for m, s in zip(meters, starts, strict=False):  # never mask the original error
                 try:
                     m.end(s)
                 except Exception:  # noqa: BLE001 -- the original error is the one to report
@@ -294,7 +297,8 @@ def run_window(
     return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others)
 
 
-def measure_idle(meters: Sequence[Meter], seconds: float, sync: Callable[[], None] | None = None) -> list[EnergyReading]:
+def measure_idle(meters: Sequence[Meter], seconds: float,
+                 sync: Callable[[], None] | None = None) -> list[EnergyReading]:
     """Energy each meter sees while nothing runs: the idle baseline for net energy."""
     if sync is not None:
         sync()

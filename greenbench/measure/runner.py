@@ -258,7 +258,8 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     # Failed or skipped points are tried again on resume (an OOM may have been transient).
     profile.records = [r for r in profile.records if r.status == "ok"]
     done_keys = profile.finished_keys()
-    todo = [p for p in points if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
+    todo = [p for p in points
+            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
     clock = _Clock(len(todo) * cfg.protocol.repeats)

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -101,7 +101,7 @@ class HFModel(_Strict):
     config: dict[str, Any] | None = None  # transformers config keys (with model_type) for random weights
 
     @model_validator(mode="after")
-    def _id_or_config(self) -> "HFModel":
+    def _id_or_config(self) -> HFModel:
         if self.id is None and not (self.weights == "random" and self.config):
             raise ValueError("a model needs an 'id' (hub id or local path), or weights: random with a 'config'")
         if self.config is not None and self.source == "transformers" and self.id is None \
@@ -131,7 +131,7 @@ class HFDataset(_Strict):
     answer_column: str = "answer"
 
     @model_validator(mode="after")
-    def _one_source(self) -> "HFDataset":
+    def _one_source(self) -> HFDataset:
         given = [k for k in ("path", "id") if getattr(self, k)] + (["synthetic"] if self.synthetic else [])
         if len(given) != 1:
             raise ValueError("give exactly one of 'path' (local), 'id' (datasets hub) or 'synthetic: true'")
@@ -189,29 +189,32 @@ class _LadderBase(_Strict):
         return v
 
     def model(self, name: str):
-        for m in self.models:  # type: ignore[attr-defined]
+        for m in self.models:  # type: ignore[attr-defined]  # each workload's subclass declares models
             if m.name == name:
                 return m
         raise ZooError(f"ladder {self.name!r} has no model {name!r} (has: {self.model_names()})")
 
     def model_names(self) -> str:
-        return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]
+        return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]  # declared by the subclasses
 
     def builder_kwargs(self, model_name: str) -> dict[str, Any]:
-        """Keyword arguments for the workload builder, beside precision, device and cache.
+        """Keyword arguments for the workload builder, beside precision, device and cache: this
+        ladder's validated entries themselves (``model``, ``dataset`` and the workload's own, e.g.
+        ``train`` or ``generation``), so every default and check lives in this schema alone.
 
         Relative local paths (a dataset ``path``; a model ``id`` or ``tokenizer`` written as
         ``./x`` or ``../x``) are taken relative to the zoo file, not to wherever greenbench runs.
         """
-        model = model_dict(self.model(model_name))
-        dataset = self.dataset.model_dump()  # type: ignore[attr-defined]
+        model = self.model(model_name)
+        dataset = self.dataset  # type: ignore[attr-defined]
         base = Path(self.source).parent if self.source not in ("", "built-in") else None
         if base is not None:
-            for key in ("id", "tokenizer"):
-                if isinstance(model.get(key), str) and model[key].startswith(("./", "../")):
-                    model[key] = str(base / model[key])
-            if isinstance(dataset.get("path"), str) and not Path(dataset["path"]).is_absolute():
-                dataset["path"] = str(base / dataset["path"])
+            paths = {key: str(base / ref) for key in ("id", "tokenizer")
+                     if isinstance(ref := getattr(model, key, None), str) and ref.startswith(("./", "../"))}
+            model = model.model_copy(update=paths) if paths else model
+            path = getattr(dataset, "path", None)
+            if isinstance(path, str) and not Path(path).is_absolute():
+                dataset = dataset.model_copy(update={"path": str(base / path)})
         return {"model": model, "dataset": dataset}
 
 
@@ -223,7 +226,7 @@ class EmbeddedLadder(_LadderBase):
     models: tuple[EmbeddedModel, ...] = Field(min_length=1)
 
     def builder_kwargs(self, model_name: str) -> dict[str, Any]:
-        return super().builder_kwargs(model_name) | {"train": self.train.model_dump()}
+        return super().builder_kwargs(model_name) | {"train": self.train}
 
 
 class TextLadder(_LadderBase):
@@ -259,10 +262,10 @@ class LMLadder(_LadderBase):
 
     def builder_kwargs(self, model_name: str) -> dict[str, Any]:
         return super().builder_kwargs(model_name) | {
-            "generation": self.generation.model_dump(), "trust_remote_code": self.trust_remote_code}
+            "generation": self.generation, "trust_remote_code": self.trust_remote_code}
 
 
-Ladder = Annotated[Union[EmbeddedLadder, TextLadder, VisionLadder, LMLadder], Field(discriminator="workload")]
+Ladder = Annotated[EmbeddedLadder | TextLadder | VisionLadder | LMLadder, Field(discriminator="workload")]
 _LADDER = TypeAdapter(Ladder)
 WORKLOADS = ("embedded", "hf-text", "hf-vision", "hf-lm")
 
@@ -349,5 +352,6 @@ def get_ladder(name: str | None, path: Path | None = None) -> Ladder:
 
 
 def model_dict(model: BaseModel) -> dict[str, Any]:
-    """The model spec as a plain dict (what workloads and the profile record take)."""
+    """The model spec as a plain dict: a record's ``model_spec`` and what ``greenbench zoo`` lists
+    (workloads take the validated model itself, from ``builder_kwargs``)."""
     return model.model_dump(exclude_none=True)

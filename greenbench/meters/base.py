@@ -189,6 +189,10 @@ class CounterMeter(Meter):
     @abstractmethod
     def _read_j(self) -> float: ...
 
+    def read_j(self) -> float:
+        """The counter now, in joules, as one raw read (what every window edge is made of)."""
+        return self._read_j()
+
     def _edge_checks(self) -> dict[str, Any]:
         """Validity readings taken at each edge, outside the work (NVML: clock, temperature)."""
         return {}
@@ -313,14 +317,14 @@ class CounterMeter(Meter):
         first = self._next_tick(at_end, since=read_at)
         t_work = start.t_s if t_start is None else max(t_start, start.t_s)
         window_s = t_end - t_work
-        stalled = start.bracket_s is None or first is None
         if first is None and self._delta_j(start.counter_j, at_end)[0] == 0:
             return EnergyReading(
                 self.domain, self.method, None, window_s, counter_updates=0,
                 reason="the energy counter did not move in the window",
                 flags=self._delta_j(start.counter_j, at_end)[1] + (COUNTER_DID_NOT_MOVE,), checks=checks,
             )
-        if stalled:  # a plain edge: off by up to a whole period, so not a usable figure
+        if first is None or start.bracket_s is None:  # stalled: a plain edge, off by up to a period,
+            # so not a usable figure
             delta, flags = self._delta_j(start.counter_j, at_end if first is None else first.counter_j)
             return EnergyReading(
                 self.domain, self.method, None, window_s, flags=(*flags, COUNTER_STALLED), checks=checks,
@@ -341,20 +345,14 @@ class CounterMeter(Meter):
             idle_j = tail_delta_j / (after.t_s - tick.t_s) * (tail_s + (t_work - start.t_s))
         # updates the work spanned (the settled end tick lies up to two periods later)
         updates = round((t_end - start.t_s) / period_s) if period_s else None
-        common = dict(counter_updates=updates, flags=flags, update_period_s=period_s, tail_s=tail_s,
-                      checks=checks)
+        reading = EnergyReading(self.domain, self.method, None, window_s, counter_updates=updates, flags=flags,
+                                update_period_s=period_s, tail_s=tail_s, checks=checks)
         if COUNTER_WENT_BACKWARDS in flags:
-            return EnergyReading(
-                self.domain, self.method, None, window_s, **common,
-                reason="the energy counter went backwards (driver reload or device reset)",
-            )
+            return replace(reading, reason="the energy counter went backwards (driver reload or device reset)")
         energy = delta - idle_j
         if energy <= 0:  # the idle correction ate everything: no usable figure, never a silent 0 J
-            return EnergyReading(
-                self.domain, self.method, None, window_s, **common,
-                reason="no energy above the idle tail in the window; lengthen --min-window",
-            )
-        return EnergyReading(self.domain, self.method, energy, window_s, **common)
+            return replace(reading, reason="no energy above the idle tail in the window; lengthen --min-window")
+        return replace(reading, energy_j=energy)
 
     def update_period_s(self) -> float | None:
         """How often the counter changes: measured once (a few tick-to-tick intervals, about

@@ -157,7 +157,7 @@ def _table_tdp(model: str) -> tuple[str | None, float | None]:
     tdp_cls = getattr(cc_cpu, "TDP", None)
     match = getattr(tdp_cls, "_get_matching_cpu", None)
     power = getattr(tdp_cls, "_get_cpu_constant_power", None)
-    if match is None or power is None:
+    if tdp_cls is None or match is None or power is None:
         raise MeterError("this CodeCarbon has no CPU power table lookup (cpu.TDP._get_matching_cpu)")
     table = DataSource().get_cpu_power_data()
     lookup = tdp_cls.__new__(tdp_cls)  # TDP() would detect the CPU again; only its lookup is used
@@ -242,8 +242,8 @@ def _cpu_provenance(p: _Provenance, tracker: Any, conf: dict[str, Any], reads_ra
         p.set("cpu_tdp_source", None, reason)
         return
     p.set("cpu_tdp_w", tdp_w)
-    source, reason = _tdp_source(tracker, conf, cpu, tdp_w, str(model) if model else None)
-    p.set("cpu_tdp_source", source, reason)
+    source, why_none = _tdp_source(tracker, conf, cpu, tdp_w, str(model) if model else None)
+    p.set("cpu_tdp_source", source, why_none)
 
 
 def _ram_provenance(p: _Provenance, tracker: Any, conf: dict[str, Any], tracking_mode: str) -> None:
@@ -407,6 +407,12 @@ class CodeCarbonMeter(Meter):
                 p.fill(str(exc))
                 return p.ordered()
         return dict(self._provenance)
+
+    @property
+    def tracker(self) -> Any:
+        """CodeCarbon's tracker: made by the first window or estimate_provenance(), None again
+        after close() (the provenance is kept: the hardware does not change)."""
+        return self._tracker
 
     def reads_rapl(self) -> bool | None:
         """Whether CodeCarbon's CPU figure comes from RAPL (None until it has detected hardware)."""

@@ -110,6 +110,7 @@ def nvml_handle_for(selector: int | str, *, uuid: Any = None, nvml: Any = None) 
     index, sel_uuid = parse_gpu_selector(selector)
     if sel_uuid is not None:
         return _by_uuid(nvml, sel_uuid)
+    assert index is not None  # parse_gpu_selector gives an index or a UUID
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return nvml.nvmlDeviceGetHandleByIndex(index)

@@ -86,8 +86,8 @@ def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
     if prefer == "fake":
         if selector is None:
             return Plan(FakeMeter(FAKE_HOST_POWER_W, FAKE_TICK_S, domain="cpu_package"))
-        host = FakeMeter(FAKE_HOST_POWER_W, FAKE_TICK_S, domain="cpu_package")
-        return Plan(FakeMeter(FAKE_GPU_POWER_W, FAKE_TICK_S, domain=domain), [host])
+        host_meter = FakeMeter(FAKE_HOST_POWER_W, FAKE_TICK_S, domain="cpu_package")
+        return Plan(FakeMeter(FAKE_GPU_POWER_W, FAKE_TICK_S, domain=domain), [host_meter])
     if selector is None:
         if prefer == "nvml":
             return Plan(NullMeter("cpu", "--meter nvml meters GPUs, and the device is cpu"))

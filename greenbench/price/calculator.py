@@ -34,7 +34,7 @@ from greenbench.price.users import (
     Users,
     load_users,
 )
-from greenbench.tradeoff.fit import OperatingPoint, operating_points, pareto_front
+from greenbench.tradeoff.points import OperatingPoint, operating_points, pareto_front
 from greenbench.units import G_PER_TONNE, J_PER_KWH  # also read as pricing.J_PER_KWH
 
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
@@ -104,7 +104,8 @@ class PricingOptions:
                 rng = f"from {lo} to {hi}" if hi is not None else (f"above {lo}" if strict else f"of at least {lo}")
                 raise PricingError(f"{name} {v}: give a finite number {rng}")
         if self.subscribers is not None and not 0 < self.subscribers <= MAX_SUBSCRIBERS:
-            raise PricingError(f"subscribers {self.subscribers}: give a positive number of at most {MAX_SUBSCRIBERS:.0e}")
+            raise PricingError(f"subscribers {self.subscribers}: give a positive number of at most "
+                               f"{MAX_SUBSCRIBERS:.0e}")
         self.slots.check()
 
 
@@ -143,8 +144,10 @@ def bounds(users: Users, accuracy: np.ndarray, latency_ms: np.ndarray) -> Bounds
     def fill(v: np.ndarray, default: float) -> np.ndarray:
         return np.where(np.isnan(v), default, v)
 
-    return Bounds(fill(users.accuracy_min, float(np.min(accuracy))), fill(users.accuracy_sat, float(np.max(accuracy))),
-                  fill(users.latency_sat_ms, float(np.min(latency_ms))), fill(users.latency_max_ms, float(np.max(latency_ms))))
+    return Bounds(fill(users.accuracy_min, float(np.min(accuracy))),
+                  fill(users.accuracy_sat, float(np.max(accuracy))),
+                  fill(users.latency_sat_ms, float(np.min(latency_ms))),
+                  fill(users.latency_max_ms, float(np.max(latency_ms))))
 
 
 def _norm(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -236,19 +239,20 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
             raise PricingError(f"no frontier point meets the latency SLO of {opts.latency_slo_ms:g} ms "
                                f"(fastest: {fastest.label} at {fastest.latency_ms:.3g} ms); raise --latency-slo-ms")
         h = min(ok, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms, p.label))
-        h_how = "most accurate frontier point" + (f" within the {opts.latency_slo_ms:g} ms SLO" if opts.latency_slo_ms else "")
+        h_how = "most accurate frontier point" + (
+            f" within the {opts.latency_slo_ms:g} ms SLO" if opts.latency_slo_ms else "")
 
     cands = [p for p in front if p.label != h.label]
     if opts.reduced is not None:
         named = _find(points, opts.reduced, "--reduced")
         if named.label not in {p.label for p in cands}:
             cands.append(named)
-    u_all = utility(users, b, [p.accuracy for p in [h] + cands], [p.latency_ms for p in [h] + cands],
+    u_all = utility(users, b, [p.accuracy for p in [h, *cands]], [p.latency_ms for p in [h, *cands]],
                     opts.utility_shape, opts.utility_k)
     ur, rank_what = _rank_utility(users, u_all, opts.rank_by)
     u_h = float(ur[0])
     ranking = []
-    for p, uk in zip(cands, ur[1:]):
+    for p, uk in zip(cands, ur[1:], strict=True):
         saved, lost = h.energy_j_per_item - p.energy_j_per_item, u_h - float(uk)
         if saved <= 0:
             why = "uses no less energy than H"
@@ -261,7 +265,8 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         else:
             why = "eligible"
         ranking.append(Ranked(p, float(uk), saved, lost, saved / lost if why == "eligible" else None, why))
-    eligible = sorted((r for r in ranking if r.score is not None), key=lambda r: (-r.score, -r.utility, r.point.label))
+    scored = [(r.score, r) for r in ranking if r.score is not None]
+    eligible = [r for _, r in sorted(scored, key=lambda sr: (-sr[0], -sr[1].utility, sr[1].point.label))]
     order = {id(r): i + 1 for i, r in enumerate(eligible)}
     ranking = [replace(r, rank=order.get(id(r))) for r in ranking]
     ranking.sort(key=lambda r: (r.rank is None, r.rank or 0, r.point.sort_key()))
@@ -280,8 +285,9 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
                 key = rk.reason.split(" (")[0]
                 counts[key] = counts.get(key, 0) + 1
             why = "; ".join(f"{k}: {n}" for k, n in counts.items()) or "H is the only frontier point"
-            raise PricingError(f"no reduced point R among the {len(ranking)} other frontier point(s) ({why}): relax "
-                               "--accuracy-floor or --latency-ceiling-ms, set --latency-slo-ms, or name one with --reduced")
+            raise PricingError(f"no reduced point R among the {len(ranking)} other frontier point(s) ({why}): "
+                               "relax --accuracy-floor or --latency-ceiling-ms, set --latency-slo-ms, or name one "
+                               "with --reduced")
         r_point = eligible[0].point
         r_how = "best ranked: most energy saved per unit of utility lost"
     return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded))
@@ -602,11 +608,11 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
         notes.append(f"reward mode: δ* = max(0, p_max·N·V·(U_H-U_R) - e·β·ΔC)/P with β = {beta:g} "
                      f"{users.currency}/gCO2e and ΔC per user per period averaged over the trace")
     if not s.complete_months.all():
-        partial = [lab for lab, ok in zip(s.month_labels, s.complete_months) if not ok]
+        partial = [lab for lab, ok in zip(s.month_labels, s.complete_months, strict=True) if not ok]
         notes.append(f"partial months (under {slotsmod.COMPLETE_MONTH_HOURS} hours): {', '.join(partial)}")
-    return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""), getattr(trace, "basis", None),
-                         getattr(trace, "tz", None), users.currency, users.source, choice, s, c, tuple(months),
-                         tuple(rows), pop, ds, value_req, tuple(notes))
+    return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""),
+                         getattr(trace, "basis", None), getattr(trace, "tz", None), users.currency, users.source,
+                         choice, s, c, tuple(months), tuple(rows), pop, ds, value_req, tuple(notes))
 
 
 def check_finite(values: dict, inputs: str) -> None:
@@ -673,7 +679,8 @@ def _point(p: OperatingPoint) -> dict:
     return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "precision": p.precision,
             "device": p.device, "params": p.params, "accuracy": p.accuracy, "latency_ms": p.latency_ms,
             "energy_j_per_item": p.energy_j_per_item, "energy_method": p.energy_method,
-            "energy_is_estimate": p.energy_method == "estimate", "energy_is_measurement": is_measurement(p.energy_method)}
+            "energy_is_estimate": p.energy_method == "estimate",
+            "energy_is_measurement": is_measurement(p.energy_method)}
 
 
 def _carbon(c: Carbon) -> dict:

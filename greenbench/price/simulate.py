@@ -1,10 +1,11 @@
 """Replay an hourly carbon trace under the two-tier policy, hour by hour, and report month by month.
 
-Library only (numpy; no typer, no rich; matplotlib only inside ``plot_*``, imported there). The
-slots are chosen once, by ``greenbench.price.slots.select`` (the same selection `price` reports); the
-population (who takes the green tier at the offered discount) comes from ``pricing.price``. The
-replay then walks the hours: every hour, all subscribers' requests at H (the world without the
-green tier) against the same hour with the green users' requests served at R in high hours.
+Library only (numpy; no typer, no rich; plots in the style of ``greenbench.plotting``, matplotlib
+imported only when one is drawn). The slots are chosen once, by ``greenbench.price.slots.select``
+(the same selection `price` reports); the population (who takes the green tier at the offered
+discount) comes from ``pricing.price``. The replay then walks the hours: every hour, all
+subscribers' requests at H (the world without the green tier) against the same hour with the green
+users' requests served at R in high hours.
 Hour-by-hour sums are cumulative sums over the hours; months are sums over their hours.
 """
 
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from greenbench import plotting
 from greenbench.carbon.intensity import co2e_g
 from greenbench.errors import GreenbenchError
-from greenbench.methods import is_measurement
 from greenbench.price import calculator as pricing
 from greenbench.price.slots import HOURS_PER_PERIOD
 from greenbench.units import G_PER_TONNE, J_PER_KWH
@@ -171,7 +172,7 @@ def to_json(sim: SimulationResult, plots: Sequence[Path] = ()) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# plots (matplotlib, Agg, imported here only)
+# plots (greenbench.plotting)
 
 
 def _scale(max_g: float) -> tuple[float, str]:
@@ -193,15 +194,10 @@ def _title(sim: SimulationResult) -> str:
 def plot_trace(sim: SimulationResult, path: Path, zoom_days: int = 14) -> list[Path]:
     """The trace with the high-carbon hours shaded: the whole trace, and a zoom on ``zoom_days``
     days of the month with the largest p. Writes ``path`` (PNG) and its SVG beside it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
     h, s = sim.hourly, sim.pricing.slots
     t = h.time_utc.astype("datetime64[s]").astype("O")
-    fig, axes = plt.subplots(2, 1, figsize=(12, 6.5), gridspec_kw={"height_ratios": [1.1, 1]})
+    fig = plotting.figure(12, 6.5)
+    axes = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.1, 1]})
     top = float(np.nanmax(h.intensity)) * 1.05 if len(h.intensity) else 1.0
     m_star = int(np.argmax(s.p_month)) if len(s.p_month) else 0
     idx = np.flatnonzero(s.month == m_star)
@@ -220,77 +216,63 @@ def plot_trace(sim: SimulationResult, path: Path, zoom_days: int = 14) -> list[P
         ax.set_ylim(0, top)
         ax.set_ylabel("gCO2e/kWh")
         ax.margins(x=0)
-        ax.grid(alpha=0.25)
-    axes[0].set_title(_title(sim), fontsize=10)
-    axes[0].legend(loc="upper right", fontsize=8, ncol=4, framealpha=0.9)
+        plotting.grid(ax)
+        plotting.date_axis(ax)
+    plotting.title(axes[0], _title(sim))
+    plotting.legend(axes[0], loc="upper right", ncol=4, frameon=True)
     label = s.month_labels[m_star] if len(s.month_labels) else ""
-    axes[1].set_title(f"first {zoom_days} days of {label} (the month with the largest share degraded, "
-                      f"p = {s.p_month[m_star]:.0%})", fontsize=9)
+    plotting.title(axes[1], f"first {zoom_days} days of {label} (the month with the largest share degraded, "
+                            f"p = {s.p_month[m_star]:.0%})", small=True)
     axes[1].set_xlabel("time (UTC)")
-    for ax in axes:
-        loc = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(loc)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def cumulative_title(sim: SimulationResult) -> str:
     """The cumulative plot's title; it says when H's or R's energy is not a measurement."""
     res, pop = sim.pricing, sim.pricing.population
-    unmetered = sorted({p.energy_method for p in (res.choice.premium, res.choice.reduced)
-                        if not is_measurement(p.energy_method)})
+    unmetered = plotting.not_measured(p.energy_method for p in (res.choice.premium, res.choice.reduced))
     return (f"{res.trace_name}: cumulative emissions of {pop.subscribers:,} subscribers, "
             f"{pop.uptake:.0%} on the green tier at a {pop.discount:.1%} discount"
-            + (f"\n(energy per request is not a measurement: energy_method {', '.join(unmetered)})" if unmetered else ""))
+            + (f"\n(energy per request is not a measurement: energy_method {', '.join(unmetered)})"
+               if unmetered else ""))
 
 
 def plot_cumulative(sim: SimulationResult, path: Path) -> list[Path]:
     """Cumulative emissions of all subscribers with and without the green tier (PNG + SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     h, res = sim.hourly, sim.pricing
     t = h.time_utc.astype("datetime64[s]").astype("O")
     cb, ct = h.cumulative_base_g, h.cumulative_tier_g
     div, unit = _scale(float(cb[-1]) if len(cb) else 1.0)
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    ax.plot(t, cb / div, color="#264653", linewidth=1.6, label=f"standard tier only (all at H: {res.choice.premium.label})")
+    fig = plotting.figure(10, 4.8)
+    ax = fig.add_subplot()
+    ax.plot(t, cb / div, color="#264653", linewidth=1.6,
+            label=f"standard tier only (all at H: {res.choice.premium.label})")
     ax.plot(t, ct / div, color="#2a9d8f", linewidth=1.6,
             label=f"with the green tier (green users at R in high hours: {res.choice.reduced.label})")
     ax.fill_between(t, ct / div, cb / div, color="#2a9d8f", alpha=0.15, linewidth=0)
     tot = sim.total
     ax.annotate(f"saved {tot.saved_g / div:.3g} {unit} ({tot.rho:.1%} of all subscribers' emissions;\n"
                 f"ρ = {res.carbon.rho:.1%} on green users' requests, ρ_blind = {res.carbon.rho_blind:.1%})",
-                xy=(0.98, 0.04), xycoords="axes fraction", ha="right", va="bottom", fontsize=9,
+                xy=(0.98, 0.04), xycoords="axes fraction", ha="right", va="bottom",
+                fontsize=plotting.SUBTITLE_FONTSIZE,
                 bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.8"})
-    ax.set_title(cumulative_title(sim), fontsize=10)
+    plotting.title(ax, cumulative_title(sim))
     ax.set_ylabel(f"cumulative emissions ({unit} CO2e)")
     ax.set_xlabel("time (UTC)")
     ax.set_ylim(bottom=0)
     ax.margins(x=0)
-    ax.grid(alpha=0.25)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    plotting.grid(ax)
+    plotting.date_axis(ax)
+    plotting.legend(ax, loc="upper left", frameon=True)
     return _save(fig, path)
 
 
 def _save(fig, path: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     path = Path(path)
-    png, svg = path.with_suffix(".png"), path.with_suffix(".svg")
     try:
-        fig.savefig(png, dpi=120)
-        fig.savefig(svg)
+        return plotting.save(fig, path)
     except OSError as e:
         raise SimulateError(f"{path.parent}: cannot write plots: {e.strerror or e}") from None
-    finally:
-        plt.close(fig)
-    return [png, svg]
 
 
 def write_plots(sim: SimulationResult, folder: Path) -> list[Path]:

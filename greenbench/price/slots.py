@@ -70,10 +70,12 @@ class SlotPolicy:
                                 ("p_max", self.p_max, 0, 1), ("p_max quantile", self.p_max_quantile, 0, 1)):
             if v is not None and not (math.isfinite(v) and lo <= v <= hi):
                 raise SlotError(f"{name} {v}: give a number from {lo} to {hi}")
-        if self.cap_gco2e_per_kwh is not None and not (math.isfinite(self.cap_gco2e_per_kwh) and self.cap_gco2e_per_kwh >= 0):
-            raise SlotError(f"cap {self.cap_gco2e_per_kwh} gCO2e/kWh: give a finite number >= 0")
+        cap = self.cap_gco2e_per_kwh
+        if cap is not None and not (math.isfinite(cap) and cap >= 0):
+            raise SlotError(f"cap {cap} gCO2e/kWh: give a finite number >= 0")
         if self.cap_mode == "share" and (self.cap_gco2e_per_kwh is not None or self.cap_quantile is not None):
-            raise SlotError("share mode has no intensity cap: give --daily-share, not --cap-gco2e-per-kwh or --cap-quantile")
+            raise SlotError("share mode has no intensity cap: give --daily-share, not --cap-gco2e-per-kwh "
+                            "or --cap-quantile")
         if self.cap_mode != "share" and self.daily_share is not None:
             raise SlotError(f"--daily-share applies to --cap-mode share, not {self.cap_mode}")
         if self.cap_gco2e_per_kwh is not None and self.cap_quantile is not None:
@@ -243,12 +245,17 @@ def _cap(policy: SlotPolicy, forecast: np.ndarray) -> tuple[float | None, str]:
     if not len(known):
         raise SlotError("no forecast value in the trace to derive the cap from (a one-day trace with "
                         "a persistence forecast?): give --cap-gco2e-per-kwh or another --forecast")
-    return float(np.quantile(known, q)), f"quantile {q:g} of the forecast" + ("" if policy.cap_quantile is not None else " (default)")
+    given = policy.cap_quantile is not None
+    return float(np.quantile(known, q)), f"quantile {q:g} of the forecast" + ("" if given else " (default)")
 
 
 def candidates(forecast: np.ndarray, day: np.ndarray, demand: np.ndarray, mode: str,
                cap: float | None, share: float | None) -> np.ndarray:
-    """High slots of each local day by the cap mode (before the p_max truncation)."""
+    """High slots of each local day by the cap mode (before the p_max truncation).
+
+    ``share`` is needed in share mode, ``cap`` in the others."""
+    if mode != "share" and cap is None:
+        raise ValueError(f"candidates: {mode} mode needs a cap")
     known = np.isfinite(forecast)
     if mode == "exceedance":
         return known & (np.where(known, forecast, -np.inf) > cap)
@@ -257,6 +264,8 @@ def candidates(forecast: np.ndarray, day: np.ndarray, demand: np.ndarray, mode: 
     dk = np.where(k, d, 0.0)
     high = np.zeros(len(f), dtype=bool)
     if mode == "share":
+        if share is None:
+            raise ValueError("candidates: share mode needs a share")
         # The dirtiest slots whose demand comes closest to q · (the day's demand): a slot is taken
         # when the middle of its demand falls within the first q · D of the day, dirtiest first
         # (round to the nearest slot, ties take it). Rounding down instead would give a short edge
@@ -285,10 +294,7 @@ def truncate(high: np.ndarray, forecast: np.ndarray, day: np.ndarray, month: np.
     unequally, which can put ρ a hair below ρ_blind even with a perfect forecast (docs/pricing.md)."""
     if p_max >= 1.0 or not high.any():
         return high.copy()
-    if how == "month":
-        order = _dirtiest_first(month, forecast)
-    else:
-        order = _dirtiest_first(day, forecast, outer=month)
+    order = _dirtiest_first(month, forecast) if how == "month" else _dirtiest_first(day, forecast, outer=month)
     m = month[order]
     cum = _group_cumsum(np.where(high[order], demand[order], 0.0), m)
     budget = p_max * _group_total(demand[order], m)

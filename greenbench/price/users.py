@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import yaml
@@ -57,10 +56,10 @@ class UserType(BaseModel):
     consciousness: float = Field(ge=0, le=1)
     value_per_request: float = Field(ge=0, le=MAX_VALUE_PER_REQUEST)
     requests_per_period: float = Field(gt=0, le=MAX_REQUESTS_PER_PERIOD)
-    accuracy_min: Optional[float] = Field(default=None, ge=0, le=1)
-    accuracy_sat: Optional[float] = Field(default=None, ge=0, le=1)
-    latency_sat_ms: Optional[float] = Field(default=None, ge=0)
-    latency_max_ms: Optional[float] = Field(default=None, gt=0)
+    accuracy_min: float | None = Field(default=None, ge=0, le=1)
+    accuracy_sat: float | None = Field(default=None, ge=0, le=1)
+    latency_sat_ms: float | None = Field(default=None, ge=0)
+    latency_max_ms: float | None = Field(default=None, gt=0)
 
 
 class UsersDoc(BaseModel):
@@ -68,8 +67,8 @@ class UsersDoc(BaseModel):
 
     version: int = SCHEMA_VERSION
     currency: str = "USD"
-    subscribers: Optional[int] = Field(default=None, gt=0, le=MAX_SUBSCRIBERS)
-    standard_price: Optional[float] = Field(default=None, gt=0, le=MAX_STANDARD_PRICE)
+    subscribers: int | None = Field(default=None, gt=0, le=MAX_SUBSCRIBERS)
+    standard_price: float | None = Field(default=None, gt=0, le=MAX_STANDARD_PRICE)
     user_types: list[UserType] = Field(min_length=1)
 
 
@@ -95,7 +94,7 @@ class Users:
     def __len__(self) -> int:
         return len(self.names)
 
-    def take(self, index: np.ndarray, weight: np.ndarray) -> "Users":
+    def take(self, index: np.ndarray, weight: np.ndarray) -> Users:
         """Rows ``index`` (e.g. drawn users) with new weights."""
         index = np.asarray(index)
         arr = {k: getattr(self, k)[index] for k in _ARRAYS if k != "weight"}
@@ -144,7 +143,8 @@ def parse_users(doc: object, source: str) -> Users:
         msg = msg[:1].lower() + msg[1:]
         raise UsersError(f"{source}: {_where(doc, tuple(first['loc']))}: {msg}") from None
     if parsed.version != SCHEMA_VERSION:
-        raise UsersError(f"{source}: users file version {parsed.version} is not supported (this greenbench reads {SCHEMA_VERSION})")
+        raise UsersError(f"{source}: users file version {parsed.version} is not supported "
+                         f"(this greenbench reads {SCHEMA_VERSION})")
     names = [t.name for t in parsed.user_types]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -154,9 +154,11 @@ def parse_users(doc: object, source: str) -> Users:
         raise UsersError(f"{source}: the shares of the user types add up to {total:g}, not 1 (key 'share')")
     for t in parsed.user_types:
         if t.accuracy_min is not None and t.accuracy_sat is not None and t.accuracy_sat <= t.accuracy_min:
-            raise UsersError(f"{source}: user type {t.name!r}: key 'accuracy_sat' ({t.accuracy_sat}) must be above accuracy_min ({t.accuracy_min})")
+            raise UsersError(f"{source}: user type {t.name!r}: key 'accuracy_sat' ({t.accuracy_sat}) "
+                             f"must be above accuracy_min ({t.accuracy_min})")
         if t.latency_sat_ms is not None and t.latency_max_ms is not None and t.latency_max_ms <= t.latency_sat_ms:
-            raise UsersError(f"{source}: user type {t.name!r}: key 'latency_max_ms' ({t.latency_max_ms}) must be above latency_sat_ms ({t.latency_sat_ms})")
+            raise UsersError(f"{source}: user type {t.name!r}: key 'latency_max_ms' ({t.latency_max_ms}) "
+                             f"must be above latency_sat_ms ({t.latency_sat_ms})")
     # one canonical order (by name), so that results never depend on the file's order
     types = sorted(parsed.user_types, key=lambda t: t.name)
 

@@ -1,42 +1,29 @@
-"""The report's plots, drawn from a profile (and a comparison) as PNG bytes.
+"""The report's plots, drawn from a profile (and a comparison) as PNG bytes, in the style of
+``greenbench.plotting`` (matplotlib's object API: no pyplot state, no backend switched).
 
-Figures are built with matplotlib's object API (no pyplot state, Agg canvas): safe to call from
-library code and tests. Each function returns PNG bytes, or None when the profile lacks the data
-(the report then says so instead of drawing an empty plot).
+Each function returns PNG bytes, or None when the profile lacks the data (the report then says so
+instead of drawing an empty plot).
 """
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from greenbench import plotting
 from greenbench.profile import Profile, Record
 
 if TYPE_CHECKING:
     from greenbench.compare.gate import Result
 
-DPI = 110
 MARKERS = "os^Dvp*hX"
 STATUS_COLOURS = {"regression": "#c62828", "crossed": "#ef8f00", "improvement": "#2e7d32", "ok": "#78909c",
                   "warning": "#ef8f00", "ignored": "#b0bec5"}
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": "greenbench"})
-    return buf.getvalue()
-
-
 def energy_label(records: list[Record], short: bool = False) -> str:
     """'energy per item, J (gross; rapl)', saying loudly when any of it is an estimate."""
     methods = sorted({r.energy_method for r in records if r.energy_j_per_item is not None})
-    words = ["ESTIMATE, not metered" if m == "estimate" else m for m in methods] or ["no method"]
+    words = plotting.method_words(methods) or ["no method"]
     if short:
         return f"J per item ({', '.join(words)})"
     return f"energy per item, J (gross; {', '.join(words)})"
@@ -46,21 +33,18 @@ def _models(records: list[Record]) -> list[str]:
     return list(dict.fromkeys(r.model for r in records))
 
 
-def _colours(models: list[str]) -> dict[str, str]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(models)}
+def _colours(models: list[str]) -> dict[str, Any]:
+    return dict(zip(models, plotting.colours(len(models)), strict=True))
 
 
 def accuracy_vs_energy(profile: Profile) -> bytes | None:
     recs = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
     if not recs:
         return None
-    fig = _figure(10.2, 4.6)
+    fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     batches = sorted({r.batch_size for r in recs})
-    markers = dict(zip(batches, MARKERS))
+    markers = dict(zip(batches, MARKERS, strict=False))
     colours = _colours(_models(recs))
     for model, colour in colours.items():
         pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
@@ -78,17 +62,17 @@ def accuracy_vs_energy(profile: Profile) -> bytes | None:
     ax.set_xscale("log")
     ax.set_xlabel(energy_label(recs))
     ax.set_ylabel("accuracy (95% interval)")
-    ax.set_title("Accuracy against energy per item (bars: 95% intervals)", fontsize=10)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.grid(alpha=0.3, which="both")
-    return _png(fig)
+    plotting.title(ax, "Accuracy against energy per item (bars: 95% intervals)")
+    plotting.right_legend(ax)
+    plotting.grid(ax, which="both")
+    return plotting.png_bytes(fig)
 
 
 def latency_vs_batch(profile: Profile) -> bytes | None:
     recs = [r for r in profile.ok_records() if r.latency_p50_ms is not None]
     if not recs:
         return None
-    fig = _figure(10.2, 4.6)
+    fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     for model, colour in _colours(_models(recs)).items():
         pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
@@ -104,10 +88,10 @@ def latency_vs_batch(profile: Profile) -> bytes | None:
     ax.set_xticks(batches, [str(b) for b in batches])
     ax.set_xlabel("batch size")
     ax.set_ylabel("latency per batch, ms")
-    ax.set_title("Latency per batch against batch size (solid p50, dashed p95)", fontsize=10)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.grid(alpha=0.3, which="both")
-    return _png(fig)
+    plotting.title(ax, "Latency per batch against batch size (solid p50, dashed p95)")
+    plotting.right_legend(ax)
+    plotting.grid(ax, which="both")
+    return plotting.png_bytes(fig)
 
 
 def energy_by_model(profile: Profile) -> bytes | None:
@@ -116,13 +100,10 @@ def energy_by_model(profile: Profile) -> bytes | None:
         return None
     models = _models(recs)
     batches = sorted({r.batch_size for r in recs})
-    fig = _figure(10.2, 4.6)
+    fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     width = 0.8 / len(batches)
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    for j, b in enumerate(batches):
+    for j, (b, colour) in enumerate(zip(batches, plotting.sequential(len(batches)), strict=True)):
         xs, ys, lo, hi = [], [], [], []
         for i, m in enumerate(models):
             r = next((r for r in recs if r.model == m and r.batch_size == b), None)
@@ -133,18 +114,17 @@ def energy_by_model(profile: Profile) -> bytes | None:
             ys.append(r.energy_j_per_item)
             lo.append(max(0.0, r.energy_j_per_item - ci[0]))
             hi.append(max(0.0, ci[1] - r.energy_j_per_item))
-        ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, label=f"batch {b}",
-               color=cmap(0.15 + 0.7 * j / max(1, len(batches) - 1)))
+        ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, label=f"batch {b}", color=colour)
     ax.set_xticks(range(len(models)), models)
     ax.set_yscale("log")
     ax.set_ylabel(energy_label(recs, short=True))
-    ax.set_title("Energy per item by model and batch size (bars: 95% intervals)", fontsize=10)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    ax.grid(alpha=0.3, axis="y", which="both")
-    return _png(fig)
+    plotting.title(ax, "Energy per item by model and batch size (bars: 95% intervals)")
+    plotting.right_legend(ax)
+    plotting.grid(ax, axis="y", which="both")
+    return plotting.png_bytes(fig)
 
 
-def changes(result: "Result") -> bytes | None:
+def changes(result: Result) -> bytes | None:
     """One panel per gated metric: each point's change, coloured by the verdict, with the threshold."""
     metrics = [t for t in result.options.thresholds
                if any(r.metric == t.metric and r.change is not None for r in result.rows)]
@@ -152,10 +132,10 @@ def changes(result: "Result") -> bytes | None:
         return None
     points = list(dict.fromkeys(r.point for r in result.rows if r.change is not None))
     height = 1.2 + 0.24 * len(points)
-    fig = _figure(3.3 * len(metrics) + 1.6, height)
+    fig = plotting.figure(3.3 * len(metrics) + 1.6, height)
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     y = {p: i for i, p in enumerate(points)}
-    for ax, th in zip(axes, metrics):
+    for ax, th in zip(axes, metrics, strict=True):
         rows = [r for r in result.rows if r.metric == th.metric and r.change is not None]
         scale = 100 if th.relative else 1
         for r in rows:
@@ -163,12 +143,12 @@ def changes(result: "Result") -> bytes | None:
             ax.barh(y[r.point], r.change * scale, color=STATUS_COLOURS.get(key, "#78909c"), height=0.7)
         if all(r.change == 0 for r in rows):
             ax.text(0.5, 0.5, "no change at any point", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=9, color="#5f6b73")
+                    fontsize=plotting.SUBTITLE_FONTSIZE, color="#5f6b73")
         ax.axvline(th.value * scale, color="#c62828", ls="--", lw=1)
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_title(th.metric + (" (estimate)" if any(r.estimate for r in rows) else ""), fontsize=9)
+        plotting.title(ax, plotting.estimate_tag(th.metric, any(r.estimate for r in rows)), small=True)
         ax.set_xlabel(f"change, {'%' if th.relative else 'absolute'} (dashed: {th.text.split(':')[1]})", fontsize=8)
-        ax.grid(alpha=0.3, axis="x")
+        plotting.grid(ax, axis="x")
         ax.tick_params(labelsize=8)
     axes[0].set_yticks(range(len(points)), points)
     axes[0].invert_yaxis()
@@ -177,5 +157,5 @@ def changes(result: "Result") -> bytes | None:
     handles = [Patch(color=STATUS_COLOURS[k], label=lab) for k, lab in
                (("regression", "regression"), ("crossed", "crossed, not significant"),
                 ("improvement", "improved"), ("ok", "within threshold"))]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
-    return _png(fig)
+    plotting.legend(fig, handles=handles, loc="outside lower center", ncol=4)
+    return plotting.png_bytes(fig)

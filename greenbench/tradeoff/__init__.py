@@ -1,1 +1,2 @@
-"""The carbon-QoE tradeoff: operating points, Pareto frontier, fitted curves, plots."""
+"""The carbon-QoE tradeoff: ``points`` (operating points, Pareto frontier: what pricing reads),
+``curves`` (validated fits, ``fit``), ``outputs`` (the files `greenbench fit` writes), ``plots``."""

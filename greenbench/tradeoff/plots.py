@@ -1,7 +1,8 @@
-"""Plots of the carbon-QoE tradeoff (matplotlib, Agg backend, imported only when a plot is drawn).
+"""Plots of the carbon-QoE tradeoff, in the style of ``greenbench.plotting`` (matplotlib, imported
+only when a plot is drawn).
 
-Each function writes ``<base>.png`` and ``<base>.svg`` and returns both paths. An energy estimate
-is always said to be one, in the axis label and the title.
+Each function writes ``<base>.png`` and ``<base>.svg`` and returns both paths. An estimate is always
+said to be one, in the axis label and the title.
 """
 
 from __future__ import annotations
@@ -10,14 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never open a window, work without a display
-    import matplotlib.pyplot as plt
-
-    return plt
+from greenbench import plotting
 
 
 def _energy_label(t) -> str:
@@ -26,27 +20,8 @@ def _energy_label(t) -> str:
 
 def _caveat(t) -> str:
     """A title suffix when some energy is not a meter reading."""
-    if "estimate" in t.energy_methods:
-        return "  (energy is an ESTIMATE, not metered)"
-    if "fake" in t.energy_methods:
-        return "  (energy from the FAKE test meter)"
-    return ""
-
-
-def _colors(plt, n: int):
-    """Distinct colours (tab10 up to 10 series; a continuous map beyond)."""
-    return plt.get_cmap("tab10") if n <= 10 else plt.get_cmap("viridis", n)
-
-
-def _save(fig, base: Path) -> list[Path]:
-    plt = _pyplot()
-    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130)
-    # SVG text stays text (searchable, smaller); no date, so reruns give the same file
-    with plt.rc_context({"svg.fonttype": "none"}):
-        fig.savefig(paths[1], metadata={"Date": None})
-    plt.close(fig)
-    return paths
+    caveat = plotting.energy_caveat(t.energy_methods)
+    return f"  ({caveat})" if caveat else ""
 
 
 def _curve_line(ax, curve, color, label_prefix=""):
@@ -62,15 +37,14 @@ def _curve_line(ax, curve, color, label_prefix=""):
 
 def accuracy_vs_energy(t, base: Path) -> list[Path]:
     """Every measured point, the Pareto frontier, and the accuracy curve across model sizes."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(10, 5.4), layout="constrained")
+    fig = plotting.figure(10, 5.4)
+    ax = fig.add_subplot()
     models = sorted({p.model for p in t.points}, key=lambda m: min(
         p.energy_j_per_item for p in t.points if p.model == m))
-    cmap = _colors(plt, len(models))
-    for i, m in enumerate(models):
+    for m, colour in zip(models, plotting.colours(len(models)), strict=True):
         pts = [p for p in t.points if p.model == m]
         ax.scatter([p.energy_j_per_item for p in pts], [p.accuracy for p in pts], s=36,
-                   color=cmap(i), alpha=0.75, label=m, zorder=3)
+                   color=colour, alpha=0.75, label=m, zorder=3)
     front = t.frontier
     ax.scatter([p.energy_j_per_item for p in front], [p.accuracy for p in front], s=130,
                facecolors="none", edgecolors="crimson", lw=1.6, zorder=4,
@@ -83,12 +57,10 @@ def accuracy_vs_energy(t, base: Path) -> list[Path]:
     ax.set_xscale("log")
     ax.set_xlabel(_energy_label(t))
     ax.set_ylabel("accuracy")
-    title = "Accuracy vs energy per item"
-    title += _caveat(t)
-    ax.set_title(title, fontsize=11)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _save(fig, Path(base))
+    plotting.title(ax, "Accuracy vs energy per item" + _caveat(t))
+    plotting.grid(ax, which="both")
+    plotting.right_legend(ax, loc="upper left", y=1.0)
+    return plotting.save(fig, Path(base))
 
 
 def batch_curves(t, base: Path) -> list[Path]:
@@ -97,31 +69,30 @@ def batch_curves(t, base: Path) -> list[Path]:
     groups = sorted({c.group for c in t.curves if c.group is not None})
     if not groups:
         return []
-    plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    fig, (ax_l, ax_e) = plt.subplots(1, 2, figsize=(12, 5.6), layout="constrained")
-    colors = _colors(plt, len(groups))
+    fig = plotting.figure(12, 5.6)
+    ax_l, ax_e = fig.subplots(1, 2)
+    colours = plotting.colours(len(groups))
     handles = []
-    for i, g in enumerate(groups):
+    for g, colour in zip(groups, colours, strict=True):
         status = []
         for ax, name, what in ((ax_l, "latency_vs_batch", "latency"), (ax_e, "energy_vs_batch", "energy")):
             c = next(c for c in t.curves if c.group == g and c.name == name)
-            ax.scatter(c.x, c.y, color=colors(i), s=30, zorder=3)
-            _curve_line(ax, c, colors(i))
+            ax.scatter(c.x, c.y, color=colour, s=30, zorder=3)
+            _curve_line(ax, c, colour)
             status.append(f"{what}: " + (f"fit {c.form}" if c.status == "fitted" else c.status))
-        handles.append(Line2D([], [], color=colors(i), marker="o", label=f"{g} ({', '.join(status)})"))
+        handles.append(Line2D([], [], color=colour, marker="o", label=f"{g} ({', '.join(status)})"))
     for ax in (ax_l, ax_e):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("batch size")
-        ax.grid(True, which="both", alpha=0.25)
+        plotting.grid(ax, which="both")
     ax_l.set_ylabel(f"batch latency {t.latency} (ms, what each request waits)")
     ax_e.set_ylabel(_energy_label(t))
-    ax_l.set_title("Latency vs batch size", fontsize=11)
-    ax_e.set_title("Energy per item vs batch size" + (_caveat(t)),
-                   fontsize=11)
+    plotting.title(ax_l, "Latency vs batch size")
+    plotting.title(ax_e, "Energy per item vs batch size" + _caveat(t))
     handles += [Line2D([], [], color="0.3", ls="-", label="solid: validated fit"),
                 Line2D([], [], color="0.3", ls="--", label="dashed: interpolated (every fit rejected)")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    return _save(fig, Path(base))
+    plotting.legend(fig, handles=handles, loc="outside lower center", ncol=2)
+    return plotting.save(fig, Path(base))

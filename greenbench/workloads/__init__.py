@@ -43,7 +43,9 @@ KINDS: dict[str, Callable[..., Workload]] = {
 
 
 def build_workload(kind: str, **kwargs: Any) -> Workload:
-    """Build a workload of ``kind``; the keyword arguments are that kind's builder's."""
+    """Build a workload of ``kind``; the keyword arguments are that kind's builder's: the ladder's
+    validated entries (``Ladder.builder_kwargs``: the zoo's models, not dicts) with precision,
+    device, cache_dir and on_note."""
     builder = KINDS.get(kind)
     if builder is None:
         raise WorkloadError(f"unknown workload kind {kind!r}; known: {', '.join(sorted(KINDS))}")

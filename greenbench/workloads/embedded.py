@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from greenbench.measure.zoo import PRECISION_TABLE
+from greenbench.measure.zoo import PRECISION_TABLE, EmbeddedDataset, EmbeddedModel, EmbeddedTrain
 from greenbench.workloads.base import (
     Score,
     Workload,
@@ -39,10 +39,7 @@ FORMAT_VERSION = 1  # bump when the architectures or the training loop change: o
 SIGNAL_LEN = 40  # MNIST-1D's final_seq_length
 NUM_CLASSES = 10
 
-DEFAULT_DATASET: dict[str, Any] = {"name": "mnist1d", "num_samples": 10000, "test_share": 0.2, "seed": 42}
-DEFAULT_TRAIN: dict[str, Any] = {"steps": 3000, "batch_size": 128, "lr": 3e-3, "seed": 0}
-DEFAULT_DEPTH = {"mlp": 2, "cnn": 3}
-ARCHS = ("linear", "mlp", "cnn")
+DEFAULT_DEPTH = {"mlp": 2, "cnn": 3}  # the zoo's depth None: the arch's own default
 # The zoo's precision table, as torch dtypes: every unquantised precision (int8 needs a
 # quantisation backend, which the embedded models do not use).
 PRECISIONS = {name: getattr(torch, p.dtype) for name, p in PRECISION_TABLE.items() if not p.quantised}
@@ -53,6 +50,11 @@ Note = Callable[[str], None] | None
 # ----------------------------------------------------------------------------------- specs
 
 
+# The ladder's model, dataset and train entries arrive as the zoo validated them (EmbeddedModel,
+# EmbeddedDataset, EmbeddedTrain: types, ranges and defaults are the zoo's); what is checked here is
+# only what the zoo's schema leaves open and this workload needs.
+
+
 def _int(value: Any, what: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise WorkloadError(f"{what} must be an integer, got {value!r}")
@@ -61,57 +63,33 @@ def _int(value: Any, what: str, minimum: int) -> int:
     return int(value)
 
 
-def _check_keys(given: dict, known: dict | tuple, what: str) -> None:
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise WorkloadError(f"unknown {what} key(s) {unknown}; known: {sorted(known)}")
+def _seed(value: int, what: str) -> int:
+    if value < 0:  # numpy and the cached files take seeds from 0 up; the zoo takes any integer
+        raise WorkloadError(f"{what} must be at least 0, got {value!r}")
+    return value
 
 
-def dataset_spec(dataset: dict | None) -> dict[str, Any]:
-    """The dataset dict with defaults filled in and values checked."""
-    given = dict(dataset or {})
-    _check_keys(given, DEFAULT_DATASET, "dataset")
-    spec = {**DEFAULT_DATASET, **given}
-    if spec["name"] != "mnist1d":
-        raise WorkloadError(f"embedded workload only knows dataset 'mnist1d', got {spec['name']!r}")
-    spec["num_samples"] = _int(spec["num_samples"], "dataset num_samples", 20)
-    spec["seed"] = _int(spec["seed"], "dataset seed", 0)
-    share = spec["test_share"]
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
-        raise WorkloadError(f"dataset test_share must be a number between 0 and 1, got {share!r}")
-    spec["test_share"] = float(share)
-    return spec
+def dataset_spec(dataset: EmbeddedDataset) -> dict[str, Any]:
+    """The dataset as the plain dict that keys its cache file and its provenance."""
+    _seed(dataset.seed, "dataset seed")
+    return dataset.model_dump()
 
 
-def train_spec(train: dict | None) -> dict[str, Any]:
-    given = dict(train or {})
-    _check_keys(given, DEFAULT_TRAIN, "train")
-    spec = {**DEFAULT_TRAIN, **given}
-    spec["steps"] = _int(spec["steps"], "train steps", 1)
-    spec["batch_size"] = _int(spec["batch_size"], "train batch_size", 1)
-    spec["seed"] = _int(spec["seed"], "train seed", 0)
-    lr = spec["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise WorkloadError(f"train lr must be a positive number, got {lr!r}")
-    spec["lr"] = float(lr)
-    return spec
+def train_spec(train: EmbeddedTrain) -> dict[str, Any]:
+    """The training settings as the plain dict that keys the weights' cache and the provenance."""
+    _seed(train.seed, "train seed")
+    return train.model_dump()
 
 
-def model_spec(model: dict) -> dict[str, Any]:
+def model_spec(model: EmbeddedModel) -> dict[str, Any]:
     """Only the keys that shape the network (width/depth are dropped for linear)."""
-    if not isinstance(model, dict) or "name" not in model:
-        raise WorkloadError(f"an embedded model needs at least 'name' and 'arch', got {model!r}")
-    name, arch = str(model["name"]), model.get("arch")
-    if arch not in ARCHS:
-        raise WorkloadError(f"model {name!r}: unknown arch {arch!r}; known: {', '.join(ARCHS)}")
+    name, arch = model.name, model.arch
     if arch == "linear":
         return {"name": name, "arch": arch}
-    if model.get("width") is None:
+    if model.width is None:
         raise WorkloadError(f"model {name!r}: arch {arch!r} needs a 'width'")
-    width = _int(model["width"], f"model {name!r} width", 1)
-    depth = model.get("depth")  # None (as a dumped zoo entry may carry) means the default
-    depth = _int(DEFAULT_DEPTH[arch] if depth is None else depth, f"model {name!r} depth", 1)
-    return {"name": name, "arch": arch, "width": width, "depth": depth}
+    depth = DEFAULT_DEPTH[arch] if model.depth is None else model.depth
+    return {"name": name, "arch": arch, "width": model.width, "depth": depth}
 
 
 def _short_hash(obj: Any) -> str:
@@ -175,7 +153,7 @@ def _generate(spec: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
 
 
-def load_dataset(dataset: dict | None, cache_dir: Path, on_note: Note = None) -> Mnist1d:
+def load_dataset(dataset: EmbeddedDataset, cache_dir: Path, on_note: Note = None) -> Mnist1d:
     """Generate MNIST-1D once per parameter set, cached as ``<cache_dir>/embedded/mnist1d-<hash>.npz``."""
     spec = {**dataset_spec(dataset), "generator": f"mnist1d {_generator_version()}"}
     path = Path(cache_dir) / "embedded" / f"mnist1d-{_short_hash(spec)}.npz"
@@ -361,15 +339,18 @@ class EmbeddedWorkload(Workload):
 
 
 def build_embedded(
-    model: dict,
-    dataset: dict | None,
+    model: EmbeddedModel,
+    dataset: EmbeddedDataset,
     precision: str,
     device: str,
     cache_dir: Path,
-    train: dict | None = None,
+    train: EmbeddedTrain,
     on_note: Note = None,
 ) -> EmbeddedWorkload:
-    """Build one embedded model at ``precision`` on ``device``, training it on first use."""
+    """Build one embedded model at ``precision`` on ``device``, training it on first use.
+
+    ``model``, ``dataset`` and ``train`` are the ladder's, as the zoo validated them
+    (``EmbeddedLadder.builder_kwargs``): their defaults live there, not here."""
     spec, tspec = model_spec(model), train_spec(train)
     if precision not in PRECISIONS:
         raise WorkloadError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")

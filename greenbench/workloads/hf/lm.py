@@ -22,8 +22,21 @@ from typing import Any, Callable
 
 import torch
 
+from greenbench.measure.zoo import Generation, HFDataset, HFModel
 from greenbench.workloads.base import Score, WorkloadError
-from greenbench.workloads.hf import common as hc
+from greenbench.workloads.hf.base import HFWorkload, batch_size_arg, logits_of, repeat_to
+from greenbench.workloads.hf.common import Note, one_line
+from greenbench.workloads.hf.data import column, hub_dataset, local_dataset, read_table
+from greenbench.workloads.hf.hub import check_available, quiet_transformers
+from greenbench.workloads.hf.labels import is_int_like
+from greenbench.workloads.hf.loading import (
+    Loaded,
+    check_precision,
+    load_tokenizer,
+    load_transformers_model,
+    probe,
+    resolve_device,
+)
 
 SYNTHETIC_SIZE = 32  # synthetic prompts (and sequences scored) when the dataset gives no size
 MAX_PROMPTS = 256  # distinct prompts staged; larger batches repeat them
@@ -40,8 +53,8 @@ class Choice:
     chars: int  # length of the choice text (for the length-normalised accuracy)
 
 
-class LMWorkload(hc.HFWorkload):
-    def __init__(self, name: str, loaded: hc.Loaded, prompts: torch.Tensor, prompt_tokens: int,
+class LMWorkload(HFWorkload):
+    def __init__(self, name: str, loaded: Loaded, prompts: torch.Tensor, prompt_tokens: int,
                  output_tokens: int, pad_id: int, eos_id: Any, quality: dict[str, Any], precision: str,
                  device: torch.device, provenance: dict[str, Any]) -> None:
         super().__init__(name, loaded.model, loaded.params, precision, device, provenance)
@@ -69,7 +82,7 @@ class LMWorkload(hc.HFWorkload):
                                                  if k in ("do_sample", "num_beams", "max_new_tokens",
                                                           "min_new_tokens", "use_cache", "pad_token_id",
                                                           "eos_token_id", "repetition_penalty")}
-        out = hc.probe(lambda: self._generate(self._stage(1), config(2)), precision, device, name)
+        out = probe(lambda: self._generate(self._stage(1), config(2)), precision, device, name)
         if tuple(out.shape) != (1, prompt_tokens + 2):
             raise WorkloadError(f"model {name!r} generated {out.shape[-1] - prompt_tokens} tokens where 2 "
                                 "were asked for (min_new_tokens ignored?)")
@@ -78,7 +91,7 @@ class LMWorkload(hc.HFWorkload):
 
     def _stage(self, b: int) -> torch.Tensor:
         assert self._prompts is not None
-        return hc.repeat_to(self._prompts, b).to(self._device)
+        return repeat_to(self._prompts, b).to(self._device)
 
     def _generate(self, ids: torch.Tensor, config: Any) -> torch.Tensor:
         model = self._live()
@@ -86,7 +99,7 @@ class LMWorkload(hc.HFWorkload):
 
     def _step(self, batch_size: int, config: Any) -> Callable[[], Any]:
         self._live()
-        ids = self._stage(hc.batch_size_arg(batch_size))
+        ids = self._stage(batch_size_arg(batch_size))
         mask = torch.ones_like(ids)  # prompts are exactly P tokens: nothing is padded
         model = self._model
 
@@ -122,7 +135,7 @@ class LMWorkload(hc.HFWorkload):
             ids[i, :len(s)] = torch.tensor(s)
             mask[i, :len(s)] = 1
         ids, mask = ids.to(self._device), mask.to(self._device)
-        logits = hc.logits_of(model(input_ids=ids, attention_mask=mask)).float()
+        logits = logits_of(model(input_ids=ids, attention_mask=mask)).float()
         lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         valid = mask[:, 1:] * mask[:, :-1]
         if not bool(torch.isfinite(lp[valid.bool()]).all()):  # fp16 overflow, typically
@@ -178,7 +191,7 @@ class LMWorkload(hc.HFWorkload):
         """Scored once per model and precision, at the first batch size asked for: a causal LM's
         perplexity or log-likelihood choice does not depend on the batch (beyond float rounding),
         and scoring a large model again at every batch size would cost more than measuring it."""
-        b = hc.batch_size_arg(batch_size)
+        b = batch_size_arg(batch_size)
         if self._score is None:
             score = self._multiple_choice(b) if self._quality["format"] == "multiple-choice" else self._perplexity(b)
             self._score = Score(score.correct, score.total, score.metric,
@@ -192,22 +205,22 @@ class LMWorkload(hc.HFWorkload):
 # ------------------------------------------------------------------------------------ data
 
 
-def _texts(ds: Any, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
+def _texts(ds: HFDataset, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
     if ds.path is not None:
-        path, prov = hc.local_dataset(ds)
+        path, prov = local_dataset(ds)
         if path.is_dir():
             raise WorkloadError(f"dataset {path}: hf-lm reads a TXT, CSV, TSV, JSONL or JSON file, not a folder")
         if path.suffix.lower() == ".txt":
             try:
                 lines = path.read_text("utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as e:
-                raise WorkloadError(f"dataset {path}: cannot read as UTF-8 text: {hc.one_line(e)}") from None
+                raise WorkloadError(f"dataset {path}: cannot read as UTF-8 text: {one_line(e)}") from None
             texts = [line.strip() for line in lines if line.strip()]  # one item per non-empty line
         else:
-            texts = [str(t) for t in hc.column(hc.read_table(path), ds.text_column, str(path))]
+            texts = [str(t) for t in column(read_table(path), ds.text_column, str(path))]
     else:
         # the limit counts texts, not rows: wikitext's blank rows are dropped first
-        data, prov = hc.hub_dataset(ds.model_copy(update={"limit": None}), allow_download, (ds.text_column,))
+        data, prov = hub_dataset(ds.model_copy(update={"limit": None}), allow_download, (ds.text_column,))
         texts = [str(t).strip() for t in data[ds.text_column] if str(t).strip()]
     if ds.limit is not None:
         texts = texts[:ds.limit]
@@ -235,7 +248,7 @@ def _choice_list(value: Any, where: str, item: int) -> list[str]:
 
 
 def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int:
-    if hc.is_int_like(answer):
+    if is_int_like(answer):
         idx = int(answer)
     elif isinstance(answer, str) and answer.strip() in choices:
         idx = choices.index(answer.strip())
@@ -249,19 +262,19 @@ def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int
     return idx
 
 
-def _multiple_choice(ds: Any, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
+def _multiple_choice(ds: HFDataset, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
     cols = (ds.question_column, ds.choices_column, ds.answer_column)
     if ds.path is not None:
-        path, prov = hc.local_dataset(ds)
+        path, prov = local_dataset(ds)
         if path.is_dir():
             raise WorkloadError(f"dataset {path}: a multiple-choice set is a CSV, TSV, JSONL or JSON file")
         where = str(path)
-        rows = hc.read_table(path)
+        rows = read_table(path)
         if ds.limit is not None:
             rows = rows[:ds.limit]
-        columns = [hc.column(rows, c, where) for c in cols]
+        columns = [column(rows, c, where) for c in cols]
     else:
-        data, prov = hc.hub_dataset(ds, allow_download, cols)
+        data, prov = hub_dataset(ds, allow_download, cols)
         where = f"{ds.id} {ds.split}"
         columns = [list(data[c]) for c in cols]
     items = []
@@ -304,40 +317,34 @@ def _context(config: Any) -> int | None:
 
 
 def build_hf_lm(
-    model: dict,
-    dataset: dict | None,
+    model: HFModel,
+    dataset: HFDataset,
     precision: str,
     device: str,
     cache_dir: Path,
-    on_note: hc.Note = None,
-    generation: dict | None = None,
-    trust_remote_code: bool = False,
+    on_note: Note = None,
+    *,
+    generation: Generation,
+    trust_remote_code: bool,
     allow_download: bool = False,
 ) -> LMWorkload:
     """Build an AutoModelForCausalLM at ``precision`` on ``device``: requests of ``generation``'s
-    prompt_tokens in, output_tokens out (default 128 and 64), scored by perplexity or by
-    multiple-choice accuracy."""
-    from pydantic import ValidationError
+    prompt_tokens in, output_tokens out, scored by perplexity or by multiple-choice accuracy.
 
-    from greenbench.measure.zoo import Generation
-
-    ref, ds = hc.model_ref(model), hc.dataset_ref(dataset)
-    try:
-        gen = Generation.model_validate(generation or {})
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise WorkloadError(f"generation: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    p, t = gen.prompt_tokens, gen.output_tokens
-    dev = hc.resolve_device(device)
-    hc.check_precision(precision, dev)
+    ``model``, ``dataset``, ``generation`` and ``trust_remote_code`` are the ladder's, as the zoo
+    validated them (``LMLadder.builder_kwargs``): their defaults live there, not here."""
+    ref, ds = model, dataset
+    p, t = generation.prompt_tokens, generation.output_tokens
+    dev = resolve_device(device)
+    check_precision(precision, dev)
     if ref.source != "transformers":
         raise WorkloadError(f"model {ref.name!r}: hf-lm loads transformers models, not source {ref.source!r}")
     if not ds.synthetic and ds.format not in ("text", "multiple-choice"):
         raise WorkloadError(f"hf-lm needs dataset format 'text' (perplexity) or 'multiple-choice' (accuracy), "
                             f"not {ds.format!r}")
-    hc.check_available("model", ref.id, ref.revision, allow_download)
+    check_available("model", ref.id, ref.revision, allow_download)
 
-    tokenizer, tok_prov = hc.load_tokenizer(ref, ds, allow_download, trust_remote_code)
+    tokenizer, tok_prov = load_tokenizer(ref, ds, allow_download, trust_remote_code)
 
     texts: list[str] = []
     mc: list[tuple[str, list[str], int]] = []
@@ -351,7 +358,7 @@ def build_hf_lm(
 
     defaults = {"vocab_size": len(tokenizer)} if tokenizer is not None and ref.weights == "random" \
         and "vocab_size" not in (ref.config or {}) else {}
-    loaded = hc.load_transformers_model("AutoModelForCausalLM", ref, precision, dev,
+    loaded = load_transformers_model("AutoModelForCausalLM", ref, precision, dev,
                                         allow_download=allow_download, trust_remote_code=trust_remote_code,
                                         on_note=on_note, config_defaults=defaults)
     config = loaded.config
@@ -384,7 +391,7 @@ def build_hf_lm(
         data_prov.update(items=n)
     else:
         def encode(xs: list[str], special: bool) -> list[list[int]]:
-            with hc.quiet_transformers():  # long documents are cut into windows here, not logged
+            with quiet_transformers():  # long documents are cut into windows here, not logged
                 return tokenizer(xs, add_special_tokens=special)["input_ids"]
 
         if ds.format == "text":

@@ -12,19 +12,32 @@ from typing import Any, Callable
 
 import torch
 
+from greenbench.measure.zoo import HFDataset, HFModel
 from greenbench.workloads.base import Score, WorkloadError
-from greenbench.workloads.hf import common as hc
+from greenbench.workloads.hf.base import HFWorkload, batch_size_arg, count_top1, logits_of, repeat_to
+from greenbench.workloads.hf.common import Note
+from greenbench.workloads.hf.data import class_names, column, hub_dataset, local_dataset, read_table
+from greenbench.workloads.hf.hub import check_available, quiet_transformers
+from greenbench.workloads.hf.labels import labels_for_random, map_class_labels, map_labels
+from greenbench.workloads.hf.loading import (
+    Loaded,
+    check_precision,
+    load_tokenizer,
+    load_transformers_model,
+    probe,
+    resolve_device,
+)
 
 SYNTHETIC_SIZE = 256  # synthetic items when the dataset gives no size
 
 
-class TextWorkload(hc.HFWorkload):
-    def __init__(self, name: str, loaded: hc.Loaded, inputs: dict[str, torch.Tensor], labels: torch.Tensor,
+class TextWorkload(HFWorkload):
+    def __init__(self, name: str, loaded: Loaded, inputs: dict[str, torch.Tensor], labels: torch.Tensor,
                  precision: str, device: torch.device, provenance: dict[str, Any]) -> None:
         super().__init__(name, loaded.model, loaded.params, precision, device, provenance)
         self._inputs: dict[str, torch.Tensor] | None = inputs  # on the host: only batches go to the device
         self._labels: torch.Tensor | None = labels
-        hc.probe(lambda: self._live()(**self._to_device(0, 2)), precision, device, name)
+        probe(lambda: self._live()(**self._to_device(0, 2)), precision, device, name)
 
     def _to_device(self, start: int, stop: int) -> dict[str, torch.Tensor]:
         assert self._inputs is not None
@@ -32,9 +45,9 @@ class TextWorkload(hc.HFWorkload):
 
     def make_step(self, batch_size: int) -> Callable[[], Any]:
         model = self._live()
-        b = hc.batch_size_arg(batch_size)
+        b = batch_size_arg(batch_size)
         assert self._inputs is not None
-        staged = {k: hc.repeat_to(v, b).to(self._device) for k, v in self._inputs.items()}
+        staged = {k: repeat_to(v, b).to(self._device) for k, v in self._inputs.items()}
 
         @torch.inference_mode()
         def step() -> Any:
@@ -44,9 +57,9 @@ class TextWorkload(hc.HFWorkload):
 
     def evaluate(self, batch_size: int) -> Score:
         model = self._live()
-        b = hc.batch_size_arg(batch_size)
+        b = batch_size_arg(batch_size)
         assert self._labels is not None
-        correct = hc.count_top1(lambda i, j: hc.logits_of(model(**self._to_device(i, j))),
+        correct = count_top1(lambda i, j: logits_of(model(**self._to_device(i, j))),
                                 self._labels, b, self._device)
         return Score(correct=correct, total=len(self._labels))
 
@@ -54,51 +67,55 @@ class TextWorkload(hc.HFWorkload):
         self._inputs = self._labels = None
 
 
-def _texts_and_labels(ds: Any, allow_download: bool, on_note: hc.Note
+def _texts_and_labels(ds: HFDataset, allow_download: bool, on_note: Note
                       ) -> tuple[list[str], list[Any], list[str] | None, dict[str, Any], str]:
     """(texts, raw labels, ClassLabel names or None, provenance, where) of a local file or hub split."""
     if ds.path is not None:
-        path, prov = hc.local_dataset(ds)
+        path, prov = local_dataset(ds)
         if path.is_dir():
             raise WorkloadError(f"dataset {path}: hf-text reads a CSV, TSV, JSONL or JSON file, not a folder")
-        rows = hc.read_table(path)
+        rows = read_table(path)
         if ds.limit is not None:
             rows = rows[:ds.limit]
         where = str(path)
-        texts = hc.column(rows, ds.text_column, where)
-        labels = hc.column(rows, ds.label_column, where)
+        texts = column(rows, ds.text_column, where)
+        labels = column(rows, ds.label_column, where)
         return [str(t) for t in texts], labels, None, prov, where
-    data, prov = hc.hub_dataset(ds, allow_download, (ds.text_column, ds.label_column))
+    data, prov = hub_dataset(ds, allow_download, (ds.text_column, ds.label_column))
     where = f"{ds.id} {ds.split}"
     return [str(t) for t in data[ds.text_column]], list(data[ds.label_column]), \
-        hc.class_names(data, ds.label_column), prov, where
+        class_names(data, ds.label_column), prov, where
 
 
 def build_hf_text(
-    model: dict,
-    dataset: dict | None,
+    model: HFModel,
+    dataset: HFDataset,
     precision: str,
     device: str,
     cache_dir: Path,
-    on_note: hc.Note = None,
-    max_length: int = 128,
-    trust_remote_code: bool = False,
+    on_note: Note = None,
+    *,
+    max_length: int,
+    trust_remote_code: bool,
     allow_download: bool = False,
 ) -> TextWorkload:
     """Build an AutoModelForSequenceClassification with its tokenizer, at ``precision`` on
-    ``device``, scored on the ladder's labelled set (or synthetic token ids)."""
-    ref, ds = hc.model_ref(model), hc.dataset_ref(dataset)
-    dev = hc.resolve_device(device)
-    hc.check_precision(precision, dev)
+    ``device``, scored on the ladder's labelled set (or synthetic token ids).
+
+    ``model``, ``dataset``, ``max_length`` and ``trust_remote_code`` are the ladder's, as the zoo
+    validated them (``TextLadder.builder_kwargs``): their defaults live there, not here."""
+    ref, ds = model, dataset
+    dev = resolve_device(device)
+    check_precision(precision, dev)
     if ref.source != "transformers":
         raise WorkloadError(f"model {ref.name!r}: hf-text loads transformers models, not source {ref.source!r}")
     if ds.format != "classification":
         raise WorkloadError(f"hf-text needs dataset format 'classification', not {ds.format!r}")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+    if max_length < 2:  # the zoo takes any positive length; a classifier needs room for its specials
         raise WorkloadError(f"max_length must be an integer of at least 2, got {max_length!r}")
-    hc.check_available("model", ref.id, ref.revision, allow_download)
+    check_available("model", ref.id, ref.revision, allow_download)
 
-    tokenizer, tok_prov = hc.load_tokenizer(ref, ds, allow_download, trust_remote_code)
+    tokenizer, tok_prov = load_tokenizer(ref, ds, allow_download, trust_remote_code)
 
     texts: list[str] = []
     raw: list[Any] = []
@@ -114,10 +131,10 @@ def build_hf_text(
     if ref.weights == "random":
         cfg = ref.config or {}
         if not ds.synthetic and not {"num_labels", "id2label"} & set(cfg):
-            defaults.update(hc.labels_for_random([names[i] for i in raw] if names else raw))
+            defaults.update(labels_for_random([names[i] for i in raw] if names else raw))
         if tokenizer is not None and "vocab_size" not in cfg:
             defaults["vocab_size"] = len(tokenizer)
-    loaded = hc.load_transformers_model("AutoModelForSequenceClassification", ref, precision, dev,
+    loaded = load_transformers_model("AutoModelForSequenceClassification", ref, precision, dev,
                                         allow_download=allow_download, trust_remote_code=trust_remote_code,
                                         on_note=on_note, config_defaults=defaults)
     config = loaded.config
@@ -137,10 +154,10 @@ def build_hf_text(
         data_prov.update(items=n, label_mapping="random")
     else:
         if names is not None:
-            ids, how = hc.map_class_labels([int(v) for v in raw], names, config.id2label, config.num_labels,
+            ids, how = map_class_labels([int(v) for v in raw], names, config.id2label, config.num_labels,
                                            where, on_note)
         else:
-            ids, how = hc.map_labels(raw, config.id2label, config.num_labels, where)
+            ids, how = map_labels(raw, config.id2label, config.num_labels, where)
         if tokenizer.pad_token is None:  # GPT-style tokenizers: pad with EOS, masked out anyway
             if tokenizer.eos_token is None:
                 raise WorkloadError(f"tokenizer of {ref.name!r} has neither a pad nor an eos token to pad with")
@@ -149,7 +166,7 @@ def build_hf_text(
                 on_note(f"{ref.name}: tokenizer has no pad token; padding with its eos token")
         if getattr(config, "pad_token_id", None) is None:  # classifiers find the last real token by it
             config.pad_token_id = tokenizer.pad_token_id
-        with hc.quiet_transformers():  # over-long texts are counted and noted below, not logged
+        with quiet_transformers():  # over-long texts are counted and noted below, not logged
             lengths = [len(x) for x in tokenizer(texts, truncation=False)["input_ids"]]
             enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
                             return_tensors="pt")

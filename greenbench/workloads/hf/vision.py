@@ -15,8 +15,31 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from greenbench.measure.zoo import HFDataset, HFModel
 from greenbench.workloads.base import Score, WorkloadError, WorkloadSkipped
-from greenbench.workloads.hf import common as hc
+from greenbench.workloads.hf.base import HFWorkload, batch_size_arg, count_top1, logits_of, repeat_to
+from greenbench.workloads.hf.common import Note, one_line, require, version
+from greenbench.workloads.hf.data import class_names, hub_dataset, local_dataset
+from greenbench.workloads.hf.hub import FIX_HUB, check_available, hub_load, hub_offline, is_hub_miss, label
+from greenbench.workloads.hf.labels import (
+    generic_labels,
+    is_int_like,
+    label_index,
+    label_key,
+    map_class_labels,
+    map_labels,
+)
+from greenbench.workloads.hf.loading import (
+    INIT_SEED,
+    Loaded,
+    check_precision,
+    compute_dtype,
+    count_params,
+    load_transformers_model,
+    place,
+    probe,
+    resolve_device,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SYNTHETIC_SIZE = 128
@@ -26,8 +49,8 @@ CHUNK = 64  # images preprocessed at a time: bounds the peak host memory of PIL 
 SORTED_ORDER = "sorted folder order"
 
 
-class VisionWorkload(hc.HFWorkload):
-    def __init__(self, name: str, loaded: hc.Loaded, pixels: torch.Tensor, labels: torch.Tensor,
+class VisionWorkload(HFWorkload):
+    def __init__(self, name: str, loaded: Loaded, pixels: torch.Tensor, labels: torch.Tensor,
                  precision: str, device: torch.device, provenance: dict[str, Any]) -> None:
         super().__init__(name, loaded.model, loaded.params, precision, device, provenance)
         self._pixels: torch.Tensor | None = pixels  # host, float32: batches are cast on the device
@@ -40,9 +63,9 @@ class VisionWorkload(hc.HFWorkload):
 
     def make_step(self, batch_size: int) -> Callable[[], Any]:
         model = self._live()
-        b = hc.batch_size_arg(batch_size)
+        b = batch_size_arg(batch_size)
         assert self._pixels is not None
-        staged = hc.repeat_to(self._pixels, b).to(device=self._device, dtype=self._in_dtype)
+        staged = repeat_to(self._pixels, b).to(device=self._device, dtype=self._in_dtype)
 
         @torch.inference_mode()
         def step() -> Any:
@@ -52,9 +75,9 @@ class VisionWorkload(hc.HFWorkload):
 
     def evaluate(self, batch_size: int) -> Score:
         model = self._live()
-        b = hc.batch_size_arg(batch_size)
+        b = batch_size_arg(batch_size)
         assert self._labels is not None
-        correct = hc.count_top1(lambda i, j: hc.logits_of(model(self._batch(i, j))),
+        correct = count_top1(lambda i, j: logits_of(model(self._batch(i, j))),
                                 self._labels, b, self._device)
         return Score(correct=correct, total=len(self._labels))
 
@@ -63,7 +86,7 @@ class VisionWorkload(hc.HFWorkload):
 
 
 def input_dtype(precision: str, device: torch.device) -> torch.dtype:
-    return hc.compute_dtype(precision, device)
+    return compute_dtype(precision, device)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -85,7 +108,7 @@ class Images:
             return len(self.classes)
         if self.names:
             return len(self.names)
-        if self.labels and all(hc.is_int_like(v) for v in self.labels):
+        if self.labels and all(is_int_like(v) for v in self.labels):
             return max(int(v) for v in self.labels) + 1
         return len(set(map(str, self.labels))) if self.labels else None
 
@@ -97,11 +120,11 @@ def _open_image(path: Path) -> Any:
         with Image.open(path) as im:
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise WorkloadError(f"dataset image {path}: not a readable image ({hc.one_line(e)})") from None
+        raise WorkloadError(f"dataset image {path}: not a readable image ({one_line(e)})") from None
 
 
-def _folder(ds: Any, on_note: hc.Note) -> Images:
-    path, prov = hc.local_dataset(ds)
+def _folder(ds: HFDataset, on_note: Note) -> Images:
+    path, prov = local_dataset(ds)
     if not path.is_dir():
         raise WorkloadError(f"dataset {path}: hf-vision reads an image folder (one sub-folder per class), "
                             "not a file")
@@ -124,8 +147,8 @@ def _folder(ds: Any, on_note: hc.Note) -> Images:
                   prov, str(path), classes=classes)
 
 
-def _hub(ds: Any, allow_download: bool) -> Images:
-    data, prov = hc.hub_dataset(ds, allow_download, (ds.image_column, ds.label_column))
+def _hub(ds: HFDataset, allow_download: bool) -> Images:
+    data, prov = hub_dataset(ds, allow_download, (ds.image_column, ds.label_column))
     images, labels = data[ds.image_column] if len(data) <= CHUNK else None, list(data[ds.label_column])
 
     def load(i: int) -> Any:
@@ -134,12 +157,12 @@ def _hub(ds: Any, allow_download: bool) -> Images:
             raise WorkloadError(f"dataset {ds.id}: column {ds.image_column!r} does not hold images")
         return im.convert("RGB")
 
-    names = hc.class_names(data, ds.label_column)
+    names = class_names(data, ds.label_column)
     prov.update(items=len(data), image_column=ds.image_column, label_column=ds.label_column, limit=ds.limit)
     return Images(len(data), load, labels, prov, f"{ds.id} {ds.split}", names=names)
 
 
-def _synthetic(ds: Any, size: int) -> Images:
+def _synthetic(ds: HFDataset, size: int) -> Images:
     from PIL import Image
 
     n = ds.size or SYNTHETIC_SIZE
@@ -198,7 +221,7 @@ def _stack_fn(transform: Callable) -> Callable[[list], torch.Tensor]:
     return lambda images: torch.stack([transform(im) for im in images])
 
 
-def _preprocess(images: Images, fn: Callable[[list], torch.Tensor], on_note: hc.Note) -> torch.Tensor:
+def _preprocess(images: Images, fn: Callable[[list], torch.Tensor], on_note: Note) -> torch.Tensor:
     chunks = []
     for start in range(0, images.n, CHUNK):
         batch = [images.load(i) for i in range(start, min(start + CHUNK, images.n))]
@@ -208,7 +231,7 @@ def _preprocess(images: Images, fn: Callable[[list], torch.Tensor], on_note: hc.
             raise
         except Exception as e:  # a processor that rejects these images: one line, not a traceback
             raise WorkloadError(f"dataset {images.where}: preprocessing failed: "
-                                f"{type(e).__name__}: {hc.one_line(e)}") from None
+                                f"{type(e).__name__}: {one_line(e)}") from None
     pixels = torch.cat(chunks)
     gib = pixels.numel() * 4 / 2**30
     if gib > 2 and on_note:
@@ -219,16 +242,16 @@ def _preprocess(images: Images, fn: Callable[[list], torch.Tensor], on_note: hc.
 # ---------------------------------------------------------------------------------- models
 
 
-def _transformers(ref: Any, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
-                  image_size: int | None, allow_download: bool, trust_remote_code: bool, on_note: hc.Note):
+def _transformers(ref: HFModel, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
+                  image_size: int | None, allow_download: bool, trust_remote_code: bool, on_note: Note):
     from transformers import AutoImageProcessor
 
-    hc.check_available("model", ref.id, ref.revision, allow_download)
+    check_available("model", ref.id, ref.revision, allow_download)
     proc_id = ref.tokenizer or ref.id
     processor, proc_prov = None, None
     if proc_id is not None:
         try:
-            processor, proc_prov = hc.hub_load(
+            processor, proc_prov = hub_load(
                 "image processor", proc_id, ref.revision if proc_id == ref.id else None,
                 AutoImageProcessor.from_pretrained, allow_download=allow_download,
                 trust_remote_code=trust_remote_code, cache_files=("preprocessor_config.json", "config.json"))
@@ -254,60 +277,60 @@ def _transformers(ref: Any, images_fn: Callable[[int | None], Images], precision
             defaults["num_labels"] = images.num_classes()
         if image_size is not None and "image_size" not in cfg:
             defaults["image_size"] = image_size
-    loaded = hc.load_transformers_model("AutoModelForImageClassification", ref, precision, dev,
+    loaded = load_transformers_model("AutoModelForImageClassification", ref, precision, dev,
                                         allow_download=allow_download, trust_remote_code=trust_remote_code,
                                         on_note=on_note, config_defaults=defaults)
     return loaded, fn, images, {"processor": proc_prov}
 
 
-def _timm(ref: Any, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
-          image_size: int | None, allow_download: bool, on_note: hc.Note):
-    timm = hc.require("timm", "source timm")
+def _timm(ref: HFModel, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
+          image_size: int | None, allow_download: bool, on_note: Note):
+    timm = require("timm", "source timm")
     pretrained = ref.weights == "pretrained"
     kwargs = dict(ref.config or {})
-    what = hc.label("model", ref.id, ref.revision)
+    what = label("model", ref.id, ref.revision)
     images = None
     if not pretrained and "num_classes" not in kwargs:
         images = images_fn(image_size or DEFAULT_IMAGE_SIZE)
         if images.num_classes():
             kwargs["num_classes"] = images.num_classes()
     try:
-        with hc.hub_offline(not allow_download), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(hc.INIT_SEED)
+        with hub_offline(not allow_download), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(INIT_SEED)
             model = timm.create_model(ref.id, pretrained=pretrained, **kwargs)
     except RuntimeError as e:
         if "unknown model" in str(e).lower():
-            raise WorkloadError(f"{what}: timm does not know this model ({hc.one_line(e)})") from None
-        raise WorkloadError(f"{what}: cannot load: {hc.one_line(e)}") from None
+            raise WorkloadError(f"{what}: timm does not know this model ({one_line(e)})") from None
+        raise WorkloadError(f"{what}: cannot load: {one_line(e)}") from None
     except Exception as e:
-        if hc.is_hub_miss(e) or isinstance(e, (OSError, ConnectionError)):
+        if is_hub_miss(e) or isinstance(e, (OSError, ConnectionError)):
             how = "is not in the Hugging Face cache and downloads are off" if not allow_download \
-                else f"could not be downloaded ({hc.one_line(e)})"
-            raise WorkloadSkipped(f"{what} (timm) {how}; {hc.FIX_HUB}") from None
-        raise WorkloadError(f"{what}: cannot load: {type(e).__name__}: {hc.one_line(e)}") from None
+                else f"could not be downloaded ({one_line(e)})"
+            raise WorkloadSkipped(f"{what} (timm) {how}; {FIX_HUB}") from None
+        raise WorkloadError(f"{what}: cannot load: {type(e).__name__}: {one_line(e)}") from None
     data_config = timm.data.resolve_model_data_config(model)
     if image_size is not None:
         data_config["input_size"] = (3, image_size, image_size)
     fn = _stack_fn(timm.data.create_transform(**data_config, is_training=False))
     if images is None:
         images = images_fn(int(data_config["input_size"][-1]))
-    prov = {"source": "timm", "id": ref.id, "weights": ref.weights, "timm": hc.version("timm"),
+    prov = {"source": "timm", "id": ref.id, "weights": ref.weights, "timm": version("timm"),
             "pretrained_cfg": getattr(model, "pretrained_cfg", {}).get("hf_hub_id") if pretrained else None,
-            **({"config": kwargs} if kwargs else {}), **({} if pretrained else {"init_seed": hc.INIT_SEED})}
+            **({"config": kwargs} if kwargs else {}), **({} if pretrained else {"init_seed": INIT_SEED})}
     return _finish_plain(model, precision, dev, prov, on_note), fn, images, {
         "processor": {"timm_data_config": {k: str(v) for k, v in data_config.items()}}}
 
 
-def _torchvision(ref: Any, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
-                 image_size: int | None, allow_download: bool, on_note: hc.Note):
-    tv = hc.require("torchvision", "source torchvision")
-    what = hc.label("model", ref.id, ref.revision)
+def _torchvision(ref: HFModel, images_fn: Callable[[int | None], Images], precision: str, dev: torch.device,
+                 image_size: int | None, allow_download: bool, on_note: Note):
+    tv = require("torchvision", "source torchvision")
+    what = label("model", ref.id, ref.revision)
     weights = None
     if ref.weights == "pretrained":
         try:
             enum = tv.models.get_model_weights(ref.id)
         except (ValueError, KeyError) as e:
-            raise WorkloadError(f"{what}: torchvision does not know this model ({hc.one_line(e)})") from None
+            raise WorkloadError(f"{what}: torchvision does not know this model ({one_line(e)})") from None
         tag = ref.revision or "DEFAULT"
         try:
             weights = enum[tag]
@@ -319,7 +342,7 @@ def _torchvision(ref: Any, images_fn: Callable[[int | None], Images], precision:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
         if not cached.exists() and not allow_download:
             raise WorkloadSkipped(f"{what} weights {weights.name} are not in the torch hub cache ({cached}) "
-                                  f"and downloads are off; {hc.FIX_HUB}")
+                                  f"and downloads are off; {FIX_HUB}")
     kwargs = dict(ref.config or {})
     images = None
     if weights is None and "num_classes" not in kwargs:
@@ -328,12 +351,12 @@ def _torchvision(ref: Any, images_fn: Callable[[int | None], Images], precision:
             kwargs["num_classes"] = images.num_classes()
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(hc.INIT_SEED)
+            torch.manual_seed(INIT_SEED)
             model = tv.models.get_model(ref.id, weights=weights, **kwargs)
     except (OSError, ConnectionError) as e:
-        raise WorkloadSkipped(f"{what} weights could not be downloaded ({hc.one_line(e)}); {hc.FIX_HUB}") from None
+        raise WorkloadSkipped(f"{what} weights could not be downloaded ({one_line(e)}); {FIX_HUB}") from None
     except (ValueError, TypeError, RuntimeError) as e:
-        raise WorkloadError(f"{what}: cannot build: {hc.one_line(e)}") from None
+        raise WorkloadError(f"{what}: cannot build: {one_line(e)}") from None
     if weights is not None:
         t = weights.transforms(crop_size=image_size, resize_size=image_size) if image_size else weights.transforms()
         fn, side = _stack_fn(t), image_size or int(getattr(t, "crop_size", [DEFAULT_IMAGE_SIZE])[0])
@@ -342,75 +365,79 @@ def _torchvision(ref: Any, images_fn: Callable[[int | None], Images], precision:
         fn = _manual(side)
     if images is None:
         images = images_fn(side)
-    prov = {"source": "torchvision", "id": ref.id, "weights": ref.weights, "torchvision": hc.version("torchvision"),
+    prov = {"source": "torchvision", "id": ref.id, "weights": ref.weights, "torchvision": version("torchvision"),
             "weights_tag": str(weights) if weights is not None else None,
-            **({"config": kwargs} if kwargs else {}), **({} if weights else {"init_seed": hc.INIT_SEED})}
+            **({"config": kwargs} if kwargs else {}), **({} if weights else {"init_seed": INIT_SEED})}
     preprocessing = "weights.transforms()" if weights is not None else f"resize {side}x{side}, ImageNet mean/std"
     return _finish_plain(model, precision, dev, prov, on_note), fn, images, {"processor": {"note": preprocessing}}
 
 
-def _finish_plain(model: Any, precision: str, dev: torch.device, prov: dict[str, Any], on_note: hc.Note) -> hc.Loaded:
+def _finish_plain(model: Any, precision: str, dev: torch.device, prov: dict[str, Any], on_note: Note) -> Loaded:
     """A timm or torchvision module: cast, count, place (as load_transformers_model does)."""
     if precision == "int8" and dev.type == "cuda":
         raise WorkloadSkipped(f"int8 on CUDA goes through transformers + bitsandbytes; {prov['source']} "
                               "models are measured at fp32, bf16 or fp16 there")
-    model = model.to(dtype=hc.compute_dtype(precision, dev)).eval()
-    params = hc.count_params(model)
-    return hc.Loaded(model=hc.place(model, precision, dev, prov, on_note), params=params, provenance=prov)
+    model = model.to(dtype=compute_dtype(precision, dev)).eval()
+    params = count_params(model)
+    return Loaded(model=place(model, precision, dev, prov, on_note), params=params, provenance=prov)
 
 
 # ---------------------------------------------------------------------------------- labels
 
 
-def _label_ids(images: Images, loaded: hc.Loaded, source: str, weights: str, num_out: int,
-               on_note: hc.Note) -> tuple[list[int], str]:
+def _label_ids(images: Images, loaded: Loaded, source: str, weights: str, num_out: int,
+               on_note: Note) -> tuple[list[int], str]:
     id2label = getattr(loaded.config, "id2label", None) or {}
     named_head = source == "transformers" and weights == "pretrained" and bool(id2label) \
-        and not hc.generic_labels(id2label)
+        and not generic_labels(id2label)
     labels = images.labels or []
     if images.classes is not None:  # an image folder: match its sub-folder names, or take them in order
         if named_head:
-            index = hc.label_index(id2label)
-            unknown = [c for c in images.classes if hc.label_key(c) not in index]
+            index = label_index(id2label)
+            unknown = [c for c in images.classes if label_key(c) not in index]
             if unknown:
                 shown = ", ".join(repr(str(v)) for v in list(id2label.values())[:4])
                 raise WorkloadError(f"dataset {images.where}: class folder(s) {unknown[:5]} match none of the "
                                     f"model's labels ({shown}, ...); rename the folders to the model's label names")
-            return [index[hc.label_key(c)] for c in labels], "by name (model id2label)"
+            return [index[label_key(c)] for c in labels], "by name (model id2label)"
         if source == "transformers" and weights == "pretrained" and on_note:
             on_note(f"model {loaded.provenance.get('id')} has no label names; classes taken in sorted folder order")
         order = {c: i for i, c in enumerate(images.classes)}
         return [order[c] for c in labels], SORTED_ORDER
-    if all(hc.is_int_like(v) for v in labels):  # a `datasets` split with integer labels
+    if all(is_int_like(v) for v in labels):  # a `datasets` split with integer labels
         ints = [int(v) for v in labels]
         if named_head:
-            return hc.map_class_labels(ints, images.names, id2label, num_out, images.where, on_note)
-        return hc.map_labels(ints, {}, num_out, images.where)
+            return map_class_labels(ints, images.names, id2label, num_out, images.where, on_note)
+        return map_labels(ints, {}, num_out, images.where)
     if named_head:
-        return hc.map_labels(labels, id2label, num_out, images.where)
+        return map_labels(labels, id2label, num_out, images.where)
     order = {c: i for i, c in enumerate(sorted(set(map(str, labels))))}
     return [order[str(v)] for v in labels], "sorted label names"
 
 
 def build_hf_vision(
-    model: dict,
-    dataset: dict | None,
+    model: HFModel,
+    dataset: HFDataset,
     precision: str,
     device: str,
     cache_dir: Path,
-    on_note: hc.Note = None,
-    image_size: int | None = None,
-    trust_remote_code: bool = False,
+    on_note: Note = None,
+    *,
+    image_size: int | None,
+    trust_remote_code: bool,
     allow_download: bool = False,
 ) -> VisionWorkload:
     """Build an image classifier (transformers, timm or torchvision) at ``precision`` on ``device``,
-    scored by top-1 accuracy on an image folder, a `datasets` split, or synthetic images."""
-    ref, ds = hc.model_ref(model), hc.dataset_ref(dataset)
-    dev = hc.resolve_device(device)
-    hc.check_precision(precision, dev)
+    scored by top-1 accuracy on an image folder, a `datasets` split, or synthetic images.
+
+    ``model``, ``dataset``, ``image_size`` (None: the processor's) and ``trust_remote_code`` are the
+    ladder's, as the zoo validated them (``VisionLadder.builder_kwargs``)."""
+    ref, ds = model, dataset
+    dev = resolve_device(device)
+    check_precision(precision, dev)
     if ds.format != "classification":
         raise WorkloadError(f"hf-vision needs dataset format 'classification', not {ds.format!r}")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8):
+    if image_size is not None and image_size < 8:  # the zoo takes any positive size
         raise WorkloadError(f"image_size must be an integer of at least 8, got {image_size!r}")
 
     def images_fn(side: int | None) -> Images:
@@ -430,8 +457,8 @@ def build_hf_vision(
 
     pixels = _preprocess(images, fn, on_note)
     model_ = loaded.model
-    out = hc.probe(lambda: model_(pixels[:2].to(device=dev, dtype=input_dtype(precision, dev))), precision, dev, ref.name)
-    logits = hc.logits_of(out)
+    out = probe(lambda: model_(pixels[:2].to(device=dev, dtype=input_dtype(precision, dev))), precision, dev, ref.name)
+    logits = logits_of(out)
     if logits.ndim != 2:
         raise WorkloadError(f"model {ref.name!r} gave output shape {tuple(logits.shape)}, not (batch, classes)")
     num_out = int(logits.shape[-1])

@@ -1,149 +1,19 @@
-"""The carbon-QoE tradeoff of a profile: operating points, the Pareto frontier, fitted curves.
-
-Library only (no typer, no rich). A profile's ok records become ``OperatingPoint`` values with
-one latency statistic and one energy basis chosen up front, so that everything downstream (the
-frontier, the fits, pricing) compares like with like.
+"""Curves of the carbon-QoE tradeoff: candidate forms fitted on relative residuals, validated
+(max residual, leave-one-out), else interpolated; and ``fit``, a profile's whole tradeoff
+(operating points, frontier and curves). Library only (numpy; scipy imported when a form is fitted).
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from greenbench.errors import GreenbenchError
-from greenbench.methods import METHOD_NOTES, is_measurement
-from greenbench.profile import Profile, Record
-
-
-class TradeoffError(GreenbenchError):
-    """No usable operating point, or an unknown option (one line)."""
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    label: str  # unique within the list, e.g. "cnn-64 b256 fp32 cpu"
-    model: str
-    batch_size: int
-    precision: str
-    device: str
-    params: int | None
-    accuracy: float  # task metric in [0, 1]
-    latency_ms: float  # per request: the batch latency every request of a batch waits
-    energy_j_per_item: float  # gross (what the meter saw) unless net was asked for
-    energy_method: str  # one of greenbench.methods.METHODS; never "unavailable"
-
-    def sort_key(self) -> tuple:
-        return (self.model, self.batch_size, self.precision, self.device, self.label)
-
-
-# Statistic name -> the record field holding it (per batch: what each request waits).
-LATENCY_STATS = ("p95", "p50", "p90", "p99", "mean")
-_LATENCY_FIELD = {s: f"latency_{s}_ms" for s in LATENCY_STATS}
-# Energy basis -> record field. Net subtracts idle power x time (see the profile's idle section).
-ENERGY_BASES = ("gross", "net")
-_ENERGY_FIELD = {"gross": "energy_j_per_item", "net": "energy_net_j_per_item"}
-
-
-def _label(r: Record) -> str:
-    return f"{r.model} b{r.batch_size} {r.precision} {r.device}"
-
-
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
-def _why_excluded(r: Record, latency_field: str, energy: str) -> str | None:
-    """Why this record cannot be an operating point, or None when it can."""
-    if r.status != "ok":
-        return f"{r.status}" + (f": {r.error}" if r.error else "")
-    if not _finite(r.accuracy):
-        return "accuracy missing"
-    if not 0.0 <= r.accuracy <= 1.0:
-        return f"accuracy {r.accuracy} outside [0, 1]"
-    lat = getattr(r, latency_field)
-    if not _finite(lat):
-        return f"{latency_field} missing"
-    if lat <= 0:
-        return f"{latency_field} = {lat} is not positive"
-    if r.energy_method == "unavailable" or not _finite(r.energy_j_per_item):
-        return "energy unavailable" + (f": {r.energy_reason}" if r.energy_reason else "")
-    e = getattr(r, _ENERGY_FIELD[energy])
-    if not _finite(e):
-        return "net energy missing (no idle baseline for this device)" if energy == "net" \
-            else "energy missing"
-    if e <= 0:
-        # A net value can dip to or below zero when idle power is close to gross power: noise,
-        # not a free point.
-        return f"{energy} energy {e:.3g} J/item is not positive"
-    return None
-
-
-def operating_points(
-    profile: Profile, *, latency: str = "p95", energy: str = "gross"
-) -> tuple[list[OperatingPoint], list[str]]:
-    """The profile's usable operating points (sorted) and one line per excluded record."""
-    if latency not in _LATENCY_FIELD:
-        raise TradeoffError(f"latency statistic {latency!r}: choose one of {', '.join(LATENCY_STATS)}",
-                            option="--latency")
-    if energy not in _ENERGY_FIELD:
-        raise TradeoffError(f"energy basis {energy!r}: choose one of {', '.join(ENERGY_BASES)}",
-                            option="--energy")
-    lat_field = _LATENCY_FIELD[latency]
-    usable: list[Record] = []
-    excluded: list[str] = []
-    for r in profile.records:
-        why = _why_excluded(r, lat_field, energy)
-        if why is None:
-            usable.append(r)
-        else:
-            excluded.append(f"{_label(r)}: excluded, {why}")
-
-    # A profile holds one ladder, but be safe: name the ladder only when labels would collide.
-    labels = [_label(r) for r in usable]
-    if len(set(labels)) != len(labels):
-        labels = [f"{r.ladder}/{_label(r)}" for r in usable]
-    points = [
-        OperatingPoint(
-            label=lab, model=r.model, batch_size=int(r.batch_size), precision=r.precision,
-            device=r.device, params=r.params, accuracy=float(r.accuracy),
-            latency_ms=float(getattr(r, lat_field)),
-            energy_j_per_item=float(getattr(r, _ENERGY_FIELD[energy])),
-            energy_method=r.energy_method,
-        )
-        for lab, r in zip(labels, usable)
-    ]
-    if len(set(p.label for p in points)) != len(points):
-        raise TradeoffError("the profile holds the same operating point twice")
-    if not points:
-        n = len(profile.records)
-        raise TradeoffError(
-            f"no usable operating point: {n} record(s), none ok with accuracy, "
-            f"{lat_field} and {energy} energy" + (f" (first: {excluded[0]})" if excluded else "")
-        )
-    points.sort(key=OperatingPoint.sort_key)
-    return points, excluded
-
-
-def dominates(a: OperatingPoint, b: OperatingPoint) -> bool:
-    """a is at least as good as b on all three objectives and strictly better on one."""
-    no_worse = (a.accuracy >= b.accuracy and a.latency_ms <= b.latency_ms
-                and a.energy_j_per_item <= b.energy_j_per_item)
-    better = (a.accuracy > b.accuracy or a.latency_ms < b.latency_ms
-              or a.energy_j_per_item < b.energy_j_per_item)
-    return no_worse and better
-
-
-def pareto_front(points: Sequence[OperatingPoint]) -> list[OperatingPoint]:
-    """Non-dominated points (max accuracy, min latency, min energy); exact ties are all kept."""
-    # O(n^2) is fine: a ladder has tens of points, and this form is obviously correct.
-    front = [p for p in points if not any(dominates(q, p) for q in points)]
-    return sorted(front, key=OperatingPoint.sort_key)
-
+from greenbench.methods import is_measurement
+from greenbench.profile import Profile
+from greenbench.tradeoff.points import OperatingPoint, TradeoffError, operating_points, pareto_front
 
 # ---------------------------------------------------------------------------------------------
 # Curves: candidate forms, fitted on relative residuals, validated, else interpolated.
@@ -322,7 +192,7 @@ def _try_form(form: Form, x: np.ndarray, y: np.ndarray, tol: float) -> Candidate
                          passed=False, note="the fit did not converge")
     res = _rel(form.f(x, theta), y)
     max_res = float(np.max(np.abs(res)))
-    params = {name: float(v) for name, v in zip(form.params, theta)}
+    params = {name: float(v) for name, v in zip(form.params, theta, strict=True)}
     residuals = tuple(float(r) for r in res)
     if max_res > tol:
         return Candidate(**base, params=params, residuals=residuals, max_residual=max_res,
@@ -407,17 +277,13 @@ def _merge_duplicates(x: np.ndarray, y: np.ndarray, labels: list[str]):
         m = x == v
         ux.append(v)
         uy.append(float(np.mean(y[m])))
-        ul.append(" + ".join(lab for lab, k in zip(labels, m) if k))
+        ul.append(" + ".join(lab for lab, k in zip(labels, m, strict=True) if k))
     return np.array(ux), np.array(uy), ul
 
 
 # ---------------------------------------------------------------------------------------------
-# The whole tradeoff of a profile, and its files.
+# The whole tradeoff of a profile.
 # ---------------------------------------------------------------------------------------------
-
-TRADEOFF_SCHEMA = "greenbench/tradeoff"
-TRADEOFF_SCHEMA_VERSION = 1
-
 
 @dataclass(frozen=True)
 class Tradeoff:
@@ -489,94 +355,3 @@ def fit(profile: Profile, *, latency: str = "p95", energy: str = "gross",
                 max_residual=max_residual))
     return Tradeoff(points=points, frontier=pareto_front(points), excluded=excluded, curves=curves,
                     latency=latency, energy=energy, max_residual=max_residual)
-
-
-def point_rows(t: Tradeoff) -> list[dict]:
-    return [{**{k: getattr(p, k) for k in OperatingPoint.__dataclass_fields__},
-             "on_frontier": t.on_frontier(p)} for p in t.points]
-
-
-def curve_doc(c: Curve) -> dict:
-    d = {k: getattr(c, k) for k in Curve.__dataclass_fields__ if k != "candidates"}
-    d["candidates"] = [vars(x).copy() for x in c.candidates]
-    return d
-
-
-def to_doc(t: Tradeoff, profile: Profile | None = None, profile_path: str | None = None) -> dict:
-    """The versioned JSON document of a tradeoff."""
-    from greenbench import __version__
-    from greenbench.profile import utc_now
-
-    src: dict[str, object] = {"path": profile_path}
-    if profile is not None:
-        src.update(ladder=profile.ladder.name, created_utc=profile.created_utc,
-                   complete=profile.complete, host=profile.provenance.host)
-    return {
-        "schema": TRADEOFF_SCHEMA,
-        "schema_version": TRADEOFF_SCHEMA_VERSION,
-        "greenbench_version": __version__,
-        "created_utc": utc_now(),
-        "profile": src,
-        "settings": {"latency": t.latency, "latency_field": _LATENCY_FIELD[t.latency],
-                     "energy": t.energy, "energy_field": _ENERGY_FIELD[t.energy],
-                     "max_residual": t.max_residual},
-        "energy_methods": {m: METHOD_NOTES.get(m, m) for m in t.energy_methods},
-        "points": point_rows(t),
-        "frontier": [p.label for p in t.frontier],
-        "excluded": t.excluded,
-        "curves": [curve_doc(c) for c in t.curves],
-    }
-
-
-CURVE_CSV_COLUMNS = ["name", "group", "status", "form", "expression", "params", "max_residual",
-                     "loo_max_error", "n_points", "energy_methods", "reason"]
-
-
-def curve_rows(t: Tradeoff) -> list[dict]:
-    return [{"name": c.name, "group": c.group, "status": c.status, "form": c.form,
-             "expression": c.expression,
-             "params": json.dumps(c.params) if c.params is not None else None,
-             "max_residual": c.max_residual, "loo_max_error": c.loo_max_error,
-             "n_points": len(c.x), "energy_methods": ";".join(c.energy_methods), "reason": c.reason}
-            for c in t.curves]
-
-
-def default_out_dir(profile_path) -> Path:
-    """Next to the profile: profiles/x.json -> profiles/x-fit/ (the profile's stem names it)."""
-    p = Path(profile_path)
-    return p.with_name(p.stem + "-fit")
-
-
-def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
-                  profile_path: str | None = None, plots: bool = True) -> list[Path]:
-    """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG)."""
-    import pandas as pd
-
-    from greenbench.profile import write_atomic
-
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TradeoffError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
-    written = []
-    try:
-        doc = to_doc(t, profile, profile_path)
-        path = out_dir / "tradeoff.json"
-        write_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
-        written.append(path)
-        cols = list(OperatingPoint.__dataclass_fields__) + ["on_frontier"]
-        path = out_dir / "tradeoff.csv"
-        pd.DataFrame(point_rows(t), columns=cols).to_csv(path, index=False)
-        written.append(path)
-        path = out_dir / "curves.csv"
-        pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(path, index=False)
-        written.append(path)
-        if plots:
-            from greenbench.tradeoff import plots as plotmod
-
-            written += plotmod.accuracy_vs_energy(t, out_dir / "accuracy_vs_energy")
-            written += plotmod.batch_curves(t, out_dir / "batch_curves")
-    except OSError as e:
-        raise TradeoffError(f"{out_dir}: cannot write: {e.strerror or e}") from None
-    return written

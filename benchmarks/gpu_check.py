@@ -407,7 +407,7 @@ class ReferenceHook:
 # -------------------------------------------------------------------------- rows and verdicts
 
 
-def _cv(values: list[float]) -> float | None:
+def coefficient_of_variation(values: list[float]) -> float | None:
     if len(values) < 2 or statistics.fmean(values) == 0:
         return None
     return statistics.stdev(values) / statistics.fmean(values)
@@ -423,7 +423,7 @@ def pooled_reference(windows: list[dict], batch: int, period_s: float) -> dict:
                 "error": next((w.get("error") for w in windows if w.get("error")), "no reference window")}
     joules = sum(w["joules"] for w in ok)
     per_item = [w["joules"] / (w["steps"] * batch) for w in ok]
-    cv = _cv(per_item)
+    cv = coefficient_of_variation(per_item)
     se_q = math.sqrt(sum((w["joules"] / w["seconds"] * period_s) ** 2 / 6 for w in ok)) / joules
     se = max(se_q, cv / math.sqrt(len(ok)) if cv is not None else 0.0)
     return {"j_per_item": joules / sum(w["steps"] * batch for w in ok), "cv": cv, "se": se,
@@ -436,7 +436,7 @@ def make_row(ladder: str, r, phase: str, ref: dict) -> dict:
     interval, and the verdict against the targets."""
     if phase == "prefill":
         gb, samples = r.energy_prefill_j_per_item, (r.samples.get("energy_prefill_j_per_item") or [])
-        gb_cv = _cv(samples)
+        gb_cv = coefficient_of_variation(samples)
     else:
         gb, gb_cv, samples = r.energy_j_per_item, r.energy_j_per_item_cv, (r.samples.get("energy_j_per_item") or [])
     diff = ci = None
@@ -567,7 +567,7 @@ _RESNET_CONFIGS = {
 }
 
 
-def _ladder(name: str, zoo_path: Path = ZOO):
+def ladder_for_check(name: str, zoo_path: Path = ZOO):
     from greenbench.measure import zoo as zoo
 
     lad = zoo.get_ladder(name, zoo_path)
@@ -592,7 +592,7 @@ def run_stage(ps: PlannedStage, device: str, st: Settings, counter: BareNvml, re
     from greenbench.measure import devices as devices
     from greenbench.measure import runner as runner
 
-    lad = _ladder(ps.stage.ladder, ps.stage.zoo)
+    lad = ladder_for_check(ps.stage.ladder, ps.stage.zoo)
     dev = devices.resolve(device)
     slug = re.sub(r"[^a-z0-9._-]+", "-", dev.name.lower()).strip("-")  # names the device's $OUT takes back
     period = period_s or st.period_s

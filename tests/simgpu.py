@@ -384,7 +384,7 @@ def simulated(cfg: SimConfig, models: dict[str, SimStepModel]) -> Iterator[SimGp
         p.setattr(torch.cuda, "set_device", lambda device: None)
         p.setattr(meter_select, "host_plan", lambda prefer, country: meter_select.Plan(
             metermod.NullMeter("cpu", "the host CPU is not simulated")))
-        p.setattr(measure, "_host_load", lambda: measure._HostLoad(enabled=False))
+        p.setattr(measure, "host_load", lambda: measure.HostLoad(enabled=False))
 
         def build(kind: str, *, model: Any, **kw: Any) -> Any:
             return workload(gpu, models[model.name])

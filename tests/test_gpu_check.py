@@ -170,7 +170,7 @@ def test_pooled_reference_is_sum_of_joules_over_sum_of_items():
                {"joules": None, "steps": None, "seconds": None, "error": "NVMLError: lost"}]
     ref = gpu_check.pooled_reference(windows, batch=2, period_s=0.1)
     assert ref["j_per_item"] == pytest.approx(210.0 / 40) and ref["windows"] == 2
-    assert ref["cv"] == pytest.approx(gpu_check._cv([5.0, 5.5]))
+    assert ref["cv"] == pytest.approx(gpu_check.coefficient_of_variation([5.0, 5.5]))
     # quantisation: 25-27.5 W x 0.1 s / sqrt(6) per window, over 210 J
     se_q = ((25.0 * 0.1) ** 2 / 6 + (27.5 * 0.1) ** 2 / 6) ** 0.5 / 210.0
     assert ref["se_quantisation"] == pytest.approx(se_q)
@@ -342,7 +342,7 @@ def test_hook_covers_the_prefill_windows_of_a_causal_lm(tmp_path, monkeypatch):
 
 
 def test_vision_ladder_falls_back_to_transformers_resnets_of_the_same_shapes():
-    lad = gpu_check._ladder("gpu-check-vision")
+    lad = gpu_check.ladder_for_check("gpu-check-vision")
     assert [m.name for m in lad.models] == ["resnet18", "resnet50", "resnet152"]
     try:
         import torchvision  # noqa: F401

@@ -650,7 +650,7 @@ def test_arc_style_choices_map_the_answer_through_their_labels(tmp_path):
     ]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     ds = HFDataset(path=str(f), format="multiple-choice", answer_column="answerKey")
-    items, _ = hf_lm._multiple_choice(ds, allow_download=False)
+    items, _ = hf_lm.multiple_choice_items(ds, allow_download=False)
     assert [(q, answer) for q, _, answer in items] == [("q1", 1), ("q2", 2)]
 
 

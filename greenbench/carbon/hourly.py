@@ -92,7 +92,6 @@ class Trace:
             self._cache["local_s"] = utc_s + utc_offsets_s(utc_s, self.tz)
         return self._cache["local_s"]
 
-    _local_s = local_s  # the old name (tests/test_pricing.py still calls it)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

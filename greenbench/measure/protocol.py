@@ -169,7 +169,7 @@ def _cuda_loop(step: Callable[[], Any], sync: Callable[[], None], window_s: floa
         target = n + max(1, math.ceil((window_s - elapsed_s) * n / max(elapsed_s, 1e-9)))
 
 
-class _HostLoad:
+class HostLoad:
     """CPU time that other processes (and other VMs: steal) used during a window, from psutil:
     on a shared machine that is the main source of noise. None where psutil is missing."""
 
@@ -210,16 +210,16 @@ class _HostLoad:
 _host = None
 
 
-def _host_load() -> _HostLoad:
+def host_load() -> HostLoad:
     global _host
     if _host is None:
-        _host = _HostLoad()
+        _host = HostLoad()
     return _host
 
 
 def other_cores_now(seconds: float = 0.2) -> float | None:
     """CPU cores other processes keep busy, sampled over ``seconds`` (for a warning at start)."""
-    host = _host_load()
+    host = host_load()
     before = host.busy_s()
     clock.sleep(seconds)
     return host.other_cores(before, host.busy_s(), seconds)
@@ -259,7 +259,7 @@ def run_window(
     counter's ticks (an error that depends on that phase would repeat as a bias, unseen by the CV)."""
     window_s += max(0.0, dither_s)
     sync()
-    host = _host_load()
+    host = host_load()
     pool = device_ctx = None
     if cuda_device is not None:
         import torch

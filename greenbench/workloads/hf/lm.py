@@ -262,7 +262,7 @@ def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int
     return idx
 
 
-def _multiple_choice(ds: HFDataset, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
+def multiple_choice_items(ds: HFDataset, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
     cols = (ds.question_column, ds.choices_column, ds.answer_column)
     if ds.path is not None:
         path, prov = local_dataset(ds)
@@ -354,7 +354,7 @@ def build_hf_lm(
     elif ds.format == "text":
         texts, data_prov = _texts(ds, allow_download)
     else:
-        mc, data_prov = _multiple_choice(ds, allow_download)
+        mc, data_prov = multiple_choice_items(ds, allow_download)
 
     defaults = {"vocab_size": len(tokenizer)} if tokenizer is not None and ref.weights == "random" \
         and "vocab_size" not in (ref.config or {}) else {}

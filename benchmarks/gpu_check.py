@@ -1,4 +1,4 @@
-"""GPU check: greenbench's energy per item held against a bare NVML reference, window by window.
+r"""GPU check: greenbench's energy per item held against a bare NVML reference, window by window.
 
 One command, on a machine with an NVIDIA GPU, sized to finish in about 7 minutes on an H100/H200
 (nothing is downloaded: random weights, synthetic inputs, MNIST-1D generated locally):
@@ -11,7 +11,12 @@ On this project's lent H200 (no registry there; greenbench runs from the repo ro
 after `bash benchmarks/gpu_wheels.sh` here has put the missing wheels in .whl/, the device command
 is (carry [".whl"], timeout_s 540):
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; set -o pipefail; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT/gpu 2>&1 | tee $OUT/gpu-check.log
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
+    set -o pipefail
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT/gpu 2>&1 | tee $OUT/gpu-check.log
+
+(docs/gpu-check.md gives the same command on one line.)
 
 What it does, in order:
 1. Prints the plan (ladders, models, batch sizes, phases, repeats, windows) and its estimated
@@ -41,6 +46,7 @@ meets both targets. GPU clocks, power limits and other settings are only read, n
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -51,9 +57,10 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # greenbench from this checkout when it is not installed (the device machine)
@@ -143,7 +150,8 @@ def plan_stages(stages, full: bool = False) -> list[PlannedStage]:
 ASSUME = {
     "startup_s": 25.0,  # cold start: import torch, transformers, greenbench; CUDA context; cuBLAS/cuDNN
     "probe_s": 3.0,  # 200 counter reads at ~2 ms, 6 update periods, greenbench's own period probe
-    "align_periods": 4.0,  # greenbench's edges: a tick and one settling tick at the start; at the end the same and one more
+    # greenbench's edges: a tick and one settling tick at the start; at the end the same and one more
+    "align_periods": 4.0,
     "event_s": 4e-6,  # per step: greenbench's CUDA-event timestamps, read back after its window
     "save_s": 0.3,  # profile written after each model
     "mnist1d_data_s": 4.0,  # MNIST-1D generated at first use (cached)
@@ -250,7 +258,8 @@ def plan_text(planned: list[PlannedStage], st: Settings, est: Estimate, budget_s
         "  assumptions:",
         f"    NVML counter update period {st.period_s * 1000:g} ms (re-estimated once measured); greenbench's "
         f"tick alignment about {ASSUME['align_periods']:g} periods per window",
-        "    greenbench's warm-up runs at least 2 steps and its window at least 3; the reference's warm-up at least 1 step",
+        "    greenbench's warm-up runs at least 2 steps and its window at least 3; "
+        "the reference's warm-up at least 1 step",
         "    step times on an H100/H200 (bf16, eager): ResNet-18 b32/b256 2/9.6 ms, ResNet-152 b32/b256 12/55.8 ms, "
         f"GPT-2 124M {GPT2_TOKEN_S['gpt2-124m'] * 1000:g} ms per generated token, MNIST-1D {MNIST1D_STEP_S * 1e6:g} us",
         f"    start-up {ASSUME['startup_s']:g} s cold; builds "
@@ -324,7 +333,7 @@ def probe_counter(counter: BareNvml, reads: int = 200, intervals: int = 6, timeo
             changes.append((before + t) / 2)
             last = value
         before = t
-    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(changes)]
     return {
         "read_cost_median_ms": statistics.median(costs) * 1000,
         "read_cost_p99_ms": costs[min(len(costs) - 1, math.ceil(0.99 * len(costs)) - 1)] * 1000,
@@ -503,8 +512,9 @@ def table(rows: list[dict], meta: dict | None = None, complete: bool = True) -> 
         diff = _fmt(r["difference"], "+.2%") + (f" [{ci[0]:+.2%}, {ci[1]:+.2%}]" if ci else "")
         verdict = "met" if r["meets_targets"] else f"MISSED: {r['why']}"
         lines.append(
-            f"| {r['ladder']} | {r['model']} | {r['batch_size']} | {r['phase']} | {_fmt(r['greenbench_j_per_item'], '.4g')} "
-            f"| {_fmt(r['greenbench_cv'], '.2%')} | {_fmt(r['reference_j_per_item'], '.4g')} | {_fmt(r['reference_cv'], '.2%')} "
+            f"| {r['ladder']} | {r['model']} | {r['batch_size']} | {r['phase']} "
+            f"| {_fmt(r['greenbench_j_per_item'], '.4g')} | {_fmt(r['greenbench_cv'], '.2%')} "
+            f"| {_fmt(r['reference_j_per_item'], '.4g')} | {_fmt(r['reference_cv'], '.2%')} "
             f"| {_fmt(r['reference_se'], '.2%')} | {diff} | {verdict} |")
     lines += ["", summary_line(rows) if complete else summary_line(rows) + " (so far: the run is not finished)"]
     return "\n".join(lines)
@@ -608,9 +618,12 @@ def run_stage(ps: PlannedStage, device: str, st: Settings, counter: BareNvml, re
                                        r.batch_size, period)
                 row = make_row(lad.name, r, phase, ref)
                 results.add_row(row)
-                print(f"  row: {r.model} b{r.batch_size} {phase}: greenbench {_fmt(row['greenbench_j_per_item'], '.4g')} "
-                      f"(CV {_fmt(row['greenbench_cv'], '.2%')}), reference {_fmt(row['reference_j_per_item'], '.4g')}, "
-                      f"difference {_fmt(row['difference'], '+.2%')}: {'met' if row['meets_targets'] else 'MISSED ' + row['why']}",
+                met = "met" if row["meets_targets"] else "MISSED " + row["why"]
+                print(f"  row: {r.model} b{r.batch_size} {phase}: "
+                      f"greenbench {_fmt(row['greenbench_j_per_item'], '.4g')} "
+                      f"(CV {_fmt(row['greenbench_cv'], '.2%')}), "
+                      f"reference {_fmt(row['reference_j_per_item'], '.4g')}, "
+                      f"difference {_fmt(row['difference'], '+.2%')}: {met}",
                       file=sys.stderr, flush=True)
         elif e.kind in ("note", "warning", "flag"):
             print(f"  [{ps.stage.key}] {e.kind}: {e.text}" + (f" ({e.code}: {e.fix})" if e.code else ""),
@@ -675,17 +688,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda:0", help="cuda:N or a GPU UUID (default cuda:0)")
     ap.add_argument("--out", type=Path, default=ROOT / "profiles" / "gpu", help="output folder (default profiles/gpu/)")
     ap.add_argument("--cache-dir", type=Path,
-                    default=Path(os.environ.get("GREENBENCH_CACHE") or Path(tempfile.gettempdir()) / "greenbench-gpu-check"),
+                    default=Path(os.environ.get("GREENBENCH_CACHE")
+                                 or Path(tempfile.gettempdir()) / "greenbench-gpu-check"),
                     help="MNIST-1D data and trained weights (default $GREENBENCH_CACHE or /tmp/greenbench-gpu-check)")
     d = Settings()
-    ap.add_argument("--repeats", type=int, default=d.repeats, help=f"repeats per point, at least 3 (default {d.repeats})")
+    ap.add_argument("--repeats", type=int, default=d.repeats,
+                    help=f"repeats per point, at least 3 (default {d.repeats})")
     ap.add_argument("--warmup", type=float, default=d.warmup_s, help=f"greenbench's warm-up, s (default {d.warmup_s})")
     ap.add_argument("--idle", type=float, default=d.idle_s, help=f"idle baseline per ladder, s (default {d.idle_s})")
     ap.add_argument("--ref-multiple", type=int, default=d.ref_multiple,
                     help=f"reference steps = this x greenbench's (default {d.ref_multiple})")
     ap.add_argument("--ref-warmup", type=float, default=d.ref_warmup_s,
                     help=f"warm-up before each reference window, s (default {d.ref_warmup_s})")
-    ap.add_argument("--budget-s", type=float, default=BUDGET_S, help=f"exit 2 if the estimate is over (default {BUDGET_S:g})")
+    ap.add_argument("--budget-s", type=float, default=BUDGET_S,
+                    help=f"exit 2 if the estimate is over (default {BUDGET_S:g})")
     args = ap.parse_args(argv)
     t_start = time.monotonic()
     if args.repeats < 3 or args.ref_multiple < 1:
@@ -712,8 +728,10 @@ def header_lines(dev, facts: dict, probe: dict, gbm: dict, st: Settings, est: Es
     return [
         ("device", f"{facts.get('name', dev.name)} ({facts.get('uuid', dev.uuid)}), {dev.spec}, driver "
                    f"{facts.get('driver', '?')}, power limit {facts.get('power_limit_w', '?')} W, SM clock "
-                   f"{facts.get('sm_clock_mhz', '?')} of {facts.get('sm_clock_max_mhz', '?')} MHz at start (read only)"),
-        ("NVML counter", f"read cost median {probe['read_cost_median_ms']:.2f} ms, p99 {probe['read_cost_p99_ms']:.2f} ms "
+                   f"{facts.get('sm_clock_mhz', '?')} of {facts.get('sm_clock_max_mhz', '?')} MHz "
+                   "at start (read only)"),
+        ("NVML counter", f"read cost median {probe['read_cost_median_ms']:.2f} ms, "
+                         f"p99 {probe['read_cost_p99_ms']:.2f} ms "
                          f"({probe['reads']} reads); update period median {_ms(probe['update_period_s'])} "
                          f"({probe['update_intervals']} intervals)"),
         ("greenbench's meter", f"update period {_ms(gbm.get('update_period_s'))}, read cost "
@@ -754,7 +772,8 @@ def check(args, planned: list[PlannedStage], st: Settings, est: Estimate, t_star
               f"({probe['reads']} reads); update period {_ms(probe['update_period_s'])} "
               f"({probe['update_intervals']} intervals)", flush=True)
         if abs(period - st.period_s) > 0.2 * st.period_s:  # windows of 20 updates get longer
-            est = estimate(planned, Settings(st.repeats, st.warmup_s, st.idle_s, st.ref_multiple, st.ref_warmup_s, period))
+            est = estimate(planned, Settings(st.repeats, st.warmup_s, st.idle_s, st.ref_multiple, st.ref_warmup_s,
+                                             period))
             print(f"re-estimated with the measured update period: {est.total_s:.0f} s", flush=True)
             if est.total_s > args.budget_s:
                 print(f"gpu_check: over --budget-s {args.budget_s:g} at this update period", file=sys.stderr)

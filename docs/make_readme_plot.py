@@ -22,7 +22,7 @@ def main(path: str, out: str = "docs/img/accuracy_vs_energy.png") -> None:
     methods = sorted({r.energy_method for r in recs})
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     batches = sorted({r.batch_size for r in recs})
-    markers = dict(zip(batches, "os^Dvp"))
+    markers = dict(zip(batches, "os^Dvp", strict=False))  # one each for up to six batch sizes
     for model in dict.fromkeys(r.model for r in recs):
         pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
         x = [r.energy_j_per_item for r in pts]

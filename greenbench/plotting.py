@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from greenbench.methods import ESTIMATE, FAKE, is_measurement
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 DPI = 120  # every PNG, files and the report's inline images
 TITLE_FONTSIZE = 10
@@ -62,15 +64,16 @@ def sequential(n: int) -> list[Any]:
     return [cmap(0.15 + 0.7 * j / max(1, n - 1)) for j in range(n)]
 
 
-def title(ax: Any, text: str, *, small: bool = False) -> None:
+def title(ax: Axes, text: str, *, small: bool = False) -> None:
     ax.set_title(text, fontsize=SUBTITLE_FONTSIZE if small else TITLE_FONTSIZE)
 
 
-def grid(ax: Any, *, which: str = "major", axis: str = "both") -> None:
+def grid(ax: Axes, *, which: Literal["major", "minor", "both"] = "major",
+         axis: Literal["both", "x", "y"] = "both") -> None:
     ax.grid(True, which=which, axis=axis, alpha=GRID_ALPHA)
 
 
-def legend(target: Any, **kw: Any) -> Any:
+def legend(target: Axes | Figure, **kw: Any) -> Legend:
     """A legend on an axes or a figure; without a frame unless asked (``frameon=True``: a legend
     drawn over the data)."""
     kw.setdefault("fontsize", LEGEND_FONTSIZE)
@@ -80,12 +83,12 @@ def legend(target: Any, **kw: Any) -> Any:
     return target.legend(**kw)
 
 
-def right_legend(ax: Any, *, loc: str = "center left", y: float = 0.5) -> Any:
+def right_legend(ax: Axes, *, loc: str = "center left", y: float = 0.5) -> Legend:
     """The legend outside the plot, to the right of the axes."""
     return legend(ax, loc=loc, bbox_to_anchor=(1.01, y))
 
 
-def date_axis(ax: Any) -> None:
+def date_axis(ax: Axes) -> None:
     """Dates on the x axis, as short as they can be ("Feb", "03", the year once)."""
     import matplotlib.dates as mdates
 

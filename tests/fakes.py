@@ -11,9 +11,9 @@ import csv
 import io
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from greenbench.meters.base import NVML_COUNTER, CounterMeter, MeterInfo
 
@@ -198,7 +198,8 @@ class FakeNvml:
         return "00.000.00-fake"
 
 
-def read_counter_log(source: str | Path | Iterable[tuple[float, float]]) -> tuple[list[tuple[float, float]], dict[str, str]]:
+def read_counter_log(source: str | Path | Iterable[tuple[float, float]]
+                     ) -> tuple[list[tuple[float, float]], dict[str, str]]:
     """Pairs (t_s, energy_j) and the ``# key: value`` header lines of a counter log CSV."""
     if not isinstance(source, (str, Path)):
         return sorted((float(t), float(e)) for t, e in source), {}

@@ -14,9 +14,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-WORDS = ("the a film movie was is good bad great awful fine dull plot actor scene story music "
-         "very not quite and but love hate fun boring what which color sky grass red blue green "
-         "cat dog bird sun moon sea tree").split()
+WORDS = [
+    "the", "a", "film", "movie", "was", "is", "good", "bad", "great", "awful", "fine", "dull",
+    "plot", "actor", "scene", "story", "music", "very", "not", "quite", "and", "but", "love",
+    "hate", "fun", "boring", "what", "which", "color", "sky", "grass", "red", "blue", "green",
+    "cat", "dog", "bird", "sun", "moon", "sea", "tree",
+]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[EOS]"]
 IMAGE_CLASSES = ("bird", "cat", "dog")  # folder names; the tiny ViT's id2label names them too
 IMAGE_SIZE = 16

@@ -30,10 +30,11 @@ import math
 import random
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import fakes as _fake
 
@@ -291,7 +292,7 @@ class SimEvent:
         gpu.t_s += 2e-6
         self.t_s = gpu.stream_time_s()
 
-    def elapsed_time(self, other: "SimEvent") -> float:
+    def elapsed_time(self, other: SimEvent) -> float:
         return (other.t_s - self.t_s) * 1e3
 
 
@@ -439,5 +440,17 @@ def with_(cfg: SimConfig, **changes: Any) -> SimConfig:
     return replace(cfg, **changes)
 
 
-__all__ = ["SimConfig", "SimGpu", "SimNvml", "SimEvent", "SimStepModel", "simulated", "ladder",
-           "profile", "constant_step", "with_", "SIM_UUID", "SIM_NAME"]
+__all__ = [
+    "SIM_NAME",
+    "SIM_UUID",
+    "SimConfig",
+    "SimEvent",
+    "SimGpu",
+    "SimNvml",
+    "SimStepModel",
+    "constant_step",
+    "ladder",
+    "profile",
+    "simulated",
+    "with_",
+]

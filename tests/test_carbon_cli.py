@@ -33,7 +33,7 @@ def invoke(*args, env=None):
 
 def one_error_line(res, *pieces):
     assert res.exit_code == 2, res.output
-    lines = [l for l in res.stderr.strip().splitlines() if l]
+    lines = [line for line in res.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith("greenbench: error:"), res.stderr
     for piece in pieces:
         assert piece in lines[0]
@@ -61,7 +61,8 @@ def test_zones_json_matches_the_library():
 
 def test_show_a_good_csv(tmp_path):
     path = tmp_path / "mine.csv"
-    path.write_text("time,intensity_gco2e_per_kwh\n" + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h}\n" for h in range(24)))
+    path.write_text("time,intensity_gco2e_per_kwh\n"
+                    + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h}\n" for h in range(24)))
     res = invoke("show", str(path), "--json")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
@@ -138,7 +139,8 @@ def test_convert_flags_fake_meter_energy_as_not_a_measurement(tmp_path):
     fake.write_text(json.dumps(doc))
     res = invoke("convert", str(fake), "--zone", "DE")
     assert res.exit_code == 0 and "not a measurement" not in res.stdout
-    assert all(r["energy_is_measurement"] for r in json.loads(invoke("convert", str(fake), "--zone", "DE", "--json").stdout)["records"])
+    converted = json.loads(invoke("convert", str(fake), "--zone", "DE", "--json").stdout)
+    assert all(r["energy_is_measurement"] for r in converted["records"])
 
 
 def test_show_naive_times_with_tz(tmp_path):
@@ -165,7 +167,7 @@ def test_convert_a_profile_at_an_hour():
     profile = json.loads(PROFILE.read_text())
     ok = [r for r in profile["records"] if r["status"] == "ok"]
     assert len(doc["records"]) == len(ok)
-    for got, rec in zip(doc["records"], ok):
+    for got, rec in zip(doc["records"], ok, strict=True):
         assert got["energy_method"] == rec["energy_method"]
         assert got["co2e_g_per_item"] == pytest.approx(rec["energy_j_per_item"] / 3.6e6 * ci)
         assert got["co2e_g_per_1m_items"] == pytest.approx(got["co2e_g_per_item"] * 1e6)

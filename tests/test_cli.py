@@ -133,7 +133,7 @@ def test_bad_zoo_is_one_line_and_exit_2(tmp_path, cache_dir, case):
     res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o")], cache_dir)
     assert res.exit_code == 2
     assert "Traceback" not in res.output
-    lines = [l for l in res.output.splitlines() if l.strip()]
+    lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and str(zoo) in lines[0] and "error" in lines[0]
 
 
@@ -158,7 +158,8 @@ def test_bad_zoo_is_one_line_and_exit_2(tmp_path, cache_dir, case):
     ],
 )
 def test_bad_options_exit_2_without_traceback(tmp_path, zoo, cache_dir, args, expected):
-    res = invoke([*args, "--zoo", str(zoo)] + (["--out", str(tmp_path / "o")] if args[0] == "profile" else []), cache_dir)
+    out = ["--out", str(tmp_path / "o")] if args[0] == "profile" else []
+    res = invoke([*args, "--zoo", str(zoo), *out], cache_dir)
     assert res.exit_code == 2, res.output
     assert expected in res.output
     assert "Traceback" not in res.output

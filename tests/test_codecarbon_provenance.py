@@ -53,10 +53,8 @@ def test_tdp_is_what_codecarbons_own_cpu_lookup_gives(real):
     _reasons_are_given(p)
     lookup = cc_cpu.TDP()  # CodeCarbon's own detection and table lookup, run again
     assert p["cpu_model"] == lookup.model
-    if lookup.tdp is not None:  # table or per-thread default, times the physical CPU count
-        expected_w = lookup.tdp * count_physical_cpus()
-    else:
-        expected_w = cc_hw.POWER_CONSTANT
+    # a TDP (table or per-thread default) times the physical CPU count, else CodeCarbon's constant
+    expected_w = lookup.tdp * count_physical_cpus() if lookup.tdp is not None else cc_hw.POWER_CONSTANT
     assert math.isfinite(p["cpu_tdp_w"]) and p["cpu_tdp_w"] > 0
     assert p["cpu_tdp_w"] == pytest.approx(expected_w)
     in_table = lookup._get_cpu_power_from_registry(lookup.model) is not None
@@ -75,9 +73,9 @@ def test_ram_power_is_what_codecarbons_ram_object_reports(real):
     _reasons_are_given(p)
     assert math.isfinite(p["ram_power_w"]) and p["ram_power_w"] > 0
     tracker_ram = [h for h in meter.tracker._hardware if type(h).__name__ == "RAM"]
-    assert len(tracker_ram) == 1 and tracker_ram[0].total_power().W == p["ram_power_w"]
+    assert len(tracker_ram) == 1 and p["ram_power_w"] == tracker_ram[0].total_power().W
     fresh = CodeCarbonRAM(tracking_mode="machine")
-    assert fresh.total_power().W == p["ram_power_w"]
+    assert p["ram_power_w"] == fresh.total_power().W
     assert fresh._calculate_ram_power(p["ram_total_gb"]) == p["ram_power_w"]
     assert p["ram_total_gb"] == pytest.approx(psutil.virtual_memory().total / 2**30, rel=1e-3)
     assert f"{fresh._estimate_dimm_count(p['ram_total_gb'])} DIMMs" in p["ram_power_source"]

@@ -200,7 +200,8 @@ def test_derived_samples_for_net_energy_and_carbon():
     base = make_profile(1, cv=0.03)
     r = base.records[0]
     net = cmp.samples_of(r, "energy_net_j_per_item")
-    assert len(net) == 5 and net[0] == pytest.approx(r.samples["energy_j_per_item"][0] - 15 / r.samples["items_per_s"][0])
+    assert len(net) == 5 and \
+        net[0] == pytest.approx(r.samples["energy_j_per_item"][0] - 15 / r.samples["items_per_s"][0])
     co2 = cmp.samples_of(r, "co2e_g_per_item")
     assert co2[0] == pytest.approx(r.samples["energy_j_per_item"][0] / 3.6e6 * 400)
     assert cmp.samples_of(r, "latency_p99_ms") is None
@@ -353,4 +354,5 @@ def test_data_read_from_another_place_is_still_comparable_and_other_data_is_not(
         r.workload["dataset"]["sha256"] = "other"  # different data: nothing comparable, nothing passes
     res = cmp.compare(base, cand)
     assert res.judged == 0 and res.exit_code == 2
-    assert res.nothing_compared.startswith("nothing was compared:") and "evaluation data changed" in res.nothing_compared
+    assert res.nothing_compared.startswith("nothing was compared:") and \
+        "evaluation data changed" in res.nothing_compared

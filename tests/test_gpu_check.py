@@ -288,7 +288,7 @@ def test_hook_runs_a_reference_window_after_every_greenbench_window(tmp_path, mo
     ps, profile, res, order, rows_seen = _run_tiny(tmp_path, monkeypatch, TINY_ZOO, "tiny")
     points = len(ps.models) * len(ps.batch_sizes)
     assert len(order) == 2 * points * 3
-    for (kind_a, gb_steps), (kind_b, ref_steps) in zip(order[::2], order[1::2]):
+    for (kind_a, gb_steps), (kind_b, ref_steps) in zip(order[::2], order[1::2], strict=True):
         assert (kind_a, kind_b) == ("greenbench", "reference") and ref_steps == gb_steps
     log = [json.loads(x) for x in res.log.read_text().splitlines()]
     assert len(log) == points * 3 and all(e["steps"] == e["greenbench_steps"] for e in log)
@@ -319,7 +319,8 @@ ladders:
     dataset: {synthetic: true, size: 4, seed: 0}
     generation: {prompt_tokens: 8, output_tokens: 3}
     models:
-      - {name: g, weights: random, config: {model_type: gpt2, n_layer: 1, n_embd: 16, n_head: 2, vocab_size: 64, n_positions: 32}}
+      - {name: g, weights: random,
+         config: {model_type: gpt2, n_layer: 1, n_embd: 16, n_head: 2, vocab_size: 64, n_positions: 32}}
     batch_sizes: [2]
     precisions: [fp32]
     devices: [cpu]
@@ -331,7 +332,7 @@ def test_hook_covers_the_prefill_windows_of_a_causal_lm(tmp_path, monkeypatch):
     _, profile, res, order, _ = _run_tiny(tmp_path, monkeypatch, TINY_LM_ZOO, "tiny-lm", ref_multiple=2)
     assert profile.records[0].status == "ok", profile.records[0].error
     assert len(order) == 2 * 2 * 3  # request and prefill windows, 3 repeats, each with its reference
-    for (_, gb_steps), (_, ref_steps) in zip(order[::2], order[1::2]):
+    for (_, gb_steps), (_, ref_steps) in zip(order[::2], order[1::2], strict=True):
         assert ref_steps == 2 * gb_steps
     log = [json.loads(x) for x in res.log.read_text().splitlines()]
     assert [e["phase"] for e in log] == ["request", "prefill"] * 3

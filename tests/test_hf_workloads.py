@@ -158,11 +158,12 @@ def test_text_random_weights_from_a_config_on_synthetic_data(tiny):
     model = {"name": "rand", "weights": "random", "config": cfg}
     w = text(tiny, model=model, dataset={"synthetic": True, "size": 10, "seed": 4})
     s = w.evaluate(3)
-    assert s.total == 10 and s == text(tiny, model=model, dataset={"synthetic": True, "size": 10, "seed": 4}).evaluate(7)
+    assert s.total == 10 and \
+        s == text(tiny, model=model, dataset={"synthetic": True, "size": 10, "seed": 4}).evaluate(7)
     assert w.make_step(4)().logits.shape == (4, 3)
     prov = w.provenance()
     assert prov["dataset"]["synthetic"] is True and prov["model"]["init_seed"] == 0 and prov["tokenizer"] is None
-    with pytest.raises(WorkloadError, match="no tokenizer.*synthetic"):
+    with pytest.raises(WorkloadError, match=r"no tokenizer.*synthetic"):
         text(tiny, model=model)  # real text needs a tokenizer
     # a tokenizer by path sizes the random model's vocabulary and maps string labels in sorted order
     with_tok = text(tiny, model={"name": "rand", "weights": "random", "tokenizer": str(tiny.tokenizer),
@@ -235,7 +236,7 @@ def test_vision_folder_classes_must_match_a_named_head(tiny, tmp_path):
     with pytest.raises(WorkloadError, match="no class sub-folders"):
         vision(tiny, dataset={"path": str(tmp_path / "flat")})
     (tmp_path / "imgs" / "dog" / "9.png").write_text("not an image")
-    with pytest.raises(WorkloadError, match="9.png: not a readable image"):
+    with pytest.raises(WorkloadError, match=r"9\.png: not a readable image"):
         vision(tiny, model={"name": "r", "weights": "random", "config": {"model_type": "resnet",
                "embedding_size": 8, "hidden_sizes": [8], "depths": [1]}}, dataset={"path": str(tmp_path / "imgs")})
 
@@ -406,9 +407,9 @@ def test_lm_random_config_without_tokenizer_runs_on_synthetic_ids(tiny):
     assert s.correct is None and s.total == 4 and s.extra["perplexity"] > 1
     assert w.make_step(3)().shape == (3, 12)
     assert w.provenance()["generation"]["source"] == "synthetic"
-    with pytest.raises(WorkloadError, match="no tokenizer.*synthetic"):
+    with pytest.raises(WorkloadError, match=r"no tokenizer.*synthetic"):
         lm(tiny, model=model)
-    with pytest.raises(WorkloadError, match="exceeds model 'rand-gpt2'.s context of 32"):
+    with pytest.raises(WorkloadError, match="exceeds model 'rand-gpt2''s context of 32"):
         lm(tiny, model=model, dataset={"synthetic": True}, generation={"prompt_tokens": 30, "output_tokens": 4})
 
 
@@ -418,7 +419,7 @@ def test_lm_bad_multiple_choice_items_are_one_clear_error(tiny, tmp_path):
     with pytest.raises(WorkloadError) as e:
         lm(tiny, dataset={"path": str(bad), "format": "multiple-choice"})
     assert "item 1: answer 'green'" in one_line(e)
-    with pytest.raises(WorkloadError, match="needs dataset format 'text'.*'multiple-choice'"):
+    with pytest.raises(WorkloadError, match=r"needs dataset format 'text'.*'multiple-choice'"):
         lm(tiny, dataset={"path": str(tiny.lm_text)})  # format defaults to classification
 
 
@@ -438,9 +439,9 @@ def test_unreachable_hub_model_is_skipped_with_one_line(tiny, family):
 
 
 def test_missing_local_paths_are_skipped(tiny, tmp_path):
-    with pytest.raises(WorkloadSkipped, match="model '.*gone' does not exist on this machine"):
+    with pytest.raises(WorkloadSkipped, match=r"model '.*gone' does not exist on this machine"):
         text(tiny, model={"name": "gone", "id": str(tmp_path / "gone")})
-    with pytest.raises(WorkloadSkipped, match="dataset '.*nope.csv' does not exist on this machine"):
+    with pytest.raises(WorkloadSkipped, match=r"dataset '.*nope\.csv' does not exist on this machine"):
         text(tiny, dataset={"path": str(tmp_path / "nope.csv")})
 
 
@@ -513,7 +514,8 @@ def test_hub_dataset_split_offline_with_class_label_names(tiny, monkeypatch):
     assert constants.HF_HUB_OFFLINE is False and ds_config.HF_HUB_OFFLINE is False  # and restored
     assert w.evaluate(8) == text(tiny).evaluate(8)
     prov = w.provenance()["dataset"]
-    assert prov["label_mapping"].startswith(("by name", "by index (the same class names")) and prov["fingerprint"] == "f00d" and prov["revision"] == "r1"
+    assert prov["label_mapping"].startswith(("by name", "by index (the same class names")) and \
+        prov["fingerprint"] == "f00d" and prov["revision"] == "r1"
     assert text(tiny, dataset={**hub, "limit": 4}).evaluate(2).total == 4
     notes: list[str] = []
     names = ["neg", "pos"]  # names the model does not know: indices as they are, and a note says so

@@ -67,7 +67,7 @@ def window(meter, clock, work_s):
 
 
 def test_nvml_energy_is_power_times_duration():
-    meter, fake, clock = nvml_meter(power_w=300.0, tick_s=0.1)
+    meter, _fake, clock = nvml_meter(power_w=300.0, tick_s=0.1)
     reading = window(meter, clock, 2.0)
     assert (reading.domain, reading.method, reading.flags) == ("gpu:0", NVML_COUNTER, ())
     assert reading.valid
@@ -91,7 +91,7 @@ def test_nvml_tail_correction_when_the_window_ends_mid_tick():
 
 def test_nvml_counter_wrap_near_2_64():
     # the counter wraps 0.5 s after the start; in float joules near 2**64 mJ the spacing is 4 J
-    meter, fake, clock = nvml_meter(power_w=300.0, tick_s=0.1, offset_mj=2**64 - 150_000)
+    meter, _fake, clock = nvml_meter(power_w=300.0, tick_s=0.1, offset_mj=2**64 - 150_000)
     reading = window(meter, clock, 2.0)
     assert COUNTER_WRAPPED in reading.flags
     assert reading.valid
@@ -116,7 +116,7 @@ def test_nvml_counter_reset_is_not_taken_for_a_wrap():
 
 
 def test_nvml_stuck_counter_is_invalid_not_zero():
-    meter, fake, clock = nvml_meter(stuck=True)
+    meter, _fake, clock = nvml_meter(stuck=True)
     reading = window(meter, clock, 1.0)
     assert COUNTER_DID_NOT_MOVE in reading.flags
     assert reading.valid is False
@@ -124,7 +124,7 @@ def test_nvml_stuck_counter_is_invalid_not_zero():
 
 
 def test_nvml_library_missing_gives_reason_and_no_silent_fallback(monkeypatch):
-    meter, fake, _ = nvml_meter(library_missing=True)
+    meter, _fake, _ = nvml_meter(library_missing=True)
     info = meter.info()
     assert info.available is False and "library not found" in info.reason.lower()
     with pytest.raises(MeterError):

@@ -37,7 +37,8 @@ def csv_trace(tmp_path):
     t = np.datetime64("2023-03-01T00:00:00", "s") + np.arange(240) * np.timedelta64(3600, "s")
     ci = 300 + 150 * np.sin(np.arange(240) / 24 * 2 * np.pi)
     path = tmp_path / "trace.csv"
-    path.write_text("time,intensity_gco2e_per_kwh\n" + "\n".join(f"{a}Z,{b:.2f}" for a, b in zip(t, ci)) + "\n")
+    path.write_text("time,intensity_gco2e_per_kwh\n"
+                    + "\n".join(f"{a}Z,{b:.2f}" for a, b in zip(t, ci, strict=True)) + "\n")
     return path
 
 
@@ -78,9 +79,9 @@ def test_price_json_is_complete_and_markdown_renders(csv_trace):
 def test_price_options_change_the_result(csv_trace):
     base = ["price", PROFILE, "--trace", csv_trace, "--json"]
     a = json.loads(invoke(*base).stdout)
-    b = json.loads(invoke(*base, "--utility-shape", "sigmoid", "--consciousness", "reward", "--reward-per-gco2e", "1000",
-                          "--latency", "p50", "--energy", "net", "--accuracy-floor", "0.6", "--latency-slo-ms", "1",
-                          "--cap-mode", "average").stdout)
+    b = json.loads(invoke(*base, "--utility-shape", "sigmoid", "--consciousness", "reward",
+                          "--reward-per-gco2e", "1000", "--latency", "p50", "--energy", "net",
+                          "--accuracy-floor", "0.6", "--latency-slo-ms", "1", "--cap-mode", "average").stdout)
     assert b["options"]["utility_shape"] == "sigmoid" and b["options"]["utility_k"] == 10.0
     assert b["options"]["consciousness"] == "reward" and b["options"]["reward_per_gco2e"] == 1000
     assert b["reduced"]["accuracy"] >= 0.6 and a["reduced"]["accuracy"] < 0.6
@@ -114,12 +115,15 @@ user_types:
 
 
 @pytest.mark.parametrize("text, needles", [
-    (GOOD.replace("consciousness: 0.1,", "consciousness: 0.1, colour: red,"), ["user type 'a'", "key 'colour'", "not allowed"]),
+    (GOOD.replace("consciousness: 0.1,", "consciousness: 0.1, colour: red,"),
+     ["user type 'a'", "key 'colour'", "not allowed"]),
     (GOOD.replace("accuracy_weight: 0.2, ", ""), ["user type 'b'", "key 'accuracy_weight'", "required"]),
-    (GOOD.replace("consciousness: 0.5", "consciousness: 1.5"), ["user type 'b'", "key 'consciousness'", "less than or equal to 1"]),
+    (GOOD.replace("consciousness: 0.5", "consciousness: 1.5"),
+     ["user type 'b'", "key 'consciousness'", "less than or equal to 1"]),
     (GOOD.replace("share: 0.4", "share: 0.3"), ["shares", "add up to 0.9", "'share'"]),
     (GOOD.replace("name: b", "name: a"), ["user type 'a' appears more than once"]),
-    (GOOD.replace("requests_per_period: 100}", "requests_per_period: .nan}", 1), ["user type 'a'", "key 'requests_per_period'"]),
+    (GOOD.replace("requests_per_period: 100}", "requests_per_period: .nan}", 1),
+     ["user type 'a'", "key 'requests_per_period'"]),
     (GOOD + "  - [oops\n", ["not valid YAML", "line"]),
     ("- just\n- a list\n", ["not a users file"]),
     (GOOD.replace("version: 1", "version: 2"), ["version 2 is not supported"]),
@@ -215,7 +219,8 @@ def test_a_short_dirty_edge_day_gets_its_share_in_share_mode(tmp_path):
     t = np.datetime64("2023-01-01T00:00:00", "s") + np.arange(27) * np.timedelta64(3600, "s")
     ci = list(100 + np.arange(24)) + [1000] * 3
     path = tmp_path / "partial.csv"
-    path.write_text("datetime_utc,intensity_gco2e_per_kwh\n" + "".join(f"{a}Z,{b}\n" for a, b in zip(t, ci)))
+    path.write_text("datetime_utc,intensity_gco2e_per_kwh\n"
+                    + "".join(f"{a}Z,{b}\n" for a, b in zip(t, ci, strict=True)))
     doc = json.loads(invoke("price", PROFILE, "--trace", path, "--forecast", "perfect", "--cap-mode", "share",
                             "--json").stdout)
     assert doc["high_hours"] == 7 and doc["carbon"]["rho"] >= doc["carbon"]["rho_blind"]
@@ -251,7 +256,8 @@ def test_trace_columns_and_units_can_be_named(tmp_path, command):
     a value column that names no unit needs --trace-units."""
     t = np.datetime64("2023-03-01T00:00:00", "s") + np.arange(72) * np.timedelta64(3600, "s")
     path = tmp_path / "mine.csv"
-    path.write_text("stamp,grid,notes\n" + "".join(f"{a}Z,{300 + 100 * np.sin(i / 4):.1f},x\n" for i, a in enumerate(t)))
+    path.write_text("stamp,grid,notes\n"
+                    + "".join(f"{a}Z,{300 + 100 * np.sin(i / 4):.1f},x\n" for i, a in enumerate(t)))
     one_line_error(invoke(command, PROFILE, "--trace", path), "no time column", "--time-column")
     one_line_error(invoke(command, PROFILE, "--trace", path, "--time-column", "stamp"), "--value-column")
     one_line_error(invoke(command, PROFILE, "--trace", path, "--time-column", "stamp", "--value-column", "grid"),

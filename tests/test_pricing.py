@@ -44,7 +44,8 @@ def users(**cols) -> Users:
         return np.array(v if isinstance(v, list) else [v] * n, dtype=float)
     return Users(names=tuple(cols.get("names", [f"u{i}" for i in range(n)])), weight=np.full(n, 1.0 / n),
                  accuracy_weight=col("w_a", 1.0), consciousness=col("e", 0.0), value_per_request=col("v", 0.01),
-                 requests_per_period=col("n", 730.0), accuracy_min=col("a_min", np.nan), accuracy_sat=col("a_sat", np.nan),
+                 requests_per_period=col("n", 730.0), accuracy_min=col("a_min", np.nan),
+                 accuracy_sat=col("a_sat", np.nan),
                  latency_sat_ms=col("l_sat", np.nan), latency_max_ms=col("l_max", np.nan), subscribers=1)
 
 
@@ -214,9 +215,11 @@ def test_uptake_at_an_offered_discount():
     assert [r.delta_star for r in res.users] == pytest.approx([0.1, 0.05, 0.0])
     assert [r.takes_up for r in res.users] == [False, True, True]
     assert res.population.uptake == pytest.approx(2 / 3)
-    assert pricing.uptake_curve(res) == [{"discount": 0.0, "uptake": pytest.approx(1 / 3), "types": ["u2"]},
-                                         {"discount": pytest.approx(0.05), "uptake": pytest.approx(2 / 3), "types": ["u1"]},
-                                         {"discount": pytest.approx(0.1), "uptake": pytest.approx(1.0), "types": ["u0"]}]
+    assert pricing.uptake_curve(res) == [
+        {"discount": 0.0, "uptake": pytest.approx(1 / 3), "types": ["u2"]},
+        {"discount": pytest.approx(0.05), "uptake": pytest.approx(2 / 3), "types": ["u1"]},
+        {"discount": pytest.approx(0.1), "uptake": pytest.approx(1.0), "types": ["u0"]},
+    ]
     # no discount offered: the smallest one every type takes
     res = pricing.price_points([H, R], u, trace(DAY), PricingOptions(slots=sp))
     assert res.population.discount == pytest.approx(0.1) and res.population.uptake == pytest.approx(1.0)
@@ -547,7 +550,8 @@ def test_invariant_perfect_forecast_gives_rho_at_least_rho_blind(case, policy, p
 @pytest.mark.parametrize("ci, policy, rho, rho_blind", [
     # 744 h at 710 then 672 h at 502, cap 400, p_max 0.1: January keeps 74 of 744 h (p 0.09946),
     # February 67 of 672 (p 0.09970).
-    (np.r_[np.full(744, 710.0), np.full(672, 502.0)], SlotPolicy(forecast="perfect", cap_gco2e_per_kwh=400.0, p_max=0.1),
+    (np.r_[np.full(744, 710.0), np.full(672, 502.0)],
+     SlotPolicy(forecast="perfect", cap_gco2e_per_kwh=400.0, p_max=0.1),
      0.0497780, 0.0497881),
     (np.array(REVIEWER_CASE[0]) * np.repeat(REVIEWER_CASE[1], 24),
      SlotPolicy(forecast="perfect", cap_quantile=0.0, p_max=0.1), 0.0494107, 0.0494792),
@@ -568,8 +572,8 @@ def test_whole_hour_truncation_can_put_rho_a_hair_below_rho_blind_within_the_bou
     assert tol < 0.5 * len(s.month_labels) * ci.max() / ci.sum()  # under one hour's share of C_base a month
 
 
-@given(ci=_days(2), c=st.floats(1e-3, 1e3), q=st.floats(0.05, 0.95), mode=st.sampled_from(pricing.CONSCIOUSNESS_MODES[:1]),
-       p_max=st.none() | st.floats(0.05, 1))
+@given(ci=_days(2), c=st.floats(1e-3, 1e3), q=st.floats(0.05, 0.95),
+       mode=st.sampled_from(pricing.CONSCIOUSNESS_MODES[:1]), p_max=st.none() | st.floats(0.05, 1))
 @FAST
 def test_invariant_scaling_energies_leaves_rho_p_and_delta_unchanged(ci, c, q, mode, p_max):
     """Scaling every energy by c: ρ, ρ_blind, p, δ* and the choice of H and R unchanged; ΔC scaled by c."""
@@ -620,7 +624,7 @@ def _assert_same(a, b, path="doc"):
             _assert_same(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_same(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and not isinstance(b, bool):
         assert b == pytest.approx(a, rel=1e-12, abs=1e-300), path
@@ -661,7 +665,7 @@ def test_invariant_results_do_not_depend_on_the_order_of_trace_rows(tmp_path):
     rng = np.random.default_rng(3)
     ci = rng.uniform(50, 600, 24 * 40)
     times = START + np.arange(len(ci)) * np.timedelta64(3600, "s")
-    rows = [f"{t}Z,{v:.2f}" for t, v in zip(times, ci)]
+    rows = [f"{t}Z,{v:.2f}" for t, v in zip(times, ci, strict=True)]
     paths = []
     for name, order in (("sorted", np.arange(len(rows))), ("shuffled", rng.permutation(len(rows)))):
         p = tmp_path / f"{name}.csv"
@@ -694,7 +698,8 @@ def test_invariant_units_kg_and_lb_are_refused_unless_converted(tmp_path):
 
     times = START + np.arange(48) * np.timedelta64(3600, "s")
     kg = tmp_path / "kg.csv"
-    kg.write_text("time,intensity\n" + "\n".join(f"{t}Z,{0.1 + 0.3 * (i % 24 > 18):.3f}" for i, t in enumerate(times)) + "\n")
+    kg.write_text("time,intensity\n"
+                  + "\n".join(f"{t}Z,{0.1 + 0.3 * (i % 24 > 18):.3f}" for i, t in enumerate(times)) + "\n")
     lb = tmp_path / "lb.csv"
     lb.write_text("time,co2_lb_per_mwh\n" + "\n".join(f"{t}Z,{900 + i}" for i, t in enumerate(times)) + "\n")
     with pytest.raises(TraceError, match="kg/kWh"):

@@ -134,7 +134,7 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, cache_dir):
     proc = start(tmp_path, cache_dir)
     wait_for_records(path, 2, proc)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "--resume" in err and "Traceback" not in err
     assert load_json(path)["records"]
@@ -256,7 +256,8 @@ def test_devices_option_maps_indices_and_uuids(monkeypatch):
 
 def test_devices_all_without_a_gpu_is_one_line_and_exit_2(tmp_path, cache_dir):
     zoo = write_zoo(tmp_path)
-    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--devices", "all", *FAST], cache_dir)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--devices", "all", *FAST],
+                 cache_dir)
     assert res.exit_code == 2
     assert "no CUDA GPU is visible" in res.output and "Traceback" not in res.output
 
@@ -272,7 +273,8 @@ def test_a_non_finite_quality_fails_the_point_and_the_profile_is_still_written(t
                                                                                monkeypatch):
     monkeypatch.setattr(runmod, "build_workload", lambda *a, **k: _NanLM())
     zoo = write_zoo(tmp_path)
-    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin", *FAST], cache_dir)
+    res = invoke(["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), "--model", "lin", *FAST],
+                 cache_dir)
     assert res.exit_code == 3, res.output  # nothing measured, said in one line per point, no traceback
     assert "Traceback" not in res.output
     recs = load_json(tmp_path / "o" / "tiny.json")["records"]

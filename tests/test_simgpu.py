@@ -111,7 +111,7 @@ def test_a_read_slower_than_the_old_2_ms_threshold_still_dates_ticks(tmp_path):
     """At 2.5 ms per read every bracket is wider than 2 ms: ticks must be dated against the read
     cost observed, or every edge spins to its timeout (windows of 10 s, a period of 0.5 s)."""
     cfg = sg.SimConfig(read_cost_s=0.0025)
-    result, gpu = sg.profile(cfg, {"m": sg.constant_step(0.010)}, tmp_path / "p.json")
+    result, _gpu = sg.profile(cfg, {"m": sg.constant_step(0.010)}, tmp_path / "p.json")
     r = result.records[0]
     idle = result.idle["cuda:0"]
     assert idle.read_cost_s == pytest.approx(0.0025, rel=0.05)
@@ -290,7 +290,7 @@ def test_a_short_stall_of_the_counter_is_absorbed_by_the_settling_tick(tmp_path)
 def test_a_counter_that_stalls_at_an_edge_drops_that_window_and_says_so(tmp_path):
     """Stalled for 3 s: the next window's start cannot be dated (no update for 1 s)."""
     box = {}
-    result, gpu = _profile_with(sg.SimConfig(), tmp_path, after_window=_stall_in(2, 3.0, box), box=box)
+    result, _gpu = _profile_with(sg.SimConfig(), tmp_path, after_window=_stall_in(2, 3.0, box), box=box)
     r = result.records[0]
     assert r.status == "ok"
     assert "counter_stalled" in r.flags and "invalid_windows_dropped" in r.flags

@@ -72,7 +72,7 @@ def test_replay_agrees_with_the_calculator(ci, kw):
         assert sum(getattr(m, key) for m in sim.months) == pytest.approx(getattr(sim.total, key), rel=1e-9), key
     assert [m.label for m in sim.months] == ["2023-03", "2023-04"]
     assert sum(m.high_hours for m in sim.months) == int(res.slots.high.sum())
-    for m, pm in zip(sim.months, res.months):
+    for m, pm in zip(sim.months, res.months, strict=True):
         assert m.p == pytest.approx(pm.p) and m.p <= res.slots.p_max + 1e-12
         assert m.rho_green == pytest.approx(pm.carbon.rho, rel=1e-9)
 

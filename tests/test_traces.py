@@ -61,7 +61,7 @@ def test_file_names_are_aliases_of_zone_ids():
 
 
 def test_unknown_zone_and_basis():
-    with pytest.raises(TraceError, match="unknown zone 'XX'.*DE.*US-MIDA-PJM"):
+    with pytest.raises(TraceError, match=r"unknown zone 'XX'.*DE.*US-MIDA-PJM"):
         load_bundled("XX")
     with pytest.raises(TraceError, match="basis"):
         load_bundled("DE", "marginal")
@@ -177,7 +177,8 @@ def test_good_csv_round_trips(tmp_path):
     assert t.time_utc[0] == np.datetime64("2023-03-01T00:00:00") and len(t) == 48
     assert t.intensity_gco2e_per_kwh.tolist() == [v for _, v in rows]
     # and back: written out again, it loads to the same trace
-    again = write(tmp_path, csv_text([(f"{x}Z", v) for x, v in zip(t.time_utc, t.intensity_gco2e_per_kwh)]), "b.csv")
+    pairs = [(f"{x}Z", v) for x, v in zip(t.time_utc, t.intensity_gco2e_per_kwh, strict=True)]
+    again = write(tmp_path, csv_text(pairs), "b.csv")
     assert np.array_equal(load_csv(again).intensity_gco2e_per_kwh, t.intensity_gco2e_per_kwh)
 
 
@@ -208,7 +209,8 @@ def test_forecast_column_and_units_header(tmp_path):
                  units="g/kWh")  # 'actual' names no unit: --trace-units says it
     assert t.forecast_gco2e_per_kwh.tolist() == [90.0, 91.0, 92.0]
     # a forecast column that names no unit is in the value column's (here g/kWh, from its header)
-    text = "time,intensity_gco2e_per_kwh,forecast\n" + "".join(f"2023-01-01T{h:02d}:00Z,{100 + h},{95 + h}\n" for h in range(3))
+    text = "time,intensity_gco2e_per_kwh,forecast\n" + "".join(
+        f"2023-01-01T{h:02d}:00Z,{100 + h},{95 + h}\n" for h in range(3))
     assert load_csv(write(tmp_path, text, "f.csv")).forecast_gco2e_per_kwh.tolist() == [95.0, 96.0, 97.0]
 
 
@@ -290,7 +292,8 @@ def test_bad_csv_is_one_clear_line(tmp_path, text, pieces):
 
 
 def test_dst_local_times_are_refused_not_guessed(tmp_path):
-    back = csv_text([("2023-10-29 01:00", 1), ("2023-10-29 02:00", 2), ("2023-10-29 02:00", 3), ("2023-10-29 03:00", 4)])
+    back = csv_text([("2023-10-29 01:00", 1), ("2023-10-29 02:00", 2), ("2023-10-29 02:00", 3),
+                     ("2023-10-29 03:00", 4)])
     with pytest.raises(TraceError, match="occurs twice in Europe/Berlin"):
         load_csv(write(tmp_path, back), tz="Europe/Berlin")
     fwd = csv_text([("2023-03-26 01:00", 100), ("2023-03-26 02:00", 100), ("2023-03-26 03:00", 100)])
@@ -322,9 +325,9 @@ def test_time_and_value_columns_can_be_named_through_load_trace(tmp_path):
     carbon show/convert all pass to load_trace."""
     text = "when,stamp_x,grid\n" + "".join(f"2023-01-01T{h:02d}:00Z,a,{100 + h}\n" for h in range(3))
     path = write(tmp_path, text, "cols.csv")
-    with pytest.raises(TraceError, match="no time column.*give --time-column"):
+    with pytest.raises(TraceError, match=r"no time column.*give --time-column"):
         load_trace(str(path))
-    with pytest.raises(TraceError, match="cannot tell which column holds the intensity.*--value-column"):
+    with pytest.raises(TraceError, match=r"cannot tell which column holds the intensity.*--value-column"):
         load_trace(str(path), time_column="when")
     t = load_trace(str(path), time_column="when", value_column="grid", units="g/kWh")
     assert t.intensity_gco2e_per_kwh.tolist() == [100.0, 101.0, 102.0]
@@ -398,7 +401,8 @@ def test_intensity_at_an_hour_a_month_or_the_year():
     assert july == pytest.approx(de.intensity_gco2e_per_kwh[local == 7].mean()) and (local == 7).sum() == 744
     year, _ = traces.select_intensity(de)
     assert year == pytest.approx(carbon.annual_means()[("DE", "lca")], abs=0.05)
-    for kwargs, msg in [({"at": "2024-07-01T00:00Z"}, "outside the trace"), ({"at": "2023-07-01 12:00"}, "no time zone"),
+    for kwargs, msg in [({"at": "2024-07-01T00:00Z"}, "outside the trace"),
+                        ({"at": "2023-07-01 12:00"}, "no time zone"),
                         ({"month": 13}, "not 1-12"), ({"at": "noon"}, "cannot read time")]:
         with pytest.raises(TraceError, match=msg):
             traces.select_intensity(de, **kwargs)

@@ -124,7 +124,7 @@ vals = st.sampled_from([0.1, 0.5, 1.0, 2.0])  # few values: ties are frequent
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(vals, vals, vals), min_size=1, max_size=12), st.randoms())
 def test_front_properties(triples, rnd):
-    points = [pt(f"p{i}", a / 2, l, e) for i, (a, l, e) in enumerate(triples)]
+    points = [pt(f"p{i}", a / 2, lat, e) for i, (a, lat, e) in enumerate(triples)]
     front = pareto_front(points)
     shuffled = points[:]
     rnd.shuffle(shuffled)
@@ -241,7 +241,7 @@ def law_profile(batches=(1, 2, 4, 8, 16, 64)):
 def test_fit_recovers_per_model_laws():
     t = fit(law_profile())
     assert len(t.points) == 18 and t.excluded == []
-    for m, (acc, e_inf, e0, l0, l1) in MODELS.items():
+    for m, (_acc, e_inf, e0, _l0, l1) in MODELS.items():
         e = next(c for c in t.curves if c.name == "energy_vs_batch" and c.group == f"{m} fp32 cpu")
         lat = next(c for c in t.curves if c.name == "latency_vs_batch" and c.group == f"{m} fp32 cpu")
         assert e.status == lat.status == "fitted"
@@ -280,7 +280,7 @@ def test_fit_independent_of_record_order():
     assert a.points == b.points and a.frontier == b.frontier
     assert [(c.name, c.group, c.status, c.form) for c in a.curves] == \
         [(c.name, c.group, c.status, c.form) for c in b.curves]
-    for ca, cb in zip(a.curves, b.curves):
+    for ca, cb in zip(a.curves, b.curves, strict=True):
         assert ca.params == pytest.approx(cb.params, rel=1e-6) if ca.params else cb.params is None
 
 

@@ -53,7 +53,8 @@ def test_clock_drift_and_temperature_drift_from_edge_readings():
     drifting = [SimpleNamespace(checks={"start": {"temperature_c": 40.0 + 6 * i},
                                         "end": {"sm_clock_mhz": 1980.0 - 150 * i, "temperature_c": 44.0 + 6 * i}})
                 for i in range(3)]
-    assert set(validity_flags(drifting, _trials(None, None, None), True, Provenance())) == {"sm_clock_drift", "temperature_drift"}
+    assert set(validity_flags(drifting, _trials(None, None, None), True, Provenance())) == \
+        {"sm_clock_drift", "temperature_drift"}
 
 
 def test_power_limit_slack_shrinks_with_the_window():

@@ -46,7 +46,8 @@ def test_user_ladder_loads_with_defaults(tmp_path):
     [
         ("ladders: [unclosed", "not valid YAML at line 1"),
         ("just a string", "expected a mapping with a 'ladders' key"),
-        (GOOD.replace("batch_sizes: [1, 8]", "batch_sizes: [1, 8]\n    batchsize: 3"), "ladder 'tiny': batchsize: Extra inputs"),
+        (GOOD.replace("batch_sizes: [1, 8]", "batch_sizes: [1, 8]\n    batchsize: 3"),
+         "ladder 'tiny': batchsize: Extra inputs"),
         (GOOD.replace("[1, 8]", "[0, 8]"), "ladder 'tiny': batch_sizes"),
         (GOOD.replace("[1, 8]", "[8, 8]"), "must not repeat"),
         (GOOD.replace("arch: linear", "arch: transformer"), "ladder 'tiny': models.0.arch"),
@@ -71,7 +72,7 @@ def test_bad_zoo_gives_one_line_naming_file_ladder_and_key(tmp_path, text, expec
 
 def test_unknown_ladder_and_model(tmp_path):
     path = write(tmp_path, GOOD)
-    with pytest.raises(zoo.ZooError, match="unknown ladder 'nope' .*tiny"):
+    with pytest.raises(zoo.ZooError, match=r"unknown ladder 'nope' .*tiny"):
         zoo.get_ladder("nope", path)
     with pytest.raises(zoo.ZooError, match="has no model 'c'"):
         zoo.get_ladder("tiny", path).model("c")
@@ -91,7 +92,8 @@ def test_yaml_is_loaded_safely(tmp_path):
 def test_hub_ladders_in_the_repository_zoo_are_valid_and_offline_safe():
     path = Path(__file__).parent.parent / "model_zoo.yaml"
     ladders = zoo.load_zoo(path)
-    for name in ("sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc", "gpu-check-vision", "gpu-check-gpt2"):
+    for name in ("sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc", "gpu-check-vision",
+                 "gpu-check-gpt2"):
         lad = ladders[name]
         assert lad.workload.startswith("hf-") and lad.trust_remote_code is False
         for m in lad.models:

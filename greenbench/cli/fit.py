@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
 from greenbench.meters.base import is_measurement
+
+if TYPE_CHECKING:
+    from greenbench.tradeoff.curves import Curve, Tradeoff
 
 HELP = f"""Turn a profile into the carbon-QoE tradeoff: every operating point with its Pareto flag
 (maximise accuracy, minimise latency and energy per item), and fitted curves: accuracy against
@@ -26,7 +30,7 @@ to --out (default: next to the profile, <profile stem>-fit/). See docs/fit.md.
 
 def fit_command(
     profile: Path = typer.Argument(..., help="Profile JSON written by `greenbench profile`."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output folder. Default: next to the profile, <stem>-fit/."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Output folder. Default: next to the profile, <stem>-fit/."),
     latency: str = typer.Option("p95", "--latency", help="Batch-latency statistic per request: p95, p50, p90, p99 or mean."),
     energy: str = typer.Option("gross", "--energy", help="Energy per item: gross (what the meter saw) or net (minus idle power x time)."),
     max_residual: float = typer.Option(0.15, "--max-residual", help="Reject a fit whose max relative residual or leave-one-out error exceeds this fraction."),
@@ -67,13 +71,14 @@ def fit_command(
         err.print(f"wrote {path}", highlight=False)
 
 
-def frontier_table(t) -> Table:
+def frontier_table(t: Tradeoff) -> Table:
     n = len(t.points)
     table = Table(title=f"Pareto frontier: {len(t.frontier)} of {n} operating points "
                         "(max accuracy, min latency, min energy)")
-    for col, just in [("point", "left"), ("params", "right"), ("accuracy", "right"),
-                      (f"latency {t.latency} ms", "right"), (f"J/item ({t.energy})", "right"),
-                      ("energy method", "left")]:
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("point", "left"), ("params", "right"), ("accuracy", "right"),
+        (f"latency {t.latency} ms", "right"), (f"J/item ({t.energy})", "right"), ("energy method", "left")]
+    for col, just in columns:
         table.add_column(col, justify=just)
     for p in sorted(t.frontier, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms)):
         table.add_row(p.label, "—" if p.params is None else f"{p.params:,}", f"{p.accuracy:.4f}",
@@ -81,7 +86,7 @@ def frontier_table(t) -> Table:
     return table
 
 
-def _params(c) -> str:
+def _params(c: Curve) -> str:
     if not c.params:
         return "—"
     return ", ".join(f"{k}={v:.4g}" for k, v in c.params.items())
@@ -91,7 +96,7 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
 
-def curves_table(t) -> Table:
+def curves_table(t: Tradeoff) -> Table:
     table = Table(title=f"Curves (a fit is kept if max residual and leave-one-out error <= {t.max_residual:.0%})")
     for col in ("curve", "model", "status", "form", "parameters", "max resid.", "LOO err.", "why"):
         table.add_column(col, justify="right" if col in ("max resid.", "LOO err.") else "left")

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from greenbench.errors import GreenbenchError
 from greenbench.price import calculator as pricing
 from greenbench.price.slots import HOURS_PER_PERIOD
 from greenbench.units import G_PER_TONNE, J_PER_KWH
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SCHEMA = "greenbench/simulate"
 SCHEMA_VERSION = 1
@@ -129,9 +133,10 @@ def replay(res: pricing.PricingResult) -> tuple[Hourly, tuple[SimMonth, ...], Si
     return hourly, tuple(months), total
 
 
-def simulate(profile, users, trace, opts: pricing.PricingOptions = pricing.PricingOptions()) -> SimulationResult:
-    """Price the tier on ``trace`` (the shared slot selection), then replay it hour by hour."""
-    res = pricing.price(profile, users, trace, opts)
+def simulate(profile, users, trace, opts: pricing.PricingOptions | None = None) -> SimulationResult:
+    """Price the tier on ``trace`` (the shared slot selection), then replay it hour by hour.
+    ``opts`` None: the documented defaults (``PricingOptions()``)."""
+    res = pricing.price(profile, users, trace, opts if opts is not None else pricing.PricingOptions())
     return simulate_priced(res)
 
 
@@ -159,8 +164,9 @@ def _m(m: SimMonth) -> dict:
 def to_dict(sim: SimulationResult, plots: Sequence[Path] = ()) -> dict:
     """The JSON document (schema greenbench/simulate); ``plots``: the files ``write_plots`` wrote."""
     doc = pricing.to_dict(sim.pricing)
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "trace": doc["trace"], "users_file": doc["users_file"],
-            "currency": doc["currency"], "options": doc["options"], "premium": doc["premium"], "reduced": doc["reduced"],
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "trace": doc["trace"],
+            "users_file": doc["users_file"], "currency": doc["currency"], "options": doc["options"],
+            "premium": doc["premium"], "reduced": doc["reduced"],
             "population": doc["population"], "user_types": doc["user_types"],
             "months": [_m(m) for m in sim.months], "total": _m(sim.total), "notes": doc["notes"],
             "users_default": doc["users_default"], "plots": [str(p) for p in plots]}
@@ -267,7 +273,7 @@ def plot_cumulative(sim: SimulationResult, path: Path) -> list[Path]:
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> list[Path]:
+def _save(fig: Figure, path: Path) -> list[Path]:
     path = Path(path)
     try:
         return plotting.save(fig, path)

@@ -163,17 +163,19 @@ def _device_names(profile: Profile) -> str:
 
 def summary_lines(profile: Profile) -> list[str]:
     """Most accurate point, least energy, and what the spread between them costs."""
-    ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
+    # (record, energy per item, accuracy) of the points that have both
+    ok = [(r, r.energy_j_per_item, r.accuracy) for r in profile.ok_records()
+          if r.energy_j_per_item is not None and r.accuracy is not None]
     if not ok:
         return ["No point has both accuracy and energy."]
-    best = max(ok, key=lambda r: (r.accuracy, -r.energy_j_per_item))
-    least = min(ok, key=lambda r: r.energy_j_per_item)
-    lines = [f"Most accurate: {best.model} (accuracy {best.accuracy:.3f}) at {best.energy_j_per_item:.3g} "
+    best, best_e, best_a = max(ok, key=lambda p: (p[2], -p[1]))
+    least, least_e, least_a = min(ok, key=lambda p: p[1])
+    lines = [f"Most accurate: {best.model} (accuracy {best_a:.3f}) at {best_e:.3g} "
              f"J per item (batch {best.batch_size}, {method_label(best.energy_method)})."]
-    if least is not best and least.energy_j_per_item > 0:
+    if least is not best and least_e > 0:
         lines.append(f"Least energy: {least.model} at batch {least.batch_size}, "
-                     f"{best.energy_j_per_item / least.energy_j_per_item:.3g}× less energy per item than that, "
-                     f"accuracy {least.accuracy:.3f} ({least.accuracy - best.accuracy:+.3f}).")
+                     f"{best_e / least_e:.3g}× less energy per item than that, "
+                     f"accuracy {least_a:.3f} ({least_a - best_a:+.3f}).")
     fastest = max(profile.ok_records(), key=lambda r: r.items_per_s or 0)
     if fastest.items_per_s:
         lines.append(f"Highest throughput: {fastest.model} at batch {fastest.batch_size}, "
@@ -226,7 +228,8 @@ def _acc(r: Record) -> str:
 def _energy(r: Record) -> str:
     if r.energy_j_per_item is None:
         return "null"
-    return f"{r.energy_j_per_item:.3g}" + ("" if r.energy_j_per_item_std is None else f" ± {r.energy_j_per_item_std:.2g}")
+    std = "" if r.energy_j_per_item_std is None else f" ± {r.energy_j_per_item_std:.2g}"
+    return f"{r.energy_j_per_item:.3g}{std}"
 
 
 def _changes_table(rows: list[Row]) -> str:
@@ -242,7 +245,7 @@ def _changes_table(rows: list[Row]) -> str:
         verdict = _e(r.verdict()) + (f'<br><span class="note">{_e("; ".join(r.notes))}</span>' if r.notes else "")
         cells = [_e(r.point), metric, _e(r.change_text()), fmt_value(r.before), fmt_value(r.after),
                  fmt_ratio(r.ratio), _e(r.p_text()), verdict]
-        body.append(f'<tr class="{cls}">' + "".join(_cell("td", c, v) for (_, c), v in zip(cols, cells))
+        body.append(f'<tr class="{cls}">' + "".join(_cell("td", c, v) for (_, c), v in zip(cols, cells, strict=True))
                     + "</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 

@@ -38,23 +38,25 @@ def _colours(models: list[str]) -> dict[str, Any]:
 
 
 def accuracy_vs_energy(profile: Profile) -> bytes | None:
-    recs = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
-    if not recs:
+    # (record, energy per item, accuracy) of the points that have both
+    points = [(r, r.energy_j_per_item, r.accuracy) for r in profile.ok_records()
+              if r.energy_j_per_item is not None and r.accuracy is not None]
+    if not points:
         return None
+    recs = [r for r, _, _ in points]
     fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     batches = sorted({r.batch_size for r in recs})
     markers = dict(zip(batches, MARKERS, strict=False))
     colours = _colours(_models(recs))
     for model, colour in colours.items():
-        pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
-        ax.plot([r.energy_j_per_item for r in pts], [r.accuracy for r in pts], "-", color=colour, alpha=0.45)
-        for r in pts:
-            lo, hi = r.energy_j_per_item_ci95 or (r.energy_j_per_item, r.energy_j_per_item)
-            alo, ahi = r.accuracy_ci95 or (r.accuracy, r.accuracy)
-            ax.errorbar(r.energy_j_per_item, r.accuracy,
-                        xerr=[[max(0.0, r.energy_j_per_item - lo)], [max(0.0, hi - r.energy_j_per_item)]],
-                        yerr=[[max(0.0, r.accuracy - alo)], [max(0.0, ahi - r.accuracy)]],
+        pts = sorted((p for p in points if p[0].model == model), key=lambda p: p[0].batch_size)
+        ax.plot([e for _, e, _ in pts], [a for _, _, a in pts], "-", color=colour, alpha=0.45)
+        for r, e, a in pts:
+            lo, hi = r.energy_j_per_item_ci95 or (e, e)
+            alo, ahi = r.accuracy_ci95 or (a, a)
+            ax.errorbar(e, a, xerr=[[max(0.0, e - lo)], [max(0.0, hi - e)]],
+                        yerr=[[max(0.0, a - alo)], [max(0.0, ahi - a)]],
                         fmt=markers[r.batch_size], color=colour, ms=6, capsize=2)
         ax.plot([], [], "-", color=colour, lw=3, label=model)
     for b, m in markers.items():
@@ -69,16 +71,17 @@ def accuracy_vs_energy(profile: Profile) -> bytes | None:
 
 
 def latency_vs_batch(profile: Profile) -> bytes | None:
-    recs = [r for r in profile.ok_records() if r.latency_p50_ms is not None]
-    if not recs:
+    points = [(r, r.latency_p50_ms) for r in profile.ok_records() if r.latency_p50_ms is not None]
+    if not points:
         return None
+    recs = [r for r, _ in points]
     fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     for model, colour in _colours(_models(recs)).items():
-        pts = sorted((r for r in recs if r.model == model), key=lambda r: r.batch_size)
-        b = [r.batch_size for r in pts]
-        ax.plot(b, [r.latency_p50_ms for r in pts], "o-", color=colour, label=f"{model} p50")
-        p95 = [(r.batch_size, r.latency_p95_ms) for r in pts if r.latency_p95_ms is not None]
+        pts = sorted((p for p in points if p[0].model == model), key=lambda p: p[0].batch_size)
+        b = [r.batch_size for r, _ in pts]
+        ax.plot(b, [p50 for _, p50 in pts], "o-", color=colour, label=f"{model} p50")
+        p95 = [(r.batch_size, r.latency_p95_ms) for r, _ in pts if r.latency_p95_ms is not None]
         if p95:
             ax.plot([x for x, _ in p95], [y for _, y in p95], "^--", color=colour, alpha=0.6, ms=4)
     ax.plot([], [], "k^--", alpha=0.6, ms=4, label="p95 (dashed)")
@@ -95,25 +98,30 @@ def latency_vs_batch(profile: Profile) -> bytes | None:
 
 
 def energy_by_model(profile: Profile) -> bytes | None:
-    recs = [r for r in profile.ok_records() if r.energy_j_per_item is not None]
-    if not recs:
+    points = [(r, r.energy_j_per_item) for r in profile.ok_records() if r.energy_j_per_item is not None]
+    if not points:
         return None
+    recs = [r for r, _ in points]
     models = _models(recs)
     batches = sorted({r.batch_size for r in recs})
     fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
     width = 0.8 / len(batches)
     for j, (b, colour) in enumerate(zip(batches, plotting.sequential(len(batches)), strict=True)):
-        xs, ys, lo, hi = [], [], [], []
+        xs: list[float] = []
+        ys: list[float] = []
+        lo: list[float] = []
+        hi: list[float] = []
         for i, m in enumerate(models):
-            r = next((r for r in recs if r.model == m and r.batch_size == b), None)
-            if r is None:
+            found = next((p for p in points if p[0].model == m and p[0].batch_size == b), None)
+            if found is None:
                 continue
-            ci = r.energy_j_per_item_ci95 or (r.energy_j_per_item, r.energy_j_per_item)
+            r, e = found
+            ci = r.energy_j_per_item_ci95 or (e, e)
             xs.append(i + (j - (len(batches) - 1) / 2) * width)
-            ys.append(r.energy_j_per_item)
-            lo.append(max(0.0, r.energy_j_per_item - ci[0]))
-            hi.append(max(0.0, ci[1] - r.energy_j_per_item))
+            ys.append(e)
+            lo.append(max(0.0, e - ci[0]))
+            hi.append(max(0.0, ci[1] - e))
         ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, label=f"batch {b}", color=colour)
     ax.set_xticks(range(len(models)), models)
     ax.set_yscale("log")
@@ -136,17 +144,18 @@ def changes(result: Result) -> bytes | None:
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     y = {p: i for i, p in enumerate(points)}
     for ax, th in zip(axes, metrics, strict=True):
-        rows = [r for r in result.rows if r.metric == th.metric and r.change is not None]
+        # (row, its change) of this metric's rows that have one
+        rows = [(r, r.change) for r in result.rows if r.metric == th.metric and r.change is not None]
         scale = 100 if th.relative else 1
-        for r in rows:
+        for r, change in rows:
             key = "crossed" if r.status == "ok" and r.crossed else r.status
-            ax.barh(y[r.point], r.change * scale, color=STATUS_COLOURS.get(key, "#78909c"), height=0.7)
-        if all(r.change == 0 for r in rows):
+            ax.barh(y[r.point], change * scale, color=STATUS_COLOURS.get(key, "#78909c"), height=0.7)
+        if all(change == 0 for _, change in rows):
             ax.text(0.5, 0.5, "no change at any point", transform=ax.transAxes, ha="center", va="center",
                     fontsize=plotting.SUBTITLE_FONTSIZE, color="#5f6b73")
         ax.axvline(th.value * scale, color="#c62828", ls="--", lw=1)
         ax.axvline(0, color="black", lw=0.6)
-        plotting.title(ax, plotting.estimate_tag(th.metric, any(r.estimate for r in rows)), small=True)
+        plotting.title(ax, plotting.estimate_tag(th.metric, any(r.estimate for r, _ in rows)), small=True)
         ax.set_xlabel(f"change, {'%' if th.relative else 'absolute'} (dashed: {th.text.split(':')[1]})", fontsize=8)
         plotting.grid(ax, axis="x")
         ax.tick_params(labelsize=8)

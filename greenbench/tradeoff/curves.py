@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from greenbench.methods import is_measurement
 from greenbench.profile import Profile
@@ -21,6 +23,8 @@ from greenbench.tradeoff.points import OperatingPoint, TradeoffError, operating_
 
 DEFAULT_MAX_RESIDUAL = 0.15  # a fit whose max relative residual or held-out error exceeds this is rejected
 
+FloatArray = NDArray[np.float64]
+
 
 @dataclass(frozen=True)
 class Form:
@@ -30,15 +34,15 @@ class Form:
     name: str
     expression: str
     params: tuple[str, ...]
-    f: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    guesses: Callable[[np.ndarray, np.ndarray], list[list[float]]]
+    f: Callable[[FloatArray, FloatArray], FloatArray]
+    guesses: Callable[[FloatArray, FloatArray], list[list[float]]]
     lower: tuple[float, ...]
     upper: tuple[float, ...]
-    denorm: Callable[[np.ndarray, float, float], np.ndarray]  # (theta, x_scale, y_scale)
+    denorm: Callable[[FloatArray, float, float], FloatArray]  # (theta, x_scale, y_scale)
     scaled_axis: str = "y"  # the axis divided by its geometric mean before fitting
 
 
-def _pos(x):
+def _pos(x: FloatArray) -> FloatArray:
     return np.maximum(x, 1e-300)
 
 
@@ -125,21 +129,23 @@ class Curve:
     candidates: tuple[Candidate, ...]
     log_y: bool  # interpolation space: log x always; log y for energy and latency
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x: ArrayLike) -> FloatArray:
         """y at x: the fitted form, or the interpolant (NaN outside the measured range: the
         interpolant never extrapolates)."""
-        x = np.asarray(x, dtype=float)
+        xa = np.asarray(x, dtype=float)
         if self.status == "fitted":
+            # fit_curve gives every fitted curve its form and parameters
+            assert self.form is not None and self.params is not None
             form = _FORMS[self.name][self.form]
-            return form.f(x, np.array([self.params[p] for p in form.params]))
+            return form.f(xa, np.array([self.params[p] for p in form.params]))
         if self.status == "interpolated":
             xs, ys = np.log(self.x), np.asarray(self.y)
             ys = np.log(ys) if self.log_y else ys
-            inside = (x >= self.x[0]) & (x <= self.x[-1])
-            v = np.interp(np.log(_pos(x)), xs, ys)
+            inside = (xa >= self.x[0]) & (xa <= self.x[-1])
+            v = np.interp(np.log(_pos(xa)), xs, ys)
             v = np.exp(v) if self.log_y else v
             return np.where(inside, v, np.nan)
-        return np.full(x.shape, np.nan)
+        return np.full(xa.shape, np.nan)
 
 
 _FORMS = {
@@ -149,11 +155,11 @@ _FORMS = {
 }
 
 
-def _rel(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _rel(pred: FloatArray, y: FloatArray) -> FloatArray:
     return (pred - y) / np.maximum(np.abs(y), 1e-12)
 
 
-def _fit_form(form: Form, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+def _fit_form(form: Form, x: FloatArray, y: FloatArray) -> FloatArray | None:
     """Least squares on relative residuals (values span decades); best of a few starts."""
     from scipy.optimize import least_squares
 
@@ -180,7 +186,7 @@ def _fit_form(form: Form, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     return theta if ok else None
 
 
-def _try_form(form: Form, x: np.ndarray, y: np.ndarray, tol: float) -> Candidate:
+def _try_form(form: Form, x: FloatArray, y: FloatArray, tol: float) -> Candidate:
     n, p = len(x), len(form.params)
     base = dict(form=form.name, expression=form.expression)
     if n < p + 1:  # n == p fits exactly whatever the data: no evidence for the form
@@ -223,7 +229,22 @@ def _try_form(form: Form, x: np.ndarray, y: np.ndarray, tol: float) -> Candidate
                      note=f"max residual {max_res:.1%}, leave-one-out error {loo:.1%}, both <= {tol:.0%}")
 
 
-def fit_curve(name: str, x, y, *, group: str | None = None, point_labels=(), energy_methods=(),
+class _CurveData(TypedDict):
+    """The fields every curve of ``fit_curve`` has, whatever its status."""
+
+    name: str
+    group: str | None
+    x_name: str
+    y_name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    point_labels: tuple[str, ...]
+    energy_methods: tuple[str, ...]
+    log_y: bool
+
+
+def fit_curve(name: str, x: ArrayLike, y: ArrayLike, *, group: str | None = None,
+              point_labels: Sequence[str] = (), energy_methods: Iterable[str] = (),
               max_residual: float = DEFAULT_MAX_RESIDUAL) -> Curve:
     """Try every candidate form of ``name``; keep the best validated one, else interpolate.
 
@@ -233,20 +254,20 @@ def fit_curve(name: str, x, y, *, group: str | None = None, point_labels=(), ene
     forms = _FORMS[name]
     x_name, y_name = _AXES[name]
     log_y = name != "accuracy_vs_energy"
-    x, y, point_labels = _merge_duplicates(np.asarray(x, float), np.asarray(y, float), list(point_labels))
-    common = dict(name=name, group=group, x_name=x_name, y_name=y_name, x=tuple(map(float, x)),
-                  y=tuple(map(float, y)), point_labels=tuple(point_labels),
-                  energy_methods=tuple(sorted(set(energy_methods))), log_y=log_y)
-    if len(x) < 2:
+    xs, ys, labels = _merge_duplicates(np.asarray(x, float), np.asarray(y, float), list(point_labels))
+    common = _CurveData(name=name, group=group, x_name=x_name, y_name=y_name, x=tuple(map(float, xs)),
+                        y=tuple(map(float, ys)), point_labels=tuple(labels),
+                        energy_methods=tuple(sorted(set(energy_methods))), log_y=log_y)
+    if len(xs) < 2:
         return Curve(**common, status="unavailable", form=None, expression=None, params=None,
                      residuals=None, max_residual=None, loo_max_error=None, candidates=(),
-                     reason=f"{len(x)} point(s): nothing to fit or interpolate")
-    cands = tuple(_try_form(f, x, y, max_residual) for f in forms.values())
+                     reason=f"{len(xs)} point(s): nothing to fit or interpolate")
+    cands = tuple(_try_form(f, xs, ys, max_residual) for f in forms.values())
     passed = [c for c in cands if c.passed]
     if passed:
         best = min(passed, key=lambda c: (c.loo_max_error is None,
                                           c.loo_max_error if c.loo_max_error is not None else c.max_residual,
-                                          len(c.params)))
+                                          len(forms[c.form].params)))
         return Curve(**common, status="fitted", form=best.form, expression=best.expression,
                      params=best.params, residuals=best.residuals, max_residual=best.max_residual,
                      loo_max_error=best.loo_max_error, candidates=cands,
@@ -266,7 +287,7 @@ _AXES = {
 }
 
 
-def _merge_duplicates(x: np.ndarray, y: np.ndarray, labels: list[str]):
+def _merge_duplicates(x: FloatArray, y: FloatArray, labels: list[str]) -> tuple[FloatArray, FloatArray, list[str]]:
     """Sort by x; points sharing an x become their mean (an interpolant needs distinct x)."""
     if not labels:
         labels = [""] * len(x)

@@ -8,23 +8,30 @@ said to be one, in the axis label and the title.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from greenbench import plotting
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.lines import Line2D
 
-def _energy_label(t) -> str:
+    from greenbench.tradeoff.curves import Curve, Tradeoff
+
+
+def _energy_label(t: Tradeoff) -> str:
     return f"energy per item (J, {t.energy}; method: {', '.join(t.energy_methods)})"
 
 
-def _caveat(t) -> str:
+def _caveat(t: Tradeoff) -> str:
     """A title suffix when some energy is not a meter reading."""
     caveat = plotting.energy_caveat(t.energy_methods)
     return f"  ({caveat})" if caveat else ""
 
 
-def _curve_line(ax, curve, color, label_prefix=""):
+def _curve_line(ax: Axes, curve: Curve, color: Any, label_prefix: str = "") -> None:
     """Draw a curve over its measured range: solid when fitted, dashed when interpolated."""
     if curve.status == "unavailable":
         return
@@ -35,7 +42,7 @@ def _curve_line(ax, curve, color, label_prefix=""):
             label=f"{label_prefix}{what}")
 
 
-def accuracy_vs_energy(t, base: Path) -> list[Path]:
+def accuracy_vs_energy(t: Tradeoff, base: Path) -> list[Path]:
     """Every measured point, the Pareto frontier, and the accuracy curve across model sizes."""
     fig = plotting.figure(10, 5.4)
     ax = fig.add_subplot()
@@ -63,7 +70,7 @@ def accuracy_vs_energy(t, base: Path) -> list[Path]:
     return plotting.save(fig, Path(base))
 
 
-def batch_curves(t, base: Path) -> list[Path]:
+def batch_curves(t: Tradeoff, base: Path) -> list[Path]:
     """Per model: batch latency and energy per item against batch size, points and curves.
     Nothing is written when no model was measured at two batch sizes or more."""
     groups = sorted({c.group for c in t.curves if c.group is not None})
@@ -74,9 +81,9 @@ def batch_curves(t, base: Path) -> list[Path]:
     fig = plotting.figure(12, 5.6)
     ax_l, ax_e = fig.subplots(1, 2)
     colours = plotting.colours(len(groups))
-    handles = []
+    handles: list[Line2D] = []
     for g, colour in zip(groups, colours, strict=True):
-        status = []
+        status: list[str] = []
         for ax, name, what in ((ax_l, "latency_vs_batch", "latency"), (ax_e, "energy_vs_batch", "energy")):
             c = next(c for c in t.curves if c.group == g and c.name == name)
             ax.scatter(c.x, c.y, color=colour, s=30, zorder=3)

@@ -32,7 +32,7 @@ class OperatingPoint:
     energy_j_per_item: float  # gross (what the meter saw) unless net was asked for
     energy_method: str  # one of greenbench.methods.METHODS; never "unavailable"
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, str, str, str]:
         return (self.model, self.batch_size, self.precision, self.device, self.label)
 
 
@@ -56,10 +56,11 @@ def _why_excluded(r: Record, latency_field: str, energy: str) -> str | None:
     """Why this record cannot be an operating point, or None when it can."""
     if r.status != "ok":
         return f"{r.status}" + (f": {r.error}" if r.error else "")
-    if not _finite(r.accuracy):
+    acc = r.accuracy
+    if acc is None or not math.isfinite(acc):
         return "accuracy missing"
-    if not 0.0 <= r.accuracy <= 1.0:
-        return f"accuracy {r.accuracy} outside [0, 1]"
+    if not 0.0 <= acc <= 1.0:
+        return f"accuracy {acc} outside [0, 1]"
     lat = getattr(r, latency_field)
     if not _finite(lat):
         return f"{latency_field} missing"
@@ -102,16 +103,16 @@ def operating_points(
     labels = [_label(r) for r in usable]
     if len(set(labels)) != len(labels):
         labels = [f"{r.ladder}/{_label(r)}" for r in usable]
-    points = [
-        OperatingPoint(
+    points: list[OperatingPoint] = []
+    for lab, r in zip(labels, usable, strict=True):
+        assert r.accuracy is not None  # _why_excluded let only records with an accuracy through
+        points.append(OperatingPoint(
             label=lab, model=r.model, batch_size=int(r.batch_size), precision=r.precision,
             device=r.device, params=r.params, accuracy=float(r.accuracy),
             latency_ms=float(getattr(r, lat_field)),
             energy_j_per_item=float(getattr(r, ENERGY_FIELD[energy])),
             energy_method=r.energy_method,
-        )
-        for lab, r in zip(labels, usable, strict=True)
-    ]
+        ))
     if len(set(p.label for p in points)) != len(points):
         raise TradeoffError("the profile holds the same operating point twice")
     if not points:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from greenbench.workloads.base import Score, Workload, WorkloadError, WorkloadSkipped
 
-__all__ = ["Score", "Workload", "WorkloadError", "WorkloadSkipped", "build_workload", "KINDS"]
+__all__ = ["KINDS", "Score", "Workload", "WorkloadError", "WorkloadSkipped", "build_workload"]
 
 
 def _build_embedded(**kwargs: Any) -> Workload:

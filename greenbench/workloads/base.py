@@ -9,8 +9,9 @@ barrier used at window edges).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from greenbench.errors import GreenbenchError
 
@@ -102,5 +103,5 @@ class Workload(ABC):
         """Model id and revision, dataset id and split, seeds: stored with each record."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- a workload holding no device memory need not override it
         """Free device memory before the next model is built."""

@@ -16,9 +16,10 @@ import random
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,8 +169,11 @@ def load_dataset(dataset: EmbeddedDataset, cache_dir: Path, on_note: Note = None
     if arrays is None:
         if on_note:
             on_note(f"generating MNIST-1D ({spec['num_samples']} samples, first use, cached afterwards)")
-        arrays = _generate(spec)
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        fresh = arrays = _generate(spec)
+        # By name, not **fresh: numpy's stubs would let a splatted dict fill savez's allow_pickle flag.
+        _atomic_write(
+            path, lambda f: np.savez(f, x=fresh["x"], y=fresh["y"], x_test=fresh["x_test"], y_test=fresh["y_test"])
+        )
     if len(arrays["x_test"]) == 0 or len(arrays["x"]) == 0:
         raise WorkloadError(f"dataset {spec} leaves an empty train or test split")
     return Mnist1d(arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], spec, path)
@@ -268,8 +272,9 @@ class EmbeddedWorkload(Workload):
     def _probe(self) -> None:
         """Run one tiny batch now so an unsupported dtype/device pair fails at build, in one line."""
         try:
+            model, x_test, _ = self._live()
             with torch.inference_mode():
-                out = self._model(self._x_test[:2])
+                out = model(x_test[:2])
             self.sync()
         except OUT_OF_MEMORY:
             raise  # not a dtype problem: the runner records it as out of memory

@@ -20,7 +20,8 @@ class HFWorkload(Workload):
 
     def __init__(self, name: str, model: nn.Module, params: int, precision: str, device: torch.device,
                  provenance: dict[str, Any]) -> None:
-        self._name, self._model, self._params = name, model, params
+        self._name, self._params = name, params
+        self._model: nn.Module | None = model  # None after close()
         self._precision, self._device = precision, device
         self._dtype = compute_dtype(precision, device)
         self._provenance = provenance

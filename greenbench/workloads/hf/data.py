@@ -45,8 +45,8 @@ def read_table(path: Path) -> list[dict[str, Any]]:
         except csv.Error as e:
             raise WorkloadError(f"dataset {path}: not valid {suffix[1:].upper()}: {e}") from None
         if rows and any(None in r for r in rows):  # more fields than the header names
-            line = next(i for i, r in enumerate(rows) if None in r) + 2
-            raise WorkloadError(f"dataset {path}: line {line} has more fields than the header")
+            lineno = next(i for i, r in enumerate(rows) if None in r) + 2
+            raise WorkloadError(f"dataset {path}: line {lineno} has more fields than the header")
     elif suffix == ".jsonl":
         rows = []
         for i, line in enumerate(text.splitlines(), 1):
@@ -60,9 +60,10 @@ def read_table(path: Path) -> list[dict[str, Any]]:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise WorkloadError(f"dataset {path}: not valid JSON at line {e.lineno}: {e.msg}") from None
-        rows = doc.get("data") if isinstance(doc, dict) else doc
-        if not isinstance(rows, list):
+        items = doc.get("data") if isinstance(doc, dict) else doc
+        if not isinstance(items, list):
             raise WorkloadError(f"dataset {path}: expected a JSON list of objects (or {{\"data\": [...]}})")
+        rows = items
     else:
         raise WorkloadError(f"dataset {path}: unknown file type {suffix or '(none)'}; "
                             f"use {', '.join(TABLE_SUFFIXES)}")

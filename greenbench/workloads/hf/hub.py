@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from greenbench.workloads.base import WorkloadError, WorkloadSkipped, out_of_memory_error
@@ -68,6 +69,9 @@ def quiet_transformers(allow_download: bool = False) -> Iterator[None]:
             tlog.enable_progress_bar()
 
 
+_OFFLINE_SWITCH = "HF_HUB_OFFLINE"
+
+
 @contextlib.contextmanager
 def hub_offline(offline: bool) -> Iterator[None]:
     """For loaders without ``local_files_only`` (timm, datasets): the hub client's offline switch."""
@@ -76,17 +80,20 @@ def hub_offline(offline: bool) -> Iterator[None]:
         return
     from huggingface_hub import constants
 
-    mods = [constants]
+    # The switch is a plain module global, read at call time: huggingface_hub.constants.HF_HUB_OFFLINE
+    # and datasets.config's copy of it. Set by name: sys.modules gives datasets.config as a bare
+    # ModuleType (and datasets may not be installed), so its attribute is invisible to the type checker.
+    mods: list[ModuleType] = [constants]
     if "datasets.config" in sys.modules:  # datasets copies the switch at import
         mods.append(sys.modules["datasets.config"])
-    before = [getattr(m, "HF_HUB_OFFLINE", False) for m in mods]
+    before = [getattr(m, _OFFLINE_SWITCH, False) for m in mods]
     for m in mods:
-        m.HF_HUB_OFFLINE = True
+        setattr(m, _OFFLINE_SWITCH, True)
     try:
         yield
     finally:
         for m, b in zip(mods, before, strict=True):
-            m.HF_HUB_OFFLINE = b
+            setattr(m, _OFFLINE_SWITCH, b)
 
 
 _HUB_MISSING = ("couldn't connect", "not a valid model identifier", "does not appear to have",

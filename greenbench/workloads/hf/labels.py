@@ -41,9 +41,9 @@ def map_labels(values: list[Any], id2label: dict, num_labels: int, where: str) -
     separators ignored), integers as indices. Returns (ids, how), ``how`` for provenance."""
     if not all(is_int_like(v) for v in values):
         index = label_index(id2label)
-        ids = [index.get(label_key(v)) for v in values]
-        if all(i is not None for i in ids):
-            return [int(i) for i in ids], "by name (model label2id)"
+        found = [i for i in (index.get(label_key(v)) for v in values) if i is not None]
+        if len(found) == len(values):
+            return found, "by name (model label2id)"
         unknown = sorted({str(v) for v in values if label_key(v) not in index})
         shown = ", ".join(repr(str(v)) for v in list(id2label.values())[:6])
         raise WorkloadError(f"dataset {where}: label(s) {unknown[:5]} match none of the model's labels "

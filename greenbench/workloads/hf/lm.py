@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -43,6 +44,15 @@ MAX_PROMPTS = 256  # distinct prompts staged; larger batches repeat them
 EVAL_CONTEXT_CAP = 1024  # perplexity windows: the model's context, at most this many tokens
 LOGITS_BUDGET_BYTES = 1 << 30  # evaluation batches are cut so their float32 logits stay under this
 PHASES = ("prefill",)
+
+
+class CausalLM(Protocol):
+    """What hf-lm uses of a transformers causal LM beyond ``nn.Module`` (its GenerationMixin part)."""
+
+    generation_config: Any
+
+    def generate(self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 generation_config: Any) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class LMWorkload(HFWorkload):
         # generate() fills every field we leave unset from the model's own generation_config
         # (repetition_penalty, no_repeat_ngram_size, bad_words_ids, a cache implementation...):
         # a blank one makes the measured request exactly the greedy one recorded here.
-        self._live().generation_config = GenerationConfig(pad_token_id=pad_id, eos_token_id=eos_id)
+        self._lm().generation_config = GenerationConfig(pad_token_id=pad_id, eos_token_id=eos_id)
         self._full, self._prefill = config(output_tokens), config(1)
         self._provenance["generation_config"] = {k: v for k, v in self._full.to_dict().items()
                                                  if k in ("do_sample", "num_beams", "max_new_tokens",
@@ -93,15 +103,20 @@ class LMWorkload(HFWorkload):
         assert self._prompts is not None
         return repeat_to(self._prompts, b).to(self._device)
 
+    def _lm(self) -> CausalLM:
+        # Loaded through AutoModelForCausalLM, so a GenerationMixin; nn.Module's __getattr__ would
+        # type generate and generation_config as Tensor | Module. Not kept in a second attribute:
+        # close() must drop the only reference.
+        return cast(CausalLM, self._live())
+
     def _generate(self, ids: torch.Tensor, config: Any) -> torch.Tensor:
-        model = self._live()
+        model = self._lm()
         return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
 
     def _step(self, batch_size: int, config: Any) -> Callable[[], Any]:
-        self._live()
+        model = self._lm()
         ids = self._stage(batch_size_arg(batch_size))
         mask = torch.ones_like(ids)  # prompts are exactly P tokens: nothing is padded
-        model = self._model
 
         @torch.inference_mode()
         def step() -> torch.Tensor:
@@ -175,7 +190,7 @@ class LMWorkload(HFWorkload):
         best: dict[int, tuple[float, int]] = {}
         best_norm: dict[int, tuple[float, int]] = {}
         first: dict[int, int] = {}
-        for k, (c, s) in enumerate(zip(choices, scores)):
+        for k, (c, s) in enumerate(zip(choices, scores, strict=True)):
             j = k - first.setdefault(c.question, k)  # index of the choice within its question
             if c.question not in best or s > best[c.question][0]:
                 best[c.question] = (s, j)
@@ -262,7 +277,8 @@ def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int
     return idx
 
 
-def multiple_choice_items(ds: HFDataset, allow_download: bool) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
+def multiple_choice_items(ds: HFDataset, allow_download: bool
+                          ) -> tuple[list[tuple[str, list[str], int]], dict[str, Any]]:
     cols = (ds.question_column, ds.choices_column, ds.answer_column)
     if ds.path is not None:
         path, prov = local_dataset(ds)
@@ -278,7 +294,7 @@ def multiple_choice_items(ds: HFDataset, allow_download: bool) -> tuple[list[tup
         where = f"{ds.id} {ds.split}"
         columns = [list(data[c]) for c in cols]
     items = []
-    for i, (q, ch, a) in enumerate(zip(*columns), 1):
+    for i, (q, ch, a) in enumerate(zip(*columns, strict=True), 1):
         choices = _choice_list(ch, where, i)
         labels = [str(x).strip() for x in ch.get("label", [])] if isinstance(ch, dict) else []
         if len(labels) == len(choices) and str(a).strip() in labels:

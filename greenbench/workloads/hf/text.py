@@ -7,8 +7,9 @@ in advance, so a timed step is the model's forward pass and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -9,8 +9,9 @@ seeded random images with random labels (for speed and energy only: accuracy is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,7 +136,7 @@ def _folder(ds: HFDataset, on_note: Note) -> Images:
              for c in classes]
     if not any(files):
         raise WorkloadError(f"dataset {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class sub-folders")
-    empty = [c for c, fs in zip(classes, files) if not fs]
+    empty = [c for c, fs in zip(classes, files, strict=True) if not fs]
     if empty and on_note:
         on_note(f"dataset {path}: class folder(s) {empty[:4]} hold no images (kept in the class order)")
     # Interleave the classes, so that a 'limit' keeps them balanced.
@@ -184,7 +185,8 @@ def _manual(size: int) -> Callable[[list], torch.Tensor]:
     def run(images: list) -> torch.Tensor:
         from PIL import Image
 
-        arr = np.stack([np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.float32) for im in images])
+        bilinear = Image.Resampling.BILINEAR
+        arr = np.stack([np.asarray(im.resize((size, size), bilinear), dtype=np.float32) for im in images])
         x = torch.from_numpy(arr).permute(0, 3, 1, 2) / 255.0
         return (x - mean) / std
 

@@ -86,3 +86,21 @@ def test_csv_export_is_long_form(tmp_path):
     assert df.loc[1, "energy_j_per_item"] == pytest.approx(0.2)
     assert df.loc[1, "energy_j_per_item_ci95_high"] == pytest.approx(0.22)
     assert df.loc[2, "status"] == "failed" and pd.isna(df.loc[2, "energy_j_per_item"])
+
+
+def test_unknown_keys_in_a_section_load_and_are_written_back(tmp_path):
+    """The sections beside the records were free-form once: a key from a newer greenbench (or a
+    hand edit) must neither fail the file nor be lost on the next save."""
+    import json
+
+    path = tmp_path / "p.json"
+    prof.save(make_profile(1), path)
+    doc = json.loads(path.read_text())
+    doc["provenance"]["gpu_firmware"] = "96.00.af"
+    doc["settings"]["future_option"] = 3
+    path.write_text(json.dumps(doc))
+    loaded = prof.load(path)
+    prof.save(loaded, path)
+    again = json.loads(path.read_text())
+    assert again["provenance"]["gpu_firmware"] == "96.00.af"
+    assert again["settings"]["future_option"] == 3

@@ -130,11 +130,12 @@ class _Section(BaseModel):
     field by assigning it (as ``IdleBaseline.add_warm`` does): a default list changed in place
     stays unwritten.
 
-    Unknown keys fail (one line naming the key), as they do in a record: such a key comes from a
-    newer greenbench or a hand edit, and dropping it silently on the next save would lose it.
-    ``Provenance`` is the exception (see there)."""
+    Unknown keys are kept and written back: these sections were free-form before they were
+    typed, so a key from a newer greenbench (or a hand edit) must neither fail the file nor be
+    dropped on the next save. (The records and the document's own top level refuse unknown keys,
+    as they always did.)"""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     @model_serializer(mode="wrap")
     def _given_keys_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

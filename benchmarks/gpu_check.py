@@ -280,18 +280,11 @@ def _wrap(line: str, width: int = 80) -> str:
 
 # ------------------------------------------------------------------ bare NVML and references
 
-_clock_module: Any = None
-
-
 def now() -> float:
-    """greenbench's clock (``perf_counter`` seconds; a simulated GPU replaces it), else perf_counter."""
-    global _clock_module
-    if _clock_module is None:
-        try:
-            from greenbench.meters import clock as _clock_module
-        except ImportError:  # an older greenbench without the seam
-            return time.perf_counter()
-    return _clock_module.now()
+    """greenbench's clock (``perf_counter`` seconds; a simulated GPU replaces it)."""
+    from greenbench.meters import clock
+
+    return clock.now()
 
 
 class BareNvml:
@@ -343,22 +336,6 @@ def probe_counter(counter: BareNvml, reads: int = 200, intervals: int = 6, timeo
     }
 
 
-def _warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float) -> None:
-    """At least one step and ``seconds`` of them, in chunks that each end in a sync: the host
-    queues GPU work ahead of the device, so a deadline on the host's clock alone would let a
-    whole launch queue (seconds of heavy steps) run past it."""
-    t0 = now()
-    step()
-    sync()
-    done = 1
-    while (elapsed := now() - t0) < seconds:
-        chunk = max(1, int((seconds - elapsed) * done / max(elapsed, 1e-9)))
-        for _ in range(chunk):
-            step()
-        sync()
-        done += chunk
-
-
 def reference_window(step: Callable[[], Any], sync: Callable[[], None], counter: BareNvml, steps: int,
                      warmup_s: float) -> dict:
     """``steps`` calls of ``step`` between two plain counter reads, each right after a sync.
@@ -366,7 +343,9 @@ def reference_window(step: Callable[[], Any], sync: Callable[[], None], counter:
     The warm-up (at least one step, ``warmup_s`` long) loads the GPU before the first read: a
     plain read returns the counter as of its last tick, so the part of a tick before the first
     read is charged to the window and must be at the same power as the work."""
-    _warm_up(step, sync, warmup_s)
+    from greenbench.measure.protocol import warm_up  # chunks that end in a sync (see there)
+
+    warm_up(step, sync, warmup_s, min_steps=1)
     e0 = counter.joules()
     t0 = now()
     for _ in range(steps):

@@ -46,7 +46,7 @@ from greenbench.measure.records import (
     flag_fixes,
 )
 from greenbench.measure.zoo import Ladder, model_dict
-from greenbench.meters.base import ESTIMATE, EnergyReading, Meter, MeterError
+from greenbench.meters.base import ESTIMATE, UNAVAILABLE, EnergyReading, Meter, MeterError
 from greenbench.workloads import (
     Workload,
     WorkloadError,
@@ -475,7 +475,7 @@ def _open_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device,
     info = headline.info()
     if not info.available:
         emit(Event("warning", f"{device.spec}: no energy meter ({info.reason}); energy will be null"))
-    elif info.method == "estimate":
+    elif info.method == ESTIMATE:
         emit(Event("warning", f"{device.spec}: energy is an estimate ({info.reason})"))
     if device.spec not in profile.idle:  # resumed: keep the baseline measured with the finished points
         profile.idle[device.spec] = _cold_idle(cfg.protocol.idle_s, device, headline, components, emit)
@@ -537,7 +537,7 @@ def _warm_idle(run: _DeviceRun, group: Group) -> None:
     """The idle baseline right after a model ran, which net energy uses: a GPU stays far above
     its cold idle for minutes after load. Not for an estimate (CodeCarbon's idle is its model)."""
     idle_s, meters, spec = run.cfg.protocol.idle_s, run.meters, run.device.spec
-    if idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, "unavailable"):
+    if idle_s <= 0 or not meters or meters[0].method in (ESTIMATE, UNAVAILABLE):
         return
     measured_utc = prof.utc_now()
     try:

@@ -435,6 +435,73 @@ def test_h_and_r_can_be_named_and_bad_names_are_one_clear_error():
         pricing.choose_points(ladder(), u, PricingOptions(accuracy_floor=0.99))
 
 
+def no_r(points, w_a=1.0, **opts) -> str:
+    with pytest.raises(PricingError) as e:
+        pricing.choose_points(points, users(a_min=0.5, a_sat=1.0, w_a=w_a), PricingOptions(**opts))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("no reduced point R below H = ")
+    return msg
+
+
+def test_no_r_names_each_point_and_the_constraint_the_user_set_that_excludes_it():
+    msg = no_r(ladder(), accuracy_floor=0.99)
+    assert msg.startswith("no reduced point R below H = xl (most accurate frontier point): ")
+    for label, acc in (("l", 0.93), ("m", 0.9), ("s", 0.8)):
+        assert f"{label} has accuracy {acc:g}, below --accuracy-floor 0.99" in msg
+    assert "dominated is not on the frontier (dominated by H)" in msg
+    assert "lower --accuracy-floor" in msg and "--latency-ceiling-ms" not in msg
+    assert "name R with --reduced (points using less energy than H: l, m, s, dominated)" not in msg  # cheaper only
+    assert "name R with --reduced (points using less energy than H: l, m, s)" in msg
+    msg = no_r(ladder(), latency_ceiling_ms=4.0)
+    assert "s has p95 latency 5 ms, above --latency-ceiling-ms 4" in msg and "raise --latency-ceiling-ms" in msg
+    assert "--accuracy-floor" not in msg
+
+
+def test_no_r_on_small_ladders_says_why_in_terms_of_the_profile_and_never_blames_unset_options():
+    # one point: nothing to reduce to
+    msg = no_r([point("only", 0.9, 10.0, 2.0)])
+    assert "H is the only point on the frontier" in msg and "no point of the profile uses less energy than H" in msg
+    assert "profile more models or batch sizes" in msg
+    # the other point is dominated by H
+    msg = no_r([point("best", 0.9, 5.0, 1.0), point("worse", 0.8, 10.0, 2.0)])
+    assert "H is the only point on the frontier; worse is not on the frontier (dominated by H)" in msg
+    assert "--premium" not in msg  # another H would leave no cheaper frontier point either
+    # H is the most accurate and the cheapest: the other frontier point is only faster, which is
+    # worth something only to users who weigh latency (w_A < 1)
+    pair = [point("slow", 0.9, 20.0, 1.0), point("fast", 0.9, 5.0, 3.0)]
+    msg = no_r(pair, w_a=0.5)
+    assert msg.startswith("no reduced point R below H = slow ")
+    assert "fast uses no less energy than H (3 against 1 J/item)" in msg
+    assert "choose H with --premium, e.g. --premium 'fast'" in msg
+    ch = pricing.choose_points(pair, users(a_min=0.5, a_sat=1.0, w_a=0.5), PricingOptions(premium="fast"))
+    assert ch.reduced.label == "slow"  # the suggestion works
+    assert "--premium" not in no_r(pair, w_a=1.0)  # accuracy alone: "slow" loses nothing below "fast"
+    # a cheaper point that loses no utility is a better H, not a reduced tier
+    msg = no_r([point("h", 0.9, 10.0, 2.0), point("twin", 0.9, 10.0, 1.0)], premium="h")
+    assert "twin saves energy and loses no utility" in msg and "make it H with --premium 'twin'" in msg
+    for msg in (no_r([point("only", 0.9, 10.0, 2.0)]), no_r(pair, w_a=0.5)):
+        assert "--accuracy-floor" not in msg and "--latency-ceiling-ms" not in msg and "--latency-slo-ms" not in msg
+
+
+def test_no_r_on_a_synthetic_profile_the_suggested_premium_gives_an_r():
+    from synthetic_profiles import make_profile
+
+    from greenbench.tradeoff.points import operating_points
+
+    points, _ = operating_points(make_profile(None, models={"small": 0.8}, batches=(1, 8)))
+    msg = no_r(points, w_a=0.5)
+    assert "small b1 fp32 cpu uses no less energy than H" in msg
+    assert "--premium 'small b1 fp32 cpu'" in msg
+    ch = pricing.choose_points(points, users(a_min=0.5, a_sat=1.0, w_a=0.5),
+                               PricingOptions(premium="small b1 fp32 cpu"))
+    assert ch.reduced.label == "small b8 fp32 cpu"
+    # many dominated points are counted, not listed one by one
+    many = [point("top", 0.99, 1.0, 0.1)] + [point(f"d{i}", 0.5, 10.0 + i, 1.0 + i) for i in range(20)]
+    msg = no_r(many)
+    assert "d0 is not on the frontier (dominated by H)" in msg and "d19 is not" not in msg
+    assert "more point(s) are not on the frontier" in msg
+
+
 # ---------------------------------------------------------------------------------------------
 # section 8 invariants
 

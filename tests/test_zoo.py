@@ -4,6 +4,10 @@ import pytest
 
 from greenbench.measure import zoo as zoo
 
+SHIPPED = ("mnist1d", "mnist1d-precisions", "sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc",
+           "gpu-check-vision", "gpu-check-gpt2")
+REPO_ZOO = Path(__file__).parent.parent / "model_zoo.yaml"
+
 
 def test_builtin_default_ladder_is_valid():
     lad = zoo.get_ladder(None, path=None)
@@ -12,10 +16,45 @@ def test_builtin_default_ladder_is_valid():
     assert lad.source == "built-in"
 
 
-def test_repository_zoo_file_is_valid():
-    path = Path(__file__).parent.parent / "model_zoo.yaml"
-    ladders = zoo.load_zoo(path)
-    assert "mnist1d" in ladders and len(ladders) > 1
+def test_repository_zoo_file_is_a_valid_example_that_adds_to_the_shipped_ladders():
+    own = zoo.parse_zoo(REPO_ZOO.read_text("utf-8"), str(REPO_ZOO))
+    assert list(own) == ["my-ladder"]  # the example, not a second copy of the shipped ladders
+    assert not set(own) & set(zoo.builtin_ladders())
+    ladders = zoo.load_zoo(REPO_ZOO)
+    assert set(SHIPPED) | {"my-ladder"} == set(ladders)
+    assert ladders["my-ladder"].source == str(REPO_ZOO) and ladders["sst2-bert"].source == zoo.BUILTIN_SOURCE
+
+
+def test_shipped_ladders_are_listed_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no model_zoo.yaml here
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+    assert zoo.default_zoo_path() is None
+    assert tuple(zoo.load_zoo()) == SHIPPED
+    assert zoo.get_ladder("sst2-bert").workload == "hf-text"
+
+
+def test_user_zoo_from_the_folder_or_the_environment_adds_to_the_shipped_ladders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(zoo.ZOO_ENV, raising=False)
+    (tmp_path / "model_zoo.yaml").write_text(GOOD)
+    assert set(zoo.load_zoo()) == {*SHIPPED, "tiny"}
+    other = tmp_path / "elsewhere.yaml"
+    other.write_text(GOOD.replace("tiny:", "tiny2:"))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(other))
+    assert set(zoo.load_zoo()) == {*SHIPPED, "tiny2"}
+
+
+def test_a_user_ladder_with_a_shipped_name_replaces_it_with_a_note(tmp_path):
+    notes: list[str] = []
+    path = write(tmp_path, GOOD.replace("tiny:", "mnist1d:"))
+    lad = zoo.get_ladder("mnist1d", path, on_note=notes.append)
+    assert lad.source == str(path) and lad.model_names() == "a, b"
+    assert notes == [f"{path}: ladder 'mnist1d' replaces the built-in ladder of that name"]
+    # a copy identical to the shipped one replaces it silently: nothing changes
+    notes.clear()
+    same = (Path(zoo.__file__).parent.parent / "data" / "builtin_zoo.yaml").read_text("utf-8")
+    lad = zoo.get_ladder("sst2-bert", write(tmp_path, same), on_note=notes.append)
+    assert notes == [] and lad.source == str(tmp_path / "zoo.yaml")
 
 
 GOOD = """
@@ -44,20 +83,28 @@ def test_user_ladder_loads_with_defaults(tmp_path):
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ("ladders: [unclosed", "not valid YAML at line 1"),
+        ("ladders: [unclosed", "not valid YAML at line 2, column 1: did not find expected ',' or ']' "
+                                "(while parsing a flow sequence started at line 1, column 10)"),
         ("just a string", "expected a mapping with a 'ladders' key"),
         (GOOD.replace("batch_sizes: [1, 8]", "batch_sizes: [1, 8]\n    batchsize: 3"),
-         "ladder 'tiny': batchsize: Extra inputs"),
+         "ladder 'tiny': unknown key 'batchsize' (did you mean 'batch_sizes'?)"),
+        (GOOD.replace("width: 4", "widht: 4"), "ladder 'tiny': models.1: unknown key 'widht' (did you mean 'width'?)"),
+        (GOOD.replace("batch_sizes: [1, 8]", "batch_sizes: [1, 8]\n    train: {step: 5}"),
+         "ladder 'tiny': train: unknown key 'step' (did you mean 'steps'?)"),
         (GOOD.replace("[1, 8]", "[0, 8]"), "ladder 'tiny': batch_sizes"),
         (GOOD.replace("[1, 8]", "[8, 8]"), "must not repeat"),
         (GOOD.replace("arch: linear", "arch: transformer"), "ladder 'tiny': models.0.arch"),
         (GOOD.replace("width: 4", "width: wide"), "models.1.width"),
         (GOOD.replace("workload: embedded", "workload: tpu-magic"), "ladder 'tiny': workload"),
+        (GOOD.replace("workload: embedded", "workload: embeded"), "(did you mean 'embedded'?)"),
+        (GOOD.replace("width: 4", "width: 0"), "models.1.width: Input should be greater than 0 (got 0)"),
         (GOOD.replace("name: b,", "name: a,"), "model names must be unique"),
         (GOOD + "    devices: [gpu0]\n", "unknown device 'gpu0'"),
         (GOOD.replace("version: 1", "version: 7"), "version 7 is not supported"),
         (GOOD.replace("version: 1", "version: 1\nextra: 1"), "unknown top-level key 'extra'"),
-        (GOOD.replace("tiny:", "mnist1d:"), "is built in"),
+        (GOOD.replace("version: 1", "version: 1\nladder: 1"),
+         "unknown top-level key 'ladder' (did you mean 'ladders'?)"),
+        (GOOD + GOOD.split("ladders:\n")[1], "key 'tiny' appears twice"),
     ],
 )
 def test_bad_zoo_gives_one_line_naming_file_ladder_and_key(tmp_path, text, expected):
@@ -78,8 +125,65 @@ def test_unknown_ladder_and_model(tmp_path):
         zoo.get_ladder("tiny", path).model("c")
 
 
+def test_unknown_names_suggest_the_one_meant(tmp_path):
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.get_ladder("sst2-bret", write(tmp_path, GOOD))
+    assert str(e.value) == "unknown ladder 'sst2-bret' (did you mean 'sst2-bert'?; `greenbench zoo` lists them)"
+    with pytest.raises(zoo.ZooError, match=r"has no model 'cnn16' \(did you mean 'cnn-16'\?; has: linear"):
+        zoo.get_ladder("mnist1d").model("cnn16")
+
+
+BAD_TWO = """
+version: 1
+ladders:
+  first:
+    workload: embedded
+    models: [{name: a, arch: linear, widht: 3}, {name: b, arch: cnn, width: 0}]
+    batch_size: [1]
+  fine:
+    workload: embedded
+    models: [{name: a, arch: linear}]
+    batch_sizes: [1]
+  second:
+    workload: hf-text
+    dataset: {pathh: x.csv}
+    models: [{name: m, id: x}]
+    batch_sizes: [1]
+"""
+
+
+def test_every_problem_of_every_ladder_is_reported_at_once(tmp_path):
+    path = write(tmp_path, BAD_TWO)
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.load_zoo(path)
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"{path}: 5 problems in 2 ladder(s):"
+    body = [line.strip() for line in lines[1:]]
+    assert body == [
+        f"{path}: ladder 'first': batch_sizes: missing (required)",
+        f"{path}: ladder 'first': models.0: unknown key 'widht' (did you mean 'width'?)",
+        f"{path}: ladder 'first': models.1.width: Input should be greater than 0 (got 0)",
+        f"{path}: ladder 'first': unknown key 'batch_size' (did you mean 'batch_sizes'?)",
+        f"{path}: ladder 'second': dataset: unknown key 'pathh' (did you mean 'path'?)",
+    ]
+    assert "more" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/b", "a\\\\b", ".hidden", "..", "x..y"])
+def test_ladder_names_must_be_safe_file_stems(tmp_path, name):
+    path = write(tmp_path, GOOD.replace("tiny:", f"{name!r}:"))
+    with pytest.raises(zoo.ZooError, match="a ladder name is a file stem") as e:
+        zoo.load_zoo(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_non_string_ladder_names_are_refused(tmp_path):
+    with pytest.raises(zoo.ZooError, match="is not text; quote it"):
+        zoo.load_zoo(write(tmp_path, GOOD.replace("tiny:", "123:")))
+
+
 def test_missing_zoo_file(tmp_path):
-    with pytest.raises(zoo.ZooError, match="cannot read the model zoo"):
+    with pytest.raises(zoo.ZooError, match=r"absent\.yaml: cannot read model zoo: no such file"):
         zoo.load_zoo(tmp_path / "absent.yaml")
 
 
@@ -89,9 +193,9 @@ def test_yaml_is_loaded_safely(tmp_path):
         zoo.load_zoo(write(tmp_path, evil))
 
 
-def test_hub_ladders_in_the_repository_zoo_are_valid_and_offline_safe():
-    path = Path(__file__).parent.parent / "model_zoo.yaml"
-    ladders = zoo.load_zoo(path)
+def test_shipped_hub_ladders_are_valid_and_offline_safe():
+    ladders = zoo.builtin_ladders()
+    assert tuple(ladders) == SHIPPED
     for name in ("sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc", "gpu-check-vision",
                  "gpu-check-gpt2"):
         lad = ladders[name]

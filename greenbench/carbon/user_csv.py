@@ -28,6 +28,7 @@ from greenbench.carbon.hourly import (
     iso_utc,
     zone_info,
 )
+from greenbench.safeload import InputError, read_text
 from greenbench.units import G_PER_KG, G_PER_LB
 
 # --- units and columns ----------------------------------------------------------------------
@@ -38,6 +39,7 @@ UNITS = {"g/kwh": 1.0, "kg/mwh": 1.0, "kg/kwh": G_PER_KG, "t/mwh": G_PER_KG,
          "lb/mwh": G_PER_LB / 1000.0, "lb/kwh": G_PER_LB}
 UNIT_LABELS = {"g/kwh": "g/kWh", "kg/mwh": "kg/MWh", "kg/kwh": "kg/kWh", "t/mwh": "t/MWh",
                "lb/mwh": "lb/MWh", "lb/kwh": "lb/kWh"}
+MAX_TRACE_BYTES = 64 * 2**20  # a year of an Electricity Maps export is ~1 MiB; this is decades of them
 PLAUSIBLE_MAX_G = 2000.0  # the dirtiest grids are ~1,100 gCO2e/kWh; above 2,000 the unit is wrong
 KG_LIKE_MAX = 2.0  # a column that never reaches 2 is kg/kWh, not the cleanest real grid in g/kWh
 EM_TIME = "Datetime (UTC)"
@@ -87,32 +89,36 @@ def load_csv(path, *, time_column: str | None = None, value_column: str | None =
     ``basis`` picks the LCA or direct column of an Electricity Maps file (default lca).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise _fail(str(p), "no such file", "give a CSV path or a bundled zone id")
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise _fail(str(p), f"cannot read ({e.__class__.__name__})", "save the CSV as UTF-8 text") from None
+        text = read_text(p, what="carbon trace", max_bytes=MAX_TRACE_BYTES)
+    except InputError as e:
+        raise TraceError(f"{e}; save the trace as a UTF-8 CSV file") from None
     zone = zone_info(tz, str(p))
     first = text.split("\n", 1)[0]
     delim = ";" if first.count(";") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delim)
-    header = [h.strip() for h in next(reader, [])]
-    if not any(header):
-        raise _fail(str(p), "empty file", "the first line must be a header such as time,intensity_gco2e_per_kwh")
-    tcol, vcol, fcol, basis = _columns(p, header, time_column, value_column, forecast_column, basis)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        if not any(header):
+            raise _fail(str(p), "empty file", "the first line must be a header such as time,intensity_gco2e_per_kwh")
+        tcol, vcol, fcol, basis = _columns(p, header, time_column, value_column, forecast_column, basis)
 
-    lines, times, values, forecasts = [], [], [], []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines, e.g. at the end of the file
-        if len(row) < len(header):
-            raise _fail(f"{p}:{reader.line_num}", f"{len(row)} fields, the header has {len(header)}",
-                        "every row needs a value for each column")
-        lines.append(reader.line_num)
-        times.append(row[tcol].strip())
-        values.append(row[vcol].strip())
-        forecasts.append(row[fcol].strip() if fcol is not None else "")
+        lines, times, values, forecasts = [], [], [], []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines, e.g. at the end of the file
+            if len(row) < len(header):
+                raise _fail(f"{p}:{reader.line_num}", f"{len(row)} fields, the header has {len(header)}",
+                            "every row needs a value for each column")
+            lines.append(reader.line_num)
+            times.append(row[tcol].strip())
+            values.append(row[vcol].strip())
+            forecasts.append(row[fcol].strip() if fcol is not None else "")
+    except csv.Error as e:  # a field over the csv module's size limit, a stray quote
+        raise _fail(f"{p}:{reader.line_num}", f"not CSV that can be read ({e})",
+                    "save the trace as plain CSV, one row per hour") from None
     if not lines:
         raise _fail(str(p), "no data rows", "add one row per hour below the header")
     line = np.array(lines)

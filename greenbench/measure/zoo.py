@@ -1,19 +1,23 @@
 """model_zoo.yaml -> validated ladders.
 
 A ladder is a task, a dataset, models from smallest to largest, batch sizes, precisions and
-devices; each combination is an operating point. YAML is loaded with ``yaml.safe_load``; every
-problem becomes a ``ZooError`` whose message is one line naming the file, the ladder and the key.
+devices; each combination is an operating point. The shipped ladders are installed with the
+package (``greenbench/data/builtin_zoo.yaml``); a user's zoo file adds to them, and replaces a
+shipped ladder of the same name. Files are read through ``greenbench.safeload`` (bounded size,
+nesting and aliases); every problem becomes a ``ZooError`` naming the file, the ladder and the
+key, all of a file's problems at once (one line each), with the key or ladder name meant.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,9 +29,11 @@ from pydantic import (
 )
 
 from greenbench.errors import GreenbenchError, OptionError
+from greenbench.safeload import InputError, load_yaml, read_text
 
 DEFAULT_LADDER = "mnist1d"
 ZOO_ENV = "GREENBENCH_ZOO"
+BUILTIN_SOURCE = "built-in"  # the source of the ladders installed with greenbench
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,7 @@ class _LadderBase(_Strict):
     precisions: tuple[str, ...] = ("fp32",)  # names of PRECISION_TABLE
     devices: tuple[str, ...] = ("auto",)
     trust_remote_code: bool = False
-    source: str = ""  # where the ladder was defined (file path or "built-in")
+    source: str = ""  # where the ladder was defined (file path or BUILTIN_SOURCE)
 
     @field_validator("batch_sizes")
     @classmethod
@@ -192,7 +198,10 @@ class _LadderBase(_Strict):
         for m in self.models:  # type: ignore[attr-defined]  # each workload's subclass declares models
             if m.name == name:
                 return m
-        raise ZooError(f"ladder {self.name!r} has no model {name!r} (has: {self.model_names()})")
+        names = [m.name for m in self.models]  # type: ignore[attr-defined]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}?; " if close else ""
+        raise ZooError(f"ladder {self.name!r} has no model {name!r} ({hint}has: {self.model_names()})")
 
     def model_names(self) -> str:
         return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]  # declared by the subclasses
@@ -207,7 +216,7 @@ class _LadderBase(_Strict):
         """
         model = self.model(model_name)
         dataset = self.dataset  # type: ignore[attr-defined]
-        base = Path(self.source).parent if self.source not in ("", "built-in") else None
+        base = Path(self.source).parent if self.source not in ("", BUILTIN_SOURCE) else None
         if base is not None:
             paths = {key: str(base / ref) for key in ("id", "tokenizer")
                      if isinstance(ref := getattr(model, key, None), str) and ref.startswith(("./", "../"))}
@@ -270,51 +279,151 @@ _LADDER = TypeAdapter(Ladder)
 WORKLOADS = ("embedded", "hf-text", "hf-vision", "hf-lm")
 
 
-def _format_error(source: str, ladder: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    parts = list(first["loc"])
-    if parts and parts[0] in WORKLOADS:  # the union's tag is not a key the user wrote
-        parts = parts[1:]
-    loc = ".".join(str(p) for p in parts) or "(ladder)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{source}: ladder {ladder!r}: {loc}: {first['msg']}{more}"
+MAX_ZOO_BYTES = 4 * 2**20  # a zoo of hundreds of ladders is ~100 KiB; anything near this is the wrong file
+_TOP_KEYS = ("version", "ladders")
+_LADDER_CLASSES: dict[str, type[_LadderBase]] = {
+    "embedded": EmbeddedLadder, "hf-text": TextLadder, "hf-vision": VisionLadder, "hf-lm": LMLadder}
+_INTERNAL_KEYS = {"name", "source"}  # set by greenbench from the ladder's key and the file, not written
+
+
+def _did_you_mean(word: object, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(cls: type[BaseModel], parts: Sequence[object]) -> type[BaseModel] | None:
+    """The pydantic model class found at ``parts`` below ``cls`` (list indices skipped), or None."""
+    cur: Any = cls
+    for part in parts:
+        if isinstance(part, int):
+            continue  # an item of a tuple: its type was taken with the field's
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)) or part not in cur.model_fields:
+            return None
+        cur = _inner_model(cur.model_fields[str(part)].annotation)
+    return cur if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The model class in a field's type (``X``, ``X | None``, ``tuple[X, ...]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _error_lines(source: str, ladder: str, cls: type[_LadderBase], err: ValidationError) -> list[str]:
+    """One line per problem pydantic found in a ladder, each naming the file, ladder and key."""
+    lines = []
+    errors = err.errors()
+    for e in errors:
+        parts = list(e["loc"])
+        n = len(e["loc"])
+        if e["type"] == "too_short" and any(len(o["loc"]) > n and o["loc"][:n] == e["loc"] for o in errors):
+            continue  # "at least 1 item" only because its items failed, which are said already
+        if parts and parts[0] in WORKLOADS:  # the union's tag is not a key the user wrote
+            parts = parts[1:]
+        if e["type"] == "extra_forbidden":
+            key, parent = parts[-1], parts[:-1]
+            model = _model_at(cls, parent)
+            allowed = [f for f in (model.model_fields if model else ()) if not (model is cls and f in _INTERNAL_KEYS)]
+            where = ".".join(map(str, parent))
+            problem = f"unknown key {key!r}{_did_you_mean(key, allowed)}"
+            lines.append(f"{source}: ladder {ladder!r}: {where + ': ' if where else ''}{problem}")
+            continue
+        loc = ".".join(str(p) for p in parts) or "(ladder)"
+        if e["type"] == "missing":
+            problem = "missing (required)"
+        else:
+            problem = e["msg"].removeprefix("Value error, ")
+            given = e.get("input")
+            if isinstance(given, (str, int, float)) and not isinstance(given, bool) and len(repr(given)) <= 40:
+                problem += f" (got {given!r})"
+        lines.append(f"{source}: ladder {ladder!r}: {loc}: {problem}")
+    return lines
+
+
+def check_ladder_name(name: object) -> str | None:
+    """Why ``name`` cannot name a ladder, or None. Profiles are named after ladders, so a name is a
+    safe file stem: a string, no path separators, no '..', no leading '.', no control characters."""
+    if not isinstance(name, str):
+        return f"the name {name!r} is not text; quote it"
+    if not name.strip():
+        return "the name is empty"
+    if "/" in name or "\\" in name or ".." in name or name.startswith(".") or any(ord(c) < 32 for c in name):
+        return "a ladder name is a file stem: no '/', '\\', '..', leading '.' or control characters"
+    if len(name) > 100:
+        return "a ladder name is a file stem of at most 100 characters"
+    return None
+
+
+def _parse_ladder(name: object, body: object, source: str) -> tuple[Ladder | None, list[str]]:
+    """One ladder of a zoo file, or the lines saying everything wrong with it."""
+    bad_name = check_ladder_name(name)
+    if bad_name:
+        return None, [f"{source}: ladder {name!r}: {bad_name}"]
+    assert isinstance(name, str)
+    if not isinstance(body, dict):
+        return None, [f"{source}: ladder {name!r}: expected a mapping of keys"]
+    workload = body.get("workload")
+    if workload not in WORKLOADS:
+        given = "missing" if workload is None else f"{workload!r} is not one of {', '.join(WORKLOADS)}"
+        hint = _did_you_mean(workload, WORKLOADS) if isinstance(workload, str) else ""
+        return None, [f"{source}: ladder {name!r}: workload: {given}{hint}"]
+    try:
+        return _LADDER.validate_python({**body, "name": name, "source": source}), []
+    except ValidationError as e:
+        return None, _error_lines(source, name, _LADDER_CLASSES[workload], e)
+    except TypeError as e:  # e.g. a key that is not a string
+        return None, [f"{source}: ladder {name!r}: {e}"]
 
 
 def parse_zoo(text: str, source: str) -> dict[str, Ladder]:
-    """Parse a zoo document (YAML text) into ladders; ``source`` names it in errors."""
+    """Parse a zoo document (YAML text) into ladders; ``source`` names it in errors.
+
+    Every problem of every ladder is found before anything is raised: one ZooError whose message
+    has a line per problem (a single line when there is one), each naming file, ladder and key."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or "not valid YAML"
-        raise ZooError(f"{source}: not valid YAML{where}: {problem}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("ladders"), dict):
-        raise ZooError(f"{source}: expected a mapping with a 'ladders' key")
-    unknown = set(doc) - {"version", "ladders"}
-    if unknown:
-        raise ZooError(f"{source}: unknown top-level key {sorted(unknown)[0]!r} (allowed: version, ladders)")
+        doc = load_yaml(text, source)
+    except InputError as e:
+        raise ZooError(str(e)) from None
+    if not isinstance(doc, dict) or "ladders" not in doc:
+        raise ZooError(f"{source}: expected a mapping with a 'ladders' key (see `greenbench zoo` and the "
+                       "example model_zoo.yaml)")
+    problems: list[str] = []
+    bad: set[str] = set()  # the ladders with a problem
+    for key in doc:
+        if key not in _TOP_KEYS:
+            problems.append(f"{source}: unknown top-level key {key!r}{_did_you_mean(key, _TOP_KEYS)} "
+                            f"(allowed: {', '.join(_TOP_KEYS)})")
     if doc.get("version", 1) != 1:
-        raise ZooError(f"{source}: version {doc.get('version')!r} is not supported (expected 1)")
+        problems.append(f"{source}: version {doc.get('version')!r} is not supported (expected 1)")
+    body_of = doc["ladders"] if doc["ladders"] is not None else {}  # `ladders:` with every ladder commented out
+    if not isinstance(body_of, dict):
+        problems.append(f"{source}: 'ladders' must map ladder names to ladders")
+        body_of = {}
     ladders: dict[str, Ladder] = {}
-    for name, body in doc["ladders"].items():
-        if not isinstance(body, dict):
-            raise ZooError(f"{source}: ladder {name!r}: expected a mapping of keys")
-        try:
-            if body.get("workload") not in WORKLOADS:
-                raise ZooError(f"{source}: ladder {name!r}: workload: {body.get('workload')!r} is not "
-                               f"one of {', '.join(WORKLOADS)}")
-            ladders[str(name)] = _LADDER.validate_python({**body, "name": str(name), "source": source})
-        except ValidationError as e:
-            raise ZooError(_format_error(source, str(name), e)) from None
-        except TypeError as e:  # e.g. a key that is not a string
-            raise ZooError(f"{source}: ladder {name!r}: {e}") from None
+    for name, body in body_of.items():
+        ladder, found = _parse_ladder(name, body, source)
+        if found:
+            problems.extend(found)
+            bad.add(str(name))
+        elif ladder is not None:
+            ladders[name] = ladder
+    if len(problems) == 1:
+        raise ZooError(problems[0])
+    if problems:
+        head = f"{source}: {len(problems)} problems" + (f" in {len(bad)} ladder(s)" if bad else "") + ":"
+        raise ZooError("\n".join([head, *(f"  {line}" for line in problems)]))
     return ladders
 
 
 def builtin_ladders() -> dict[str, Ladder]:
+    """The ladders installed with greenbench (greenbench/data/builtin_zoo.yaml), from any folder."""
     text = resources.files("greenbench.data").joinpath("builtin_zoo.yaml").read_text("utf-8")
-    return parse_zoo(text, "built-in")
+    return parse_zoo(text, BUILTIN_SOURCE)
 
 
 def default_zoo_path() -> Path | None:
@@ -326,28 +435,46 @@ def default_zoo_path() -> Path | None:
     return here if here.is_file() else None
 
 
-def load_zoo(path: Path | None = None) -> dict[str, Ladder]:
-    """Built-in ladders plus those of ``path`` (or the default zoo file)."""
-    ladders = builtin_ladders()
+def _definition(ladder: _LadderBase) -> dict[str, Any]:
+    return ladder.model_dump(mode="json", exclude={"source"})
+
+
+def load_zoo(path: Path | None = None, on_note: Callable[[str], None] | None = None) -> dict[str, Ladder]:
+    """The built-in ladders plus those of ``path`` (or the default zoo file).
+
+    A user's ladder with a built-in ladder's name replaces it: a user who copies a shipped ladder
+    into their zoo to change it means theirs (as a user's config overrides a default one); when the
+    two differ, ``on_note`` is told, so that the replacement is never silent."""
+    ladders: dict[str, Ladder] = dict(builtin_ladders())
     path = path if path is not None else default_zoo_path()
     if path is None:
         return ladders
     try:
-        text = Path(path).read_text("utf-8")
-    except OSError as e:
-        raise ZooError(f"{path}: cannot read the model zoo: {e.strerror or e}") from None
+        text = read_text(path, what="model zoo", max_bytes=MAX_ZOO_BYTES)
+    except InputError as e:
+        raise ZooError(str(e)) from None
     for name, ladder in parse_zoo(text, str(path)).items():
-        if name in ladders:
-            raise ZooError(f"{path}: ladder {name!r} is built in; give yours another name")
+        shipped = ladders.get(name)
+        if shipped is not None and on_note is not None and _definition(shipped) != _definition(ladder):
+            on_note(f"{path}: ladder {name!r} replaces the built-in ladder of that name")
         ladders[name] = ladder
     return ladders
 
 
-def get_ladder(name: str | None, path: Path | None = None) -> Ladder:
-    ladders = load_zoo(path)
+def unknown_ladder(name: str, known: Iterable[str]) -> ZooError:
+    """The error for a ladder name that is not in the zoo, with the closest known one."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return ZooError(f"unknown ladder {name!r} ({hint}; `greenbench zoo` lists them)")
+
+
+def get_ladder(name: str | None, path: Path | None = None,
+               on_note: Callable[[str], None] | None = None) -> Ladder:
+    ladders = load_zoo(path, on_note)
     name = name or DEFAULT_LADDER
     if name not in ladders:
-        raise ZooError(f"unknown ladder {name!r} (known: {', '.join(sorted(ladders))})")
+        raise unknown_ladder(name, ladders)
     return ladders[name]
 
 

@@ -34,7 +34,7 @@ from greenbench.price.users import (
     Users,
     load_users,
 )
-from greenbench.tradeoff.points import OperatingPoint, operating_points, pareto_front
+from greenbench.tradeoff.points import OperatingPoint, dominates, operating_points, pareto_front
 from greenbench.units import G_PER_TONNE, J_PER_KWH  # also read as pricing.J_PER_KWH
 
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
@@ -220,6 +220,72 @@ def _rank_utility(users: Users, u: np.ndarray, rank_by: str | None) -> tuple[np.
     return u[rows[0]], f"utility of user type {rank_by!r}"
 
 
+NAMED_POINTS_MAX = 10  # points an explanation names one by one; a whole large ladder would not be read
+
+
+def no_reduced_point(h: OperatingPoint, h_how: str, points: list[OperatingPoint], front: list[OperatingPoint],
+                     ranking: list[Ranked], opts: PricingOptions, rank_u: dict[str, float]) -> PricingError:
+    """Why no point of this profile can be R, point by point, and what would make one: the error
+    of ``choose_points`` when no frontier point is eligible. Only options the user set are named.
+    ``rank_u`` is the ranking utility of every point by label (to tell which other H would work)."""
+    stat = f"{opts.latency} latency"
+    why: list[str] = []
+    fixes: list[str] = []
+    if not ranking:
+        why.append("H is the only point on the frontier")
+    for r in ranking:
+        p = r.point
+        if r.reason.startswith("uses no less energy"):
+            why.append(f"{p.label} uses no less energy than H ({p.energy_j_per_item:.3g} against "
+                       f"{h.energy_j_per_item:.3g} J/item)")
+        elif r.reason.startswith("loses no utility"):
+            why.append(f"{p.label} saves energy and loses no utility (a better H than a reduced tier)")
+            fixes.append(f"make it H with --premium {p.label!r}")
+        elif r.reason.startswith("accuracy below"):
+            why.append(f"{p.label} has accuracy {p.accuracy:.3g}, below --accuracy-floor {opts.accuracy_floor:g}")
+            fixes.append("lower --accuracy-floor")
+        elif r.reason.startswith("latency above"):
+            why.append(f"{p.label} has {stat} {p.latency_ms:.3g} ms, above --latency-ceiling-ms "
+                       f"{opts.latency_ceiling_ms:g}")
+            fixes.append("raise --latency-ceiling-ms")
+        else:
+            why.append(f"{p.label}: {r.reason}")
+    on_front = {p.label for p in front}
+    off = [p for p in points if p.label not in on_front and p.label != h.label]
+    named = off[:max(0, NAMED_POINTS_MAX - len(why))]
+    for p in named:  # a dominated point is dominated by a frontier point (dominance is transitive)
+        by = h if dominates(h, p) else next(q for q in front if dominates(q, p))
+        why.append(f"{p.label} is not on the frontier (dominated by {'H' if by is h else by.label})")
+    if len(off) > len(named):
+        why.append(f"{len(off) - len(named)} more point(s) are not on the frontier")
+    if all(p.energy_j_per_item >= h.energy_j_per_item for p in points):
+        why.append("no point of the profile uses less energy than H")
+    fixes.append("profile more models or batch sizes, so that a point uses less energy than H at some cost in "
+                 "accuracy or latency")
+    # another H helps only where some frontier point would be eligible below it: less energy, some
+    # utility lost, within the floor and ceiling the user set (the same tests as the ranking's)
+    def within(f: OperatingPoint) -> bool:
+        return ((opts.accuracy_floor is None or f.accuracy >= opts.accuracy_floor)
+                and (opts.latency_ceiling_ms is None or f.latency_ms <= opts.latency_ceiling_ms))
+
+    def below(q: OperatingPoint) -> bool:
+        return any(f.label != q.label and f.energy_j_per_item < q.energy_j_per_item
+                   and rank_u[f.label] < rank_u[q.label] and within(f) for f in front)
+
+    other_h = [q for q in sorted(points, key=lambda q: (q.label not in on_front, q.sort_key()))
+               if q.label != h.label and below(q)]
+    if other_h:
+        fixes.append(f"choose H with --premium, e.g. --premium {other_h[0].label!r} (below it the frontier "
+                     "holds a point that uses less energy at a loss of utility)")
+    cheaper = [p.label for p in points if p.energy_j_per_item < h.energy_j_per_item]
+    if cheaper:
+        fixes.append(f"name R with --reduced (points using less energy than H: {', '.join(cheaper[:5])}"
+                     f"{', ...' if len(cheaper) > 5 else ''})")
+    fixes = list(dict.fromkeys(fixes))  # each fix once, in the order found
+    return PricingError(f"no reduced point R below H = {h.label} ({h_how}): {'; '.join(why)}. "
+                        f"To make one: {'; or '.join(fixes)}")
+
+
 def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptions,
                   excluded: tuple[str, ...] = ()) -> Choice:
     """H and R by §7: H the most accurate frontier point within the SLO; R the frontier point with
@@ -280,14 +346,10 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         r_how = "named (--reduced)"
     else:
         if not eligible:
-            counts: dict[str, int] = {}
-            for rk in ranking:
-                key = rk.reason.split(" (")[0]
-                counts[key] = counts.get(key, 0) + 1
-            why = "; ".join(f"{k}: {n}" for k, n in counts.items()) or "H is the only frontier point"
-            raise PricingError(f"no reduced point R among the {len(ranking)} other frontier point(s) ({why}): "
-                               "relax --accuracy-floor or --latency-ceiling-ms, set --latency-slo-ms, or name one "
-                               "with --reduced")
+            u_points, _ = _rank_utility(users, utility(users, b, acc, lat, opts.utility_shape, opts.utility_k),
+                                        opts.rank_by)
+            rank_u = {p.label: float(x) for p, x in zip(points, u_points, strict=True)}
+            raise no_reduced_point(h, h_how, points, front, ranking, opts, rank_u)
         r_point = eligible[0].point
         r_how = "best ranked: most energy saved per unit of utility lost"
     return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded))

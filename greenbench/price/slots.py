@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from greenbench.errors import GreenbenchError
+from greenbench.safeload import InputError, read_text
 from greenbench.units import S_PER_DAY, S_PER_HOUR
 
 FORECASTS = ("auto", "perfect", "persistence", "column")
@@ -207,14 +208,21 @@ def demand_for(trace, spec: str) -> np.ndarray:
     return d / d.mean()
 
 
+MAX_DEMAND_BYTES = 2**20  # 24 rows of hour,weight are a few hundred bytes
+
+
 def read_demand_csv(path: str) -> np.ndarray:
     """A demand profile: CSV with columns hour (0-23, local) and weight (>= 0), 24 rows."""
     p = Path(path)
     try:
-        rows = list(csv.DictReader(p.read_text("utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SlotError(f"{p}: cannot read demand profile ({getattr(e, 'strerror', None) or e}); "
-                        "give 'flat' or a CSV with columns hour,weight") from None
+        text = read_text(p, what="demand profile", max_bytes=MAX_DEMAND_BYTES)
+    except InputError as e:
+        raise SlotError(f"{e}; give 'flat' or a CSV with columns hour,weight") from None
+    try:
+        rows = list(csv.DictReader(text.splitlines()))
+    except csv.Error as e:  # e.g. a field over the csv module's size limit, an unclosed quote
+        raise SlotError(f"{p}: not a CSV file that can be read ({e}); give 'flat' or a CSV with columns "
+                        "hour,weight") from None
     if not rows or not {"hour", "weight"} <= set(rows[0]):
         raise SlotError(f"{p}: a demand profile needs the columns hour,weight (24 rows, local hours 0-23)")
     w = np.full(24, np.nan)

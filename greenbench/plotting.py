@@ -99,17 +99,29 @@ def date_axis(ax: Axes) -> None:
 
 # --- files ----------------------------------------------------------------------------------------
 
-def save(fig: Figure, base: Path | str) -> list[Path]:
-    """Write ``<base>.png`` and ``<base>.svg`` and return both paths; an OSError is the caller's
-    to turn into its own one-line error. SVG text stays text (searchable, smaller), and a rerun
-    writes the same bytes (no date, fixed element ids)."""
+def render(fig: Figure) -> dict[str, bytes]:
+    """The figure as PNG and SVG bytes, keyed by suffix (".png", ".svg"), drawn in memory so that a
+    caller can write every file of a set only once all of them have been drawn. SVG text stays
+    text (searchable, smaller), and a rerun gives the same bytes (no date, fixed element ids)."""
     from matplotlib import rc_context
 
-    base = Path(base)
-    paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)
+    svg = io.BytesIO()
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "greenbench"}):  # fixed ids, same file
-        fig.savefig(paths[1], format="svg", metadata=SVG_METADATA)
+        fig.savefig(svg, format="svg", metadata=SVG_METADATA)
+    return {".png": png.getvalue(), ".svg": svg.getvalue()}
+
+
+def save(fig: Figure, base: Path | str) -> list[Path]:
+    """Write ``<base>.png`` and ``<base>.svg`` (see ``render``) and return both paths; an OSError
+    is the caller's to turn into its own one-line error."""
+    base = Path(base)
+    paths = []
+    for suffix, data in render(fig).items():
+        path = base.with_suffix(suffix)
+        path.write_bytes(data)
+        paths.append(path)
     return paths
 
 

@@ -24,13 +24,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "greenbench"
 UI_LIBRARIES = ("typer", "rich", "click")
 ANALYSIS = ("tradeoff", "price", "compare", "report", "carbon")
-MEASURING = ("measure", "meters", "workloads")
+MEASURING = ("measure", "meters", "workloads", "serving")
 TOP = "(top)"  # errors, units, methods, stats, the version: every stage may import them
 # What each package may import besides the top level: the table of docs/architecture.md.
 ALLOWED = {
     TOP: (),
     "measure": ("meters", "workloads", "profile", "carbon"),
     "meters": (),
+    "serving": (),
     "workloads": ("measure.zoo",),  # the validated ladder entries, nothing else of measuring
     "profile": (),
     "carbon": (),

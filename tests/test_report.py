@@ -93,10 +93,10 @@ def test_cli_report(tmp_path):
     out = tmp_path / "rep"
     res = runner.invoke(app, ["report", str(cand), "--baseline", str(base), "--out", str(out)])
     assert res.exit_code == 0, res.output  # a report is not a gate
-    assert res.stdout.strip().splitlines() == [
-        res.stdout.strip().splitlines()[0], str(out / "report.html")]
+    # the verdict is the result (stdout); what was written is a note (stderr)
+    assert len(res.stdout.strip().splitlines()) == 1
     assert res.stdout.startswith("1 regression: large b64 fp32 cpu latency_p95_ms +50.0%")
-    assert (out / "changes.png").exists() and "wrote" in res.stderr
+    assert (out / "changes.png").exists() and f"wrote {out / 'report.html'}" in res.stderr
 
 
 def test_cli_report_bad_input(tmp_path):
@@ -147,3 +147,44 @@ def test_a_profile_with_no_points_is_one_line_not_a_traceback(tmp_path):
     empty.write_text(json.dumps(doc))
     res = CliRunner().invoke(app, ["report", str(empty), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "no operating point" in res.output and "Traceback" not in res.output
+
+
+def test_energy_by_model_is_points_on_a_log_axis():
+    """Bars on a log axis start from an arbitrary floor (a 1/1440 ratio looked like 1/4): markers
+    instead, at each point's value, with its 95% interval."""
+    from greenbench.report import plots
+
+    p = make_profile(1)
+    fig = plots.energy_by_model_figure(p)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.patches) == 0  # no bars
+    drawn = sorted(float(y) for line in ax.get_lines() if line.get_marker() in tuple(plots.MARKERS)
+                   for y in line.get_ydata())  # the markers (not the whisker caps, nor the guide lines)
+    assert drawn == pytest.approx(sorted(r.energy_j_per_item for r in p.records))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["small", "medium", "large"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["batch 1", "batch 8", "batch 64"]
+
+
+def test_quick_against_full_is_said_first(tmp_path):
+    full = make_profile(2, cv=0.03)
+    quick = make_profile(3, cv=0.03, quick=True)
+    rep = report.write_report(quick, tmp_path / "q", profile_name="q.json", baseline=full, baseline_name="full.json")
+    assert rep.protocol_warning == ("the baseline full.json is a full profile and q.json a quick one: short windows "
+                                    "shift latency and energy, so the changes may be the protocol's, not the code's; "
+                                    "compare a quick profile with a quick baseline and a full one with a full one")
+    assert rep.comparison is not None and rep.comparison.warnings[0] == rep.protocol_warning
+    html = rep.html_path.read_text("utf-8")
+    assert html.count("a full profile and q.json a quick one") == 1  # once, as a banner ...
+    assert html.index("Not like with like:") < html.index('class="verdict')  # ... above the verdict
+    same = report.write_report(quick, tmp_path / "s", profile_name="q.json", baseline=quick, baseline_name="b.json")
+    assert same.protocol_warning is None and "Not like with like" not in same.html_path.read_text("utf-8")
+
+
+def test_cli_report_warns_quick_against_full_in_one_line(tmp_path):
+    base, cand = tmp_path / "full.json", tmp_path / "quick.json"
+    prof.save(make_profile(2, cv=0.03), base)
+    prof.save(make_profile(3, cv=0.03, quick=True), cand)
+    res = runner.invoke(app, ["report", str(cand), "--baseline", str(base), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if "a full profile and" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: the baseline") and "quick one" in lines[0]

@@ -321,6 +321,113 @@ def test_output_folder_that_is_a_file(tmp_path):
         write_outputs(fit(law_profile()), tmp_path / "f", plots=False)
 
 
+def _files(folder):
+    return {f.name: f.read_bytes() for f in folder.iterdir()} if folder.exists() else {}
+
+
+def _huge_energy():
+    """A fit of energies near the largest float: finite, but no log axis can draw them."""
+    p = law_profile()
+    for r in p.records:
+        r.energy_j_per_item = 1e308
+    return fit(p)
+
+
+def test_outputs_are_all_written_or_none(tmp_path):
+    import dataclasses
+
+    t = fit(law_profile())
+    out = tmp_path / "fresh"
+    with pytest.raises(TradeoffError, match="cannot draw"):
+        write_outputs(_huge_energy(), out)
+    assert not out.exists()  # not even the folder: nothing was written
+    bad = dataclasses.replace(t, points=[dataclasses.replace(t.points[0], batch_size=0), *t.points[1:]])
+    with pytest.raises(TradeoffError, match="batch size 0; a batch holds at least one item"):
+        write_outputs(bad, out)
+    assert not out.exists()
+    # over an earlier fit's files, a failure leaves them byte for byte
+    done = tmp_path / "done"
+    written = write_outputs(t, done)
+    assert {w.name for w in written} == {"tradeoff.json", "tradeoff.csv", "curves.csv", "accuracy_vs_energy.png",
+                                         "accuracy_vs_energy.svg", "batch_curves.png", "batch_curves.svg"}
+    before = _files(done)
+    with pytest.raises(TradeoffError):
+        write_outputs(_huge_energy(), done)
+    assert _files(done) == before
+
+
+def test_a_write_failure_midway_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    import os
+
+    t = fit(law_profile())
+    done = tmp_path / "done"
+    write_outputs(t, done, plots=False)
+    before = _files(done)
+    real = os.fdopen
+    calls = []
+
+    def fail_third(fd, *a, **kw):  # the disk fills up at the third file
+        calls.append(fd)
+        if len(calls) == 3:
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real(fd, *a, **kw)
+
+    monkeypatch.setattr(os, "fdopen", fail_third)
+    with pytest.raises(TradeoffError, match="cannot write: No space left on device"):
+        write_outputs(fit(law_profile(batches=(1, 4, 16))), done, plots=False)
+    assert _files(done) == before  # the old set, and no temporary file left behind
+
+
+def test_a_rerun_without_batch_curves_removes_the_old_ones(tmp_path):
+    out = tmp_path / "f"
+    write_outputs(fit(law_profile()), out)
+    assert (out / "batch_curves.png").exists()
+    one_batch = make_profile([rec(m, 64, acc=a, lat=1.0 + i, e=0.01 * (i + 1)) for i, (m, (a, *_)) in
+                              enumerate(MODELS.items())])
+    names = {w.name for w in write_outputs(fit(one_batch), out)}
+    assert "batch_curves.png" not in names and not (out / "batch_curves.png").exists()
+
+
+def test_frontier_rings_mean_something():
+    from matplotlib.collections import PathCollection
+
+    from greenbench.tradeoff import plots
+
+    def rings(fig):
+        return [c for c in fig.axes[0].collections if isinstance(c, PathCollection)
+                and len(c.get_facecolors()) == 0]  # hollow markers: the rings
+
+    all_on = fit(law_profile(batches=(1, 64)))
+    assert len(all_on.frontier) == len(all_on.points)
+    fig = plots.accuracy_vs_energy(all_on)
+    assert rings(fig) == []  # no ring round every point...
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(text.startswith("every point (6 of 6) is on the") for text in legend)  # ...it says so instead
+    p = law_profile(batches=(1, 64))
+    p.records.append(rec("small", 8, acc=0.5, lat=50.0, e=1.0))  # beaten by everything
+    some = fit(p)
+    fig = plots.accuracy_vs_energy(some)
+    (ring,) = rings(fig)
+    assert len(ring.get_offsets()) == len(some.frontier) == len(some.points) - 1
+    assert any("6 of 7 points" in t.get_text().replace("\n", " ") for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_one_colour_per_model_in_every_fit_plot():
+    from greenbench.tradeoff import plots
+
+    t = fit(law_profile())
+    colours = plots.model_colours(t)
+    assert list(colours) == ["small", "mid", "big"]  # by lowest energy: the ladder's order
+    scatter = {c.get_label(): tuple(c.get_facecolors()[0]) for c in plots.accuracy_vs_energy(t).axes[0].collections
+               if c.get_label() in colours}
+    fig = plots.batch_curves(t)
+    legend = {h.get_label().split(" ")[0]: h.get_color() for h in fig.legends[0].legend_handles
+              if h.get_label().split(" ")[0] in colours}
+    for m, c in colours.items():
+        assert scatter[m][:3] == pytest.approx(c[:3]) and tuple(legend[m])[:3] == pytest.approx(c[:3])
+
+
 def test_default_out_dir():
     assert str(default_out_dir("profiles/x.json")) == "profiles/x-fit"
 

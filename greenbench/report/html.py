@@ -34,7 +34,9 @@ PLOTS = {  # file name -> (title, what it shows)
                                "Each point is an operating point; bars are 95% intervals on both axes."),
     "latency_vs_batch.png": ("Latency against batch size",
                              "Latency per batch (what each request of a batch waits): p50 solid, p95 dashed."),
-    "energy_by_model.png": ("Energy per item by model", "Bars by batch size; whiskers are 95% intervals."),
+    "energy_by_model.png": ("Energy per item by model",
+                            "One marker per batch size on a log axis (equal steps are equal ratios); "
+                            "whiskers are 95% intervals."),
 }
 CHANGES_PNG = "changes.png"
 
@@ -45,6 +47,19 @@ class Report:
     images: dict[str, Path] = field(default_factory=dict)
     comparison: Result | None = None
     missing_plots: dict[str, str] = field(default_factory=dict)  # file -> why it was not drawn
+    protocol_warning: str | None = None  # quick against full: also first in comparison.warnings
+
+
+def protocol_warning(baseline: Profile, profile: Profile, names: tuple[str, str]) -> str | None:
+    """One line when one profile is quick and the other full, else None: a quick run's short
+    windows shift latency and energy, so its changes against a full run may be the protocol's."""
+    if baseline.settings.quick == profile.settings.quick:
+        return None
+    kind = {True: "a quick", False: "a full"}
+    return (f"the baseline {names[0]} is {kind[baseline.settings.quick]} profile and {names[1]} "
+            f"{kind[profile.settings.quick]} one: short windows shift latency and energy, so the changes may be "
+            "the protocol's, not the code's; "
+            "compare a quick profile with a quick baseline and a full one with a full one")
 
 
 def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profile",
@@ -59,8 +74,12 @@ def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profil
     except OSError as e:
         raise ReportError(f"{out_dir}: cannot create the report folder: {e.strerror or e}") from None
     comparison = None
+    mismatch = None
     if baseline is not None:
         comparison = compare(baseline, profile, options or Options(), names=(baseline_name, profile_name))
+        mismatch = protocol_warning(baseline, profile, (baseline_name, profile_name))
+        if mismatch is not None:  # first, so that a reader of the warnings sees it before the rest
+            comparison.warnings.insert(0, mismatch)
     drawn: dict[str, bytes] = {}
     missing: dict[str, str] = {}
     for name, fn in (("accuracy_vs_energy.png", plots.accuracy_vs_energy),
@@ -77,12 +96,14 @@ def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profil
             missing[CHANGES_PNG] = "no row could be compared"
         else:
             drawn[CHANGES_PNG] = png
-    report = Report(out_dir / "report.html", comparison=comparison, missing_plots=missing)
+    report = Report(out_dir / "report.html", comparison=comparison, missing_plots=missing,
+                    protocol_warning=mismatch)
     try:
         for name, png in drawn.items():
             (out_dir / name).write_bytes(png)
             report.images[name] = out_dir / name
-        report.html_path.write_text(render_html(profile, profile_name, drawn, comparison, missing), "utf-8")
+        report.html_path.write_text(render_html(profile, profile_name, drawn, comparison, missing,
+                                                mismatch), "utf-8")
     except OSError as e:
         raise ReportError(f"{out_dir}: cannot write the report: {e.strerror or e}") from None
     return report
@@ -276,7 +297,7 @@ def _estimate_reason(profile: Profile) -> str:
 
 
 def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], comparison: Result | None,
-                missing: dict[str, str] | None = None) -> str:
+                missing: dict[str, str] | None = None, mismatch: str | None = None) -> str:
     from greenbench import __version__
 
     missing = missing or {}
@@ -303,7 +324,7 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
         parts.append(f'<p class="note">Carbon at {_e(carbon.gco2e_per_kwh)} gCO2e/kWh ({_e(carbon.where)}, '
                      f'PUE {_e(carbon.pue)}); source: {_e(carbon.source)}.</p>')
     if comparison is not None:
-        parts.append(_comparison_section(comparison, images, missing))
+        parts.append(_comparison_section(comparison, images, missing, mismatch))
     parts.append("<h2>Plots</h2>")
     for file, (title, caption) in PLOTS.items():
         if file in images:
@@ -337,7 +358,8 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
             f"<body><main>{''.join(parts)}</main></body></html>\n")
 
 
-def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str, str]) -> str:
+def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str, str],
+                        mismatch: str | None = None) -> str:
     o = res.options
     cls = "fail" if res.regressions else "pass"
     parts = ["<h2>Changes against the baseline</h2>",
@@ -345,10 +367,13 @@ def _comparison_section(res: Result, images: dict[str, bytes], missing: dict[str
              f"this profile. Thresholds: {_e(', '.join(t.text for t in o.thresholds))}; "
              + (f"one-sided tests at alpha {o.alpha:g}"
                 + (f", Holm-corrected over {res.family_size} tested rows" if o.correction == "holm" else "")
-                if o.stats else "no significance test") + ".</p>",
-             f'<div class="verdict {cls}">{_e(res.summary_line())}</div>']
+                if o.stats else "no significance test") + ".</p>"]
+    if mismatch is not None:  # above the verdict: it changes what the verdict means
+        parts.append(f'<div class="banner"><b>Not like with like:</b> {_e(mismatch)}.</div>')
+    parts.append(f'<div class="verdict {cls}">{_e(res.summary_line())}</div>')
     for w in res.warnings:
-        parts.append(f'<div class="banner">warning: {_e(w)}</div>')
+        if w != mismatch:
+            parts.append(f'<div class="banner">warning: {_e(w)}</div>')
     if CHANGES_PNG in images:
         parts.append(f"<figure>{_img(CHANGES_PNG, images[CHANGES_PNG], 'changes against the baseline')}"
                      f"<figcaption><b>Changes</b> ({CHANGES_PNG}): each point's change per gated metric; "

@@ -13,6 +13,8 @@ from greenbench import plotting
 from greenbench.profile import Profile, Record
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from greenbench.compare.gate import Result
 
 MARKERS = "os^Dvp*hX"
@@ -98,7 +100,17 @@ def latency_vs_batch(profile: Profile) -> bytes | None:
 
 
 def energy_by_model(profile: Profile) -> bytes | None:
-    points = [(r, r.energy_j_per_item) for r in profile.ok_records() if r.energy_j_per_item is not None]
+    fig = energy_by_model_figure(profile)
+    return None if fig is None else plotting.png_bytes(fig)
+
+
+def energy_by_model_figure(profile: Profile) -> Figure | None:
+    """Energy per item of every point as a marker on a log axis, one column per model.
+
+    Points, not bars: a bar's height on a log axis is measured from wherever the axis happens to
+    start, so bars of 1e-5 and 1e-2 J would look a few times apart instead of a thousand."""
+    points = [(r, r.energy_j_per_item) for r in profile.ok_records()
+              if r.energy_j_per_item is not None and r.energy_j_per_item > 0]
     if not points:
         return None
     recs = [r for r, _ in points]
@@ -106,8 +118,9 @@ def energy_by_model(profile: Profile) -> bytes | None:
     batches = sorted({r.batch_size for r in recs})
     fig = plotting.figure(10.2, 4.6)
     ax = fig.add_subplot()
-    width = 0.8 / len(batches)
+    step = 0.45 / (len(batches) - 1) if len(batches) > 1 else 0.0  # side by side within a column
     for j, (b, colour) in enumerate(zip(batches, plotting.sequential(len(batches)), strict=True)):
+        marker = MARKERS[j % len(MARKERS)]
         xs: list[float] = []
         ys: list[float] = []
         lo: list[float] = []
@@ -118,18 +131,21 @@ def energy_by_model(profile: Profile) -> bytes | None:
                 continue
             r, e = found
             ci = r.energy_j_per_item_ci95 or (e, e)
-            xs.append(i + (j - (len(batches) - 1) / 2) * width)
+            xs.append(i + (j - (len(batches) - 1) / 2) * step)
             ys.append(e)
-            lo.append(max(0.0, e - ci[0]))
+            # a lower bound at or below zero cannot be drawn on a log axis: clip it just above zero
+            lo.append(min(max(0.0, e - ci[0]), e * 0.999))
             hi.append(max(0.0, ci[1] - e))
-        ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=2, label=f"batch {b}", color=colour)
+        ax.plot(xs, ys, ":", color=colour, lw=0.8, alpha=0.6)  # one batch size across the models
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=colour, ms=6, capsize=2, label=f"batch {b}")
     ax.set_xticks(range(len(models)), models)
+    ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_yscale("log")
-    ax.set_ylabel(energy_label(recs, short=True))
-    plotting.title(ax, "Energy per item by model and batch size (bars: 95% intervals)")
+    ax.set_ylabel(energy_label(recs, short=True) + ", log scale")
+    plotting.title(ax, "Energy per item by model and batch size (log scale; whiskers: 95% intervals)")
     plotting.right_legend(ax)
     plotting.grid(ax, axis="y", which="both")
-    return plotting.png_bytes(fig)
+    return fig
 
 
 def changes(result: Result) -> bytes | None:

@@ -4,7 +4,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 from greenbench.methods import METHOD_NOTES
@@ -72,36 +76,97 @@ def default_out_dir(profile_path) -> Path:
     return p.with_name(p.stem + "-fit")
 
 
-def write_outputs(t: Tradeoff, out_dir, *, profile: Profile | None = None,
-                  profile_path: str | None = None, plots: bool = True) -> list[Path]:
-    """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG)."""
+# Files of earlier runs that this run may not write again (a ladder with a single batch size per
+# model has no batch curves): removed with the new set so that the folder never mixes two fits.
+_OPTIONAL = ("batch_curves.png", "batch_curves.svg")
+
+
+def render_outputs(t: Tradeoff, *, profile: Profile | None = None, profile_path: str | None = None,
+                   plots: bool = True) -> dict[str, bytes]:
+    """Every file of a fit as bytes, by file name, computed in memory: nothing is written.
+
+    Raises TradeoffError (one line) when the values cannot be written or drawn (a value no float
+    format or plot axis can hold, such as energies near 1e308), so that ``write_outputs`` leaves
+    nothing behind."""
     import pandas as pd
 
-    from greenbench.profile import write_atomic
+    where = profile_path or "profile"
+    for p in t.points:  # a batch size axis is logarithmic and a batch holds at least one item
+        if p.batch_size < 1:
+            raise TradeoffError(f"{where}: point {p.label}: batch size {p.batch_size}; a batch holds at least one item")
+    files: dict[str, bytes] = {}
+    try:
+        doc = to_doc(t, profile, profile_path)
+        files["tradeoff.json"] = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
+    except ValueError as e:  # allow_nan=False: a NaN or infinity reached the document
+        raise TradeoffError(f"{where}: cannot write the tradeoff document: {e}") from None
+    cols = [*OperatingPoint.__dataclass_fields__, "on_frontier"]
+    files["tradeoff.csv"] = pd.DataFrame(point_rows(t), columns=cols).to_csv(index=False).encode("utf-8")
+    files["curves.csv"] = pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(index=False).encode("utf-8")
+    if plots:
+        from greenbench import plotting
+        from greenbench.tradeoff import plots as plotmod
 
+        figures = {"accuracy_vs_energy": plotmod.accuracy_vs_energy, "batch_curves": plotmod.batch_curves}
+        for base, draw in figures.items():
+            try:
+                with warnings.catch_warnings():
+                    # numpy's overflow warnings on such values would print before the one line
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    fig = draw(t)
+                    drawn = plotting.render(fig) if fig is not None else {}
+            except (ValueError, OverflowError, FloatingPointError) as e:
+                # matplotlib's answer to values far outside any plausible range (log ticks that
+                # overflow, an axis of zero width): the profile's fault, not greenbench's
+                raise TradeoffError(f"{where}: cannot draw {base}: {type(e).__name__}: {e} "
+                                    "(are the profile's energies and latencies plausible?)") from None
+            files.update({base + suffix: data for suffix, data in drawn.items()})
+    return files
+
+
+def write_outputs(t: Tradeoff, out_dir: Path | str, *, profile: Profile | None = None,
+                  profile_path: str | None = None, plots: bool = True) -> list[Path]:
+    """tradeoff.json, tradeoff.csv (points), curves.csv and the plots (PNG and SVG), all or none.
+
+    Everything is computed first (``render_outputs``); then each file goes to a temporary file in
+    ``out_dir`` and only when all of them are written are they renamed into place, so a failure
+    (bad values, a full disk) leaves the folder as it was."""
+    files = render_outputs(t, profile=profile, profile_path=profile_path, plots=plots)
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TradeoffError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
-    written = []
+    staged: list[tuple[Path, Path]] = []  # (temporary file, final path)
     try:
-        doc = to_doc(t, profile, profile_path)
-        path = out_dir / "tradeoff.json"
-        write_atomic(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
-        written.append(path)
-        cols = [*OperatingPoint.__dataclass_fields__, "on_frontier"]
-        path = out_dir / "tradeoff.csv"
-        pd.DataFrame(point_rows(t), columns=cols).to_csv(path, index=False)
-        written.append(path)
-        path = out_dir / "curves.csv"
-        pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(path, index=False)
-        written.append(path)
-        if plots:
-            from greenbench.tradeoff import plots as plotmod
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            staged.append((Path(tmp), out_dir / name))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; these are ordinary files
+        for tmp_path, path in staged:
+            os.replace(tmp_path, path)
+        for name in _OPTIONAL:
+            if name not in files and plots:
+                (out_dir / name).unlink(missing_ok=True)
+    except BaseException as e:  # an interrupt too: no temporary file is left behind
+        for tmp_path, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only the folder this call made, and only when empty
+        if isinstance(e, OSError):
+            raise TradeoffError(f"{out_dir}: cannot write: {e.strerror or e}") from None
+        raise
+    return [out_dir / name for name in files]
 
-            written += plotmod.accuracy_vs_energy(t, out_dir / "accuracy_vs_energy")
-            written += plotmod.batch_curves(t, out_dir / "batch_curves")
-    except OSError as e:
-        raise TradeoffError(f"{out_dir}: cannot write: {e.strerror or e}") from None
-    return written
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

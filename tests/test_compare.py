@@ -356,3 +356,19 @@ def test_data_read_from_another_place_is_still_comparable_and_other_data_is_not(
     assert res.judged == 0 and res.exit_code == 2
     assert res.nothing_compared.startswith("nothing was compared:") and \
         "evaluation data changed" in res.nothing_compared
+
+
+def test_peak_memory_is_gated_only_where_both_sides_have_it():
+    base = make_profile(0)
+    for r in base.records:
+        r.host_rss_peak_mib = 400.0
+    cand = edited(base, "large", 64, host_rss_peak_mib=480.0)  # +20%
+    res = run(base, cand, "host_rss_peak_mib:+10%", "gpu_mem_peak_mib:+10%")
+    assert flagged(res) == {("large", 64, "host_rss_peak_mib")}
+    (row,) = res.regressions
+    assert row.test == "untested" and row.change == pytest.approx(0.2)  # a peak: the threshold decides
+    assert not any(r.metric == "gpu_mem_peak_mib" for r in res.rows)  # CPU points: no GPU peak on either side
+    older = edited(cand, "large", 64, host_rss_peak_mib=None)  # a profile from before peaks were recorded
+    res = run(base, older, "host_rss_peak_mib:+10%")
+    assert not res.regressions and not any(r.point.startswith("large b64") for r in res.rows)
+    assert cmp.METRICS["host_rss_peak_mib"].unit == "MiB" and not cmp.METRICS["gpu_mem_peak_mib"].higher_is_better

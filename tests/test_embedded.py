@@ -239,3 +239,23 @@ def test_build_workload_provenance_and_close(shared_cache):
     w.close()
     with pytest.raises(WorkloadError, match="after close"):
         w.make_step(1)
+
+
+def test_training_records_its_seed_threads_and_whether_it_came_from_the_cache(tmp_path):
+    first = build(tmp_path)  # trained with one thread (the module's fixture)
+    info = first.training()
+    assert info is not None and (info.source, info.seed, info.torch_threads) == ("trained", 0, 1)
+    assert info.torch == str(torch.__version__)
+    torch.set_num_threads(2)  # a later run with other threads loads what one thread trained
+    try:
+        cached = build(tmp_path).training()
+    finally:
+        torch.set_num_threads(1)
+    assert cached is not None and (cached.source, cached.seed, cached.torch_threads) == ("cache", 0, 1)
+    # a cache written before the training was recorded: loaded, threads unknown (None, not a guess)
+    (weights,) = (tmp_path / "embedded").glob("linear-*.pt")
+    blob = torch.load(weights, weights_only=True)
+    del blob["trained_with"]
+    torch.save(blob, weights)
+    old = build(tmp_path).training()
+    assert old is not None and (old.source, old.torch_threads, old.torch) == ("cache", None, None)

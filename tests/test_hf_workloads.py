@@ -533,7 +533,19 @@ def test_trust_remote_code_is_off_by_default(tiny):
     with pytest.raises(WorkloadError) as e:  # default: the folder's own code is never run
         text(tiny, model=model)
     assert "trust_remote_code: true" in one_line(e) and "remote code ran" not in str(e.value)
+    warned: list[str] = []
     with pytest.raises(WorkloadError, match="remote code ran"):  # only the ladder's flag runs it
+        text(tiny, model=model, trust_remote_code=True, on_warning=warned.append)
+    # said before the code ran, once, naming the model and the folder whose code runs
+    assert len(warned) == 1 and "'custom'" in warned[0] and str(tiny.custom_code.resolve()) in warned[0]
+    assert "trust_remote_code is on" in warned[0]
+
+
+def test_trust_remote_code_warns_without_a_runner(tiny):
+    from greenbench.workloads.hf.loading import RemoteCodeWarning
+
+    model = {"name": "custom", "id": str(tiny.custom_code)}
+    with pytest.warns(RemoteCodeWarning, match="custom_code"), pytest.raises(WorkloadError, match="remote code ran"):
         text(tiny, model=model, trust_remote_code=True)
 
 
@@ -669,3 +681,28 @@ def test_class_labels_with_repeated_names_map_by_index_when_the_classes_are_the_
     # different order, unique names: mapped by name
     ids, how = hl.map_class_labels([0, 1], ["dog", "crane"], {0: "crane", 1: "dog"}, 2, "x")
     assert ids == [1, 0] and how.startswith("by name")
+
+
+def test_e2e_trust_remote_code_is_a_warning_at_run_time(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from greenbench.cli import app
+
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(f"""
+version: 1
+ladders:
+  custom:
+    workload: hf-text
+    dataset: {{path: "{tiny.text_csv}"}}
+    models: [{{name: custom, id: "{tiny.custom_code}"}}]
+    batch_sizes: [1]
+    precisions: [fp32]
+    devices: [cpu]
+    trust_remote_code: true
+""")
+    res = CliRunner().invoke(app, ["profile", "custom", "--zoo", str(zoo), *FAST, "--out", str(tmp_path / "out"),
+                                   "--cache-dir", str(tmp_path / "cache")])
+    assert res.exit_code == 3, res.output  # the fixture's code raises: the point fails, said in one line
+    warning = next(line for line in res.output.splitlines() if "trust_remote_code is on" in line)
+    assert warning.startswith("warning:") and "'custom'" in warning and str(tiny.custom_code.resolve()) in res.output

@@ -49,7 +49,7 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path, monkeypatch):
     from greenbench.profile import io as profile_io
 
     monkeypatch.setattr(profile_io.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(prof.WriteError, match=r"p\.json: cannot write: disk full"):
         prof.save(make_profile(2), path)
     assert path.read_text() == before
     assert [f.name for f in tmp_path.iterdir()] == ["p.json"]  # no temp file left behind

@@ -37,6 +37,9 @@ class Metric:
     unit: str
     energy: bool = False  # derived from energy: non-measured energy is marked, methods must match
     optional: bool = False  # produced by some workloads only: no row where neither side has it
+    # a peak over the windows, newer than older profiles: a row only where both sides have it,
+    # judged on the threshold alone (one maximum per point, no per-repeat samples)
+    peak: bool = False
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
@@ -55,6 +58,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("tpot_ms", False, "ms", optional=True),
     Metric("output_tokens_per_s", True, "tokens/s", optional=True),
     Metric("energy_j_per_output_token", False, "J", energy=True, optional=True),
+    # peak memory over a point's windows (GPU allocator; host resident set)
+    Metric("gpu_mem_peak_mib", False, "MiB", optional=True, peak=True),
+    Metric("host_rss_peak_mib", False, "MiB", optional=True, peak=True),
 ]}
 
 # Gated when no --fail-on is given (docs/ci.md, "Thresholds").
@@ -515,6 +521,8 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
         row.before, row.after = getattr(b, m.name, None), getattr(a, m.name, None)
         if row.before is None and row.after is None and (m.optional or m.name == "accuracy"):
             continue  # a figure this workload does not produce (accuracy of a language model)
+        if m.peak and (row.before is None or row.after is None):
+            continue  # a profile from before peaks were recorded, or a CPU point's GPU peak
         if why:
             row.status, row.notes = "not_comparable", [why]
             rows.append(row)
@@ -531,6 +539,9 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
         row.crossed = th.crossed(row.change)
         if not options.stats or m.name in options.no_stats_for:
             row.test = "off"
+        elif m.peak:
+            row.test = "untested"
+            row.notes.append("a peak: one figure per point, no samples")
         elif m.name == "accuracy":
             row.p, row.test, note = _accuracy_test(b, a)
             row.notes += [note] if note and row.test == "untested" else []

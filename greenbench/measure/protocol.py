@@ -77,6 +77,76 @@ class Trial:
     step_durations_s: np.ndarray = field(repr=False)
     readings: tuple[EnergyReading, ...]  # same order as the meters given
     host_other_cores: float | None = None  # CPU cores other processes kept busy in the window
+    memory: MemoryPeak | None = None  # peak memory over the window (None: not asked for)
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """Peak memory over one window; a None figure says why in its reason, and is never a 0."""
+
+    gpu_mib: float | None = None  # torch's allocator on the window's GPU (max_memory_allocated)
+    host_rss_mib: float | None = None  # this process's peak resident set (Linux VmHWM)
+    gpu_reason: str | None = None  # None with gpu_mib None: a CPU window, nothing to say
+    host_reason: str | None = None
+
+
+MIB = 2**20
+CLEAR_REFS_PATH, STATUS_PATH = "/proc/self/clear_refs", "/proc/self/status"  # Linux
+
+
+def _reset_host_peak() -> str | None:
+    """Reset this process's peak RSS to its current RSS (Linux: "5" to clear_refs); None if done,
+    else why not (then no peak is recorded: VmHWM would be the whole process's lifetime peak)."""
+    try:
+        with open(CLEAR_REFS_PATH, "w") as f:
+            f.write("5")
+    except OSError as e:
+        return f"the host peak RSS cannot be reset per window ({CLEAR_REFS_PATH}: {e.strerror or type(e).__name__})"
+    return None
+
+
+def _host_peak_mib() -> tuple[float | None, str | None]:
+    try:
+        with open(STATUS_PATH) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, None  # kB
+    except (OSError, ValueError, IndexError) as e:
+        return None, f"the host peak RSS cannot be read ({STATUS_PATH}: {type(e).__name__})"
+    return None, f"the host peak RSS cannot be read ({STATUS_PATH} has no VmHWM)"
+
+
+class MemoryWatch:
+    """Resets the peaks when a window opens and reads them when it closes: the GPU's with torch's
+    ``reset_peak_memory_stats``/``max_memory_allocated`` (so it counts what the model and its
+    batch allocate, not what other processes hold), the host's from VmHWM."""
+
+    def __init__(self, cuda_device: str | None):
+        self._cuda = cuda_device
+        self._gpu_reason: str | None = None
+        if cuda_device is not None:
+            try:
+                import torch
+
+                torch.cuda.reset_peak_memory_stats(cuda_device)
+            except Exception as e:  # noqa: BLE001 -- no statistics (another allocator): say why
+                self._gpu_reason = f"torch's GPU memory statistics are unavailable ({type(e).__name__})"
+        self._host_reason = _reset_host_peak()
+
+    def read(self) -> MemoryPeak:
+        gpu_mib = None
+        gpu_reason = self._gpu_reason
+        if self._cuda is not None and gpu_reason is None:
+            try:
+                import torch
+
+                gpu_mib = torch.cuda.max_memory_allocated(self._cuda) / MIB
+            except Exception as e:  # noqa: BLE001
+                gpu_reason = f"torch's GPU memory statistics are unavailable ({type(e).__name__})"
+            if gpu_mib is not None and gpu_mib <= 0:  # the model's weights alone are more: not counted
+                gpu_mib, gpu_reason = None, "torch's allocator counted no GPU memory (another allocator backend?)"
+        host_mib, host_reason = (None, self._host_reason) if self._host_reason else _host_peak_mib()
+        return MemoryPeak(gpu_mib, host_mib, gpu_reason, host_reason)
 
 
 def warm_up(step: Callable[[], Any], sync: Callable[[], None], seconds: float, min_steps: int = 2) -> float:
@@ -270,6 +340,7 @@ def run_window(
         if cuda_device is not None:
             expected = int((steps_per_s_hint or 0) * window_s * 1.2) + min_steps
             pool = _EventPool(min(expected, 1_000_000) + 1)
+        watch = MemoryWatch(cuda_device)  # outside the metered window: its reads cost nothing there
         starts = _begin_all(meters)
         load_before = host.busy_s()
         try:
@@ -288,13 +359,14 @@ def run_window(
         t_end = clock.now()
         load_after = host.busy_s()
         readings = _end_all(meters, starts, t_end, t0)
+        memory = watch.read()
         if pool is not None:
             durations = pool.durations_s(steps)
     finally:
         if device_ctx is not None:
             device_ctx.__exit__(None, None, None)
     others = host.other_cores(load_before, load_after, t_end - t0)
-    return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others)
+    return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others, memory)
 
 
 def measure_idle(meters: Sequence[Meter], seconds: float,

@@ -38,6 +38,7 @@ class PointContext:
     provenance: prof.Provenance
     workload: dict[str, Any]  # the workload's own provenance (model, data, generation)
     power_limit_now_w: float | None = None  # read again after the group: a change is flagged
+    training: prof.Training | None = None  # how greenbench trained the weights (embedded ladders)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def build_record(point: PointContext, score: Score, trials: list[Trial]) -> prof
     energy = _energy(point, head, items, windows_s, idle_w)
     periods_s = [r.update_period_s for r in head if r.update_period_s is not None]
     updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
+    gpu_mib, host_mib, memory_reason = memory_peaks(trials, point.device.is_cuda)
     return prof.Record(
         ladder=point.ladder, model=point.model, params=point.params, batch_size=batch,
         precision=point.precision, device=point.device.spec, device_name=point.device.name,
@@ -101,8 +103,33 @@ def build_record(point: PointContext, score: Score, trials: list[Trial]) -> prof
         counter_updates_min=min(updates_all) if updates_all else None,
         samples=_samples(head, trials, items, windows_s, energy),
         flags=_flags(point, head, trials, energy, throughput),
-        model_spec=point.model_spec, workload=point.workload, measured_utc=prof.utc_now(),
+        model_spec=point.model_spec, workload=point.workload, training=point.training,
+        gpu_mem_peak_mib=gpu_mib, host_rss_peak_mib=host_mib, memory_reason=memory_reason,
+        measured_utc=prof.utc_now(),
     )
+
+
+def memory_peaks(trials: list[Trial], is_cuda: bool) -> tuple[float | None, float | None, str | None]:
+    """(GPU peak MiB, host peak RSS MiB, why one is None): the largest over the point's windows,
+    or None where a window lacks it (a peak over some windows only is not the point's). A CPU
+    point has no GPU figure and needs no reason for it."""
+    peaks = [t.memory for t in trials]
+    reasons: list[str] = []
+
+    def largest(values: list[float | None], why: list[str | None], what: str) -> float | None:
+        if peaks and all(v is not None for v in values):
+            return max(v for v in values if v is not None)
+        reasons.append(next((w for w in why if w), f"no {what} was read"))
+        return None
+
+    present = [m for m in peaks if m is not None]
+    if len(present) < len(peaks) or not peaks:
+        return None, None, "peak memory was not read in every window"
+    gpu = None
+    if is_cuda:
+        gpu = largest([m.gpu_mib for m in present], [m.gpu_reason for m in present], "GPU peak memory")
+    host = largest([m.host_rss_mib for m in present], [m.host_reason for m in present], "host peak RSS")
+    return gpu, host, "; ".join(reasons) or None
 
 
 def _energy(point: PointContext, head: list[EnergyReading], items: np.ndarray, windows_s: np.ndarray,

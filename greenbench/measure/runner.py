@@ -12,9 +12,7 @@ the measured windows in ``records``.
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -53,11 +51,40 @@ from greenbench.workloads import (
     WorkloadSkipped,
     build_workload,
 )
-from greenbench.workloads.base import Score
+from greenbench.workloads.base import Score, TrainingInfo
 
 
 class RunError(GreenbenchError):
     """The run cannot start (bad output folder, mismatched resume); one line for the user."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, with what is on disk: ``points_saved`` finished points in ``path``
+    (0 and ``saved`` False when the interruption came before the first one was written)."""
+
+    def __init__(self, path: Path, points_saved: int, saved: bool):
+        super().__init__(f"interrupted: {points_saved} point(s) saved in {path}" if saved else "interrupted")
+        self.path, self.points_saved, self.saved = path, points_saved, saved
+
+
+def profile_path(out_dir: Path, stem: str, option: str = "--name") -> Path:
+    """``out_dir/<stem>.json``, refusing a stem that would put the profile anywhere else (a path
+    separator, ``..``, an absolute path, a leading dot, or a symlink pointing out of the folder).
+    ``stem`` is a ladder name or --name; ``option`` names it in the message."""
+    bad = (not stem or stem != stem.strip() or "/" in stem or "\\" in stem or "\0" in stem
+           or stem.startswith(".") or any(ord(c) < 32 for c in stem))
+    if bad:
+        raise RunError(f"{option} {stem!r}: a profile name is a file name inside --out {out_dir} (no path "
+                       "separators, no leading dot); give --name NAME", option=option)
+    path = Path(out_dir) / f"{stem}.json"
+    try:
+        folder, resolved = Path(out_dir).resolve(), path.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise RunError(f"{path}: cannot resolve the profile path: {e}") from None
+    if resolved.parent != folder:
+        raise RunError(f"{path} points outside --out {out_dir} (to {resolved}); choose another --name",
+                       option=option)
+    return path
 
 
 # Events for whoever renders progress (the CLI); the library itself never prints.
@@ -137,6 +164,7 @@ class RunConfig:
     parallel: bool | None = None
     country_iso_code: str = "USA"  # CodeCarbon's estimate needs a country; not used for carbon
     threads: int | None = None  # torch's intra-op threads for the run (None: leave torch's default)
+    export_csv: Path | None = None  # also the records as CSV, rewritten (atomically) with the profile
     extra: dict[str, Any] = field(default_factory=dict)
     after_window: Callable[[WindowDone], None] | None = None  # an observer; not part of settings
 
@@ -169,12 +197,9 @@ def plan(cfg: RunConfig) -> list[Point]:
 
 
 def _open_profile(cfg: RunConfig) -> prof.Profile:
+    """The profile to write: the earlier one on --resume (checked to be the same run), else a new
+    one. The folder exists and the lock is held (``run_profile``)."""
     path = cfg.out_path
-    if not path.parent.is_dir():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RunError(f"{path.parent}: cannot create the output folder: {e.strerror or e}") from None
     settings = cfg.settings()
     if path.exists() and not cfg.force:
         if not cfg.resume:
@@ -197,12 +222,6 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
                 "resume with the same options, or pass --force to start over"
             )
         return old
-    try:  # fail now, not after the first model has been measured (and leave any old file alone)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise RunError(f"{path}: cannot write the profile: {e.strerror or e}") from None
     now = prof.utc_now()
     return prof.Profile(
         greenbench_version=__version__,
@@ -214,6 +233,37 @@ def _open_profile(cfg: RunConfig) -> prof.Profile:
         provenance=prof.Provenance(**devmod.provenance()),
         carbon=_carbon(cfg.intensity),
     )
+
+
+def _make_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"{path.parent}: cannot create the output folder: {e.strerror or e}") from None
+
+
+def _check_outputs(cfg: RunConfig, since: float, emit: Emit) -> None:
+    """Before anything is measured (on --resume too): stale temporary files of killed runs go, and
+    the profile and the CSV export can be written (a full disk, a read-only folder, an immutable
+    file fail here, naming the file, not after the sweep)."""
+    outputs = [cfg.out_path] + ([cfg.export_csv] if cfg.export_csv is not None else [])
+    if cfg.export_csv is not None and _same_file(cfg.export_csv, cfg.out_path):
+        raise RunError(f"--export-csv {cfg.export_csv} is the profile itself; choose another file",
+                       option="--export-csv")
+    for path in outputs:
+        removed = prof.remove_stale_temps(path, older_than=since)
+        if removed:
+            emit(Event("note", f"removed {len(removed)} temporary file(s) that an interrupted run left "
+                               f"beside {path.name}"))
+        prof.check_writable(path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def _changed_settings(old: prof.Settings, new: prof.Settings) -> list[str]:
@@ -240,9 +290,33 @@ class _Clock:
 
 
 def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None) -> prof.Profile:
-    """Measure every unfinished point of the plan, saving after each group. Returns the profile."""
+    """Measure every unfinished point of the plan, saving after each group. Returns the profile.
+
+    The profile is locked for the whole run (a second writer is refused at once, ``ProfileBusy``);
+    its folder and the CSV export are checked writable before the first point. Ctrl-C raises
+    ``RunInterrupted`` (a KeyboardInterrupt) saying how many finished points are on disk."""
     emit = on_event or (lambda e: None)
     points = plan(cfg)
+    _make_folder(cfg.out_path)
+    saved = _Saved(cfg.out_path)
+    try:
+        with prof.WriteLock(cfg.out_path) as lock:
+            _check_outputs(cfg, lock.acquired_at, emit)
+            return _run_locked(cfg, points, emit, saved)
+    except KeyboardInterrupt:
+        raise RunInterrupted(cfg.out_path, saved.points, saved.on_disk) from None
+
+
+@dataclass
+class _Saved:
+    """What of this run is on disk: for the line that follows Ctrl-C."""
+
+    path: Path
+    points: int = 0  # finished (ok) points in the file
+    on_disk: bool = False  # the file exists (written by this run, or the one resumed)
+
+
+def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) -> prof.Profile:
     if cfg.threads is not None:
         devmod.set_threads(cfg.threads)  # before provenance, training and every window
     # Records name the device that ran ("cpu", "cuda:0"), not the request ("auto").
@@ -257,6 +331,8 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     _check_same_devices(cfg.out_path, profile, devices_by_spec)
     # Failed or skipped points are tried again on resume (an OOM may have been transient).
     profile.records = [r for r in profile.records if r.status == "ok"]
+    if cfg.resume and cfg.out_path.exists() and not cfg.force:
+        saved.points, saved.on_disk = len(profile.records), True
     done_keys = profile.finished_keys()
     todo = [p for p in points
             if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
@@ -267,11 +343,17 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
     by_device = _groups_by_device(todo)
 
+    def write() -> None:
+        prof.save(profile, cfg.out_path)
+        saved.points, saved.on_disk = len(profile.ok_records()), True
+        if cfg.export_csv is not None:
+            prof.export_csv(profile, cfg.export_csv)
+
     def finished(spec: str, idle: prof.IdleBaseline | None, records: list[prof.Record]) -> None:
         if idle is not None:
             profile.idle[spec] = idle
         profile.records.extend(records)
-        prof.save(profile, cfg.out_path)  # every finished group is on disk at once
+        write()  # every finished group is on disk at once
         for r in records:
             emit(Event("point", record=r, done=clock.done, total=clock.total))
 
@@ -284,7 +366,7 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
         for spec, groups in by_device.items():
             _sweep_device(cfg, profile, devices_by_spec[spec], groups, clock, emit, finished)
     profile.complete = True
-    prof.save(profile, cfg.out_path)
+    write()
     return profile
 
 
@@ -367,6 +449,7 @@ class _WorkloadFacts:
     params: int | None
     provenance: dict[str, Any]
     request_shape: dict[str, int] | None  # a causal LM's prompt and output tokens
+    training: prof.Training | None = None  # how greenbench trained the weights (embedded)
 
 
 def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, groups: list[Group],
@@ -523,14 +606,16 @@ def _meter_summary(meter: Meter) -> prof.MeterSummary:
 
 
 def _idle_rows(readings: list[EnergyReading]) -> list[prof.IdleMeterPower]:
-    return [
-        prof.IdleMeterPower(
-            domain=r.domain, method=r.method,
-            power_w=(r.energy_j / r.duration_s)
-            if r.valid and r.energy_j is not None and r.duration_s > 0 else None,
-            reason=r.reason, flags=list(r.flags))
-        for r in readings
-    ]
+    rows = []
+    for r in readings:
+        power_w = r.energy_j / r.duration_s if r.valid and r.energy_j is not None and r.duration_s > 0 else None
+        reason = r.reason
+        if power_w is not None and not (math.isfinite(power_w) and 0 <= power_w <= prof.MAX_POWER_W):
+            # a counter that went backwards or jumped: no baseline rather than an impossible one
+            power_w, reason = None, f"the meter read {power_w:.3g} W at idle, not a power"
+        rows.append(prof.IdleMeterPower(domain=r.domain, method=r.method, power_w=power_w, reason=reason,
+                                        flags=list(r.flags)))
+    return rows
 
 
 def _warm_idle(run: _DeviceRun, group: Group) -> None:
@@ -564,7 +649,8 @@ def _failed(run: _DeviceRun, group: Group, batch_size: int, status: prof.Status,
 
 def _build(run: _DeviceRun, group: Group) -> Workload:
     lad, cfg = run.cfg.ladder, run.cfg
-    hub = {} if lad.workload == "embedded" else {"allow_download": cfg.allow_download}
+    hub: dict[str, Any] = {} if lad.workload == "embedded" else {
+        "allow_download": cfg.allow_download, "on_warning": lambda text: run.emit(Event("warning", text))}
     return build_workload(
         lad.workload,
         **lad.builder_kwargs(group.model),
@@ -595,7 +681,8 @@ def _measure_group(run: _DeviceRun, group: Group) -> list[prof.Record]:
         _prepare(run, group, workload, windows)
         _measure_rounds(run, group, workload, windows)
     finally:
-        facts = _WorkloadFacts(workload.params, workload.provenance(), workload.request_shape())
+        facts = _WorkloadFacts(workload.params, workload.provenance(), workload.request_shape(),
+                               _training(_workload_training(workload)))
         windows.steps.clear()  # the step closures hold the model and its staged inputs: drop them first,
         windows.phase_steps.clear()  # so that close() and the cache release below can free the memory
         workload.close()
@@ -603,6 +690,19 @@ def _measure_group(run: _DeviceRun, group: Group) -> list[prof.Record]:
     if any(windows.trials.values()):
         _warm_idle(run, group)
     return _records(run, group, windows, facts)
+
+
+def _workload_training(workload: Workload) -> TrainingInfo | None:
+    # a workload written against the interface before training() existed (duck-typed) has none
+    training = getattr(workload, "training", None)
+    return training() if callable(training) else None
+
+
+def _training(info: TrainingInfo | None) -> prof.Training | None:
+    if info is None:
+        return None
+    return prof.Training(source="cache" if info.source == "cache" else "trained", seed=info.seed,
+                         torch_threads=info.torch_threads, torch=info.torch)
 
 
 def _prepare(run: _DeviceRun, group: Group, workload: Workload, windows: _GroupWindows) -> None:
@@ -716,6 +816,7 @@ def _point_context(run: _DeviceRun, group: Group, batch_size: int, facts: _Workl
         protocol=cfg.protocol, intensity=cfg.intensity,
         idle=run.profile.idle.get(run.device.spec) or prof.IdleBaseline(),
         provenance=run.profile.provenance, workload=facts.provenance, power_limit_now_w=power_limit_now_w,
+        training=facts.training,
     )
 
 

@@ -7,9 +7,23 @@ The schema, reading and writing, and the CSV export are modules of their own; th
 exposes them as one API (``from greenbench import profile as prof``).
 """
 
-from greenbench.profile.export import CSV_COLUMNS, export_csv, to_rows
-from greenbench.profile.io import load, save, utc_now, write_atomic
+from greenbench.profile.export import CSV_COLUMNS, csv_text, export_csv, to_rows
+from greenbench.profile.io import (
+    MAX_PROFILE_BYTES,
+    ProfileBusy,
+    WriteError,
+    WriteLock,
+    check_writable,
+    load,
+    lock_path,
+    remove_stale_temps,
+    save,
+    utc_now,
+    write_atomic,
+)
 from greenbench.profile.schema import (
+    MAX_ENERGY_J,
+    MAX_POWER_W,
     SCHEMA,
     SCHEMA_VERSION,
     CarbonIntensity,
@@ -24,13 +38,15 @@ from greenbench.profile.schema import (
     Record,
     Settings,
     Status,
+    Training,
     WarmIdle,
     point_key,
 )
 
 __all__ = [
-    "CSV_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "CarbonIntensity", "IdleBaseline", "IdleMeterPower",
-    "LadderInfo", "MeterSummary", "Profile", "ProfileError", "ProtocolSettings", "Provenance", "Record",
-    "Settings", "Status", "WarmIdle", "export_csv", "load", "point_key", "save", "to_rows", "utc_now",
-    "write_atomic",
+    "CSV_COLUMNS", "MAX_ENERGY_J", "MAX_POWER_W", "MAX_PROFILE_BYTES", "SCHEMA", "SCHEMA_VERSION",
+    "CarbonIntensity", "IdleBaseline", "IdleMeterPower", "LadderInfo", "MeterSummary", "Profile",
+    "ProfileBusy", "ProfileError", "ProtocolSettings", "Provenance", "Record", "Settings", "Status",
+    "Training", "WarmIdle", "WriteError", "WriteLock", "check_writable", "csv_text", "export_csv", "load",
+    "lock_path", "point_key", "remove_stale_temps", "save", "to_rows", "utc_now", "write_atomic",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from greenbench.profile.io import write_atomic
 from greenbench.profile.schema import Profile
 
 CSV_COLUMNS = [
@@ -18,6 +19,7 @@ CSV_COLUMNS = [
     "co2e_g_per_item", "intensity_gco2e_per_kwh", "intensity_source", "prompt_tokens",
     "output_tokens", "ttft_p50_ms", "ttft_p95_ms", "tpot_ms", "output_tokens_per_s",
     "energy_prefill_j_per_item", "energy_decode_j_per_token", "energy_j_per_output_token",
+    "gpu_mem_peak_mib", "host_rss_peak_mib", "training_source", "training_torch_threads", "training_seed",
     "repeats", "flags", "error",
 ]
 
@@ -30,11 +32,22 @@ def to_rows(profile: Profile) -> list[dict[str, Any]]:
             lo, hi = d.pop(name) or (None, None)
             d[f"{name}_low"], d[f"{name}_high"] = lo, hi
         d["flags"] = ";".join(r.flags)
+        t = r.training
+        d["training_source"] = t.source if t else None
+        d["training_torch_threads"] = t.torch_threads if t else None
+        d["training_seed"] = t.seed if t else None
         rows.append({c: d.get(c) for c in CSV_COLUMNS})
     return rows
 
 
-def export_csv(profile: Profile, path: Path) -> None:
+def csv_text(profile: Profile) -> str:
     import pandas as pd
 
-    pd.DataFrame(to_rows(profile), columns=CSV_COLUMNS).to_csv(path, index=False)
+    text: str = pd.DataFrame(to_rows(profile), columns=CSV_COLUMNS).to_csv(index=False)
+    return text
+
+
+def export_csv(profile: Profile, path: Path) -> None:
+    """Write the CSV atomically (a reader sees the old table or the new one), keeping the file's
+    mode; a failure is WriteError naming ``path``."""
+    write_atomic(Path(path), csv_text(profile))

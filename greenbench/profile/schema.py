@@ -8,15 +8,20 @@ Missing values are null and say why; a null is never a zero (nor NaN). Reading a
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
 )
+from pydantic_core import PydanticCustomError
 
 from greenbench.errors import GreenbenchError
 
@@ -30,6 +35,96 @@ class ProfileError(GreenbenchError):
     """A profile file is missing, unreadable or not a greenbench profile (one line)."""
 
 
+# --- what a measured figure can be ----------------------------------------------------------------
+# Bounds far beyond anything measurable, so that a real profile never meets them while an edited or
+# corrupt one (energies of 1e308, negated energies) is refused on reading instead of overflowing
+# later (price multiplies energy per item by millions of requests; carbon by an intensity).
+MAX_ENERGY_J = 1e9  # per item, request or token: 278 kWh, a day of a 10 kW server for one item
+MAX_POWER_W = 1e6  # a device or host: 1 MW (an 8-GPU node draws about 10 kW)
+MAX_LATENCY_MS = 1e9  # per batch: 11.6 days
+MAX_RATE_PER_S = 1e12  # items or tokens per second
+MAX_CO2E_G = 1e9  # per item: MAX_ENERGY_J at 2000 gCO2e/kWh and a PUE of 6 is 3.3e6 g
+MAX_INTENSITY_GCO2E_PER_KWH = 2000.0  # what ``greenbench.carbon`` accepts (coal is about 1000)
+MAX_MEMORY_MIB = 2.0**30  # 1 PiB
+
+
+def _implausible(text: str) -> PydanticCustomError:
+    return PydanticCustomError("implausible", text.replace("{", "(").replace("}", ")"))
+
+
+def bounded(lo: float | None, hi: float, unit: str = "") -> Callable[[Any], Any]:
+    """A validator: None, or a number in [lo, hi] (``lo`` None: any sign, |x| <= hi)."""
+    u = f" {unit}" if unit else ""
+
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _implausible(f"{v}{u} is not a finite number")
+        if lo is not None and v < lo:
+            raise _implausible(f"{v:g}{u} is negative" if lo == 0 else f"{v:g}{u} is below {lo:g}")
+        if abs(v) > hi:
+            raise _implausible(f"{v:g}{u} is beyond {hi:g}{u}, more than anything measurable")
+        return v
+
+    return check
+
+
+def bounded_pair(lo: float | None, hi: float, unit: str = "") -> Callable[[Any], Any]:
+    """A validator for an interval (low, high): both ends bounded, low <= high."""
+    end = bounded(lo, hi, unit)
+
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        a, b = end(v[0]), end(v[1])
+        if a > b:
+            raise _implausible(f"interval ({a:g}, {b:g}) has its low end above its high end")
+        return v
+
+    return check
+
+
+def _fraction(v: float | None) -> float | None:
+    if v is not None and not 0.0 <= v <= 1.0:
+        raise _implausible(f"{v:g} is outside [0, 1]")
+    return v
+
+
+def _batch_size(v: int) -> int:
+    if v < 1:
+        raise _implausible(f"{v}: a batch holds at least 1 item")
+    return v
+
+
+Energy = Annotated[float | None, AfterValidator(bounded(0, MAX_ENERGY_J, "J"))]
+SignedEnergy = Annotated[float | None, AfterValidator(bounded(None, MAX_ENERGY_J, "J"))]  # net: may dip below 0
+EnergyInterval = Annotated[tuple[float, float] | None, AfterValidator(bounded_pair(None, MAX_ENERGY_J, "J"))]
+Power = Annotated[float | None, AfterValidator(bounded(0, MAX_POWER_W, "W"))]
+LatencyMs = Annotated[float | None, AfterValidator(bounded(0, MAX_LATENCY_MS, "ms"))]
+Rate = Annotated[float | None, AfterValidator(bounded(0, MAX_RATE_PER_S, "/s"))]
+RateInterval = Annotated[tuple[float, float] | None, AfterValidator(bounded_pair(None, MAX_RATE_PER_S, "/s"))]
+Fraction = Annotated[float | None, AfterValidator(_fraction)]
+FractionInterval = Annotated[tuple[float, float] | None, AfterValidator(bounded_pair(0, 1.0))]
+Count = Annotated[int | None, AfterValidator(bounded(0, 2.0**62))]
+Seconds = Annotated[float | None, AfterValidator(bounded(0, 1e9, "s"))]
+MemoryMiB = Annotated[float | None, AfterValidator(bounded(0, MAX_MEMORY_MIB, "MiB"))]
+Intensity = Annotated[float | None, AfterValidator(bounded(0, MAX_INTENSITY_GCO2E_PER_KWH, "gCO2e/kWh"))]
+
+
+class Training(BaseModel):
+    """How the measured weights were trained, where greenbench trained them (the embedded
+    ladders, at first use): accuracy depends on the seed and, through the order of float sums,
+    on torch's thread count, so both are kept with the record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["trained", "cache"]  # trained in this run, or loaded from the cache
+    seed: int
+    torch_threads: int | None = None  # None: a cache written before greenbench recorded it
+    torch: str | None = None  # the torch version that trained it (None: as above)
+
+
 class Record(BaseModel):
     """One operating point. Missing values are null and say why; a null is never a zero (nor NaN)."""
 
@@ -37,8 +132,8 @@ class Record(BaseModel):
 
     ladder: str
     model: str
-    params: int | None = None
-    batch_size: int
+    params: Count = None
+    batch_size: Annotated[int, AfterValidator(_batch_size)]
     precision: str
     device: str
     device_name: str | None = None
@@ -46,68 +141,97 @@ class Record(BaseModel):
     status: Status = "ok"
     error: str | None = None
 
-    accuracy: float | None = None
-    accuracy_ci95: tuple[float, float] | None = None
-    accuracy_n: int | None = None
+    accuracy: Fraction = None
+    accuracy_ci95: FractionInterval = None
+    accuracy_n: Count = None
     quality_metric: str | None = None  # what the workload scored: accuracy, perplexity
-    perplexity: float | None = None  # causal LMs scored on plain text
+    perplexity: Annotated[float | None, AfterValidator(bounded(1.0, 1e300))] = None  # causal LMs scored on plain text
     quality: dict[str, float] = {}  # other quality figures the workload gave (tokens_scored, ...)
 
-    latency_mean_ms: float | None = None  # per batch: what every request in the batch waits
-    latency_p50_ms: float | None = None
-    latency_p90_ms: float | None = None
-    latency_p95_ms: float | None = None
-    latency_p99_ms: float | None = None
-    latency_per_item_ms: float | None = None  # mean batch latency / batch size
+    latency_mean_ms: LatencyMs = None  # per batch: what every request in the batch waits
+    latency_p50_ms: LatencyMs = None
+    latency_p90_ms: LatencyMs = None
+    latency_p95_ms: LatencyMs = None
+    latency_p99_ms: LatencyMs = None
+    latency_per_item_ms: LatencyMs = None  # mean batch latency / batch size
     # per-item percentiles: the batch percentiles over the batch size (items of a batch finish
     # together, so this is the amortised compute time per item, not what a request waits)
-    latency_per_item_p50_ms: float | None = None
-    latency_per_item_p90_ms: float | None = None
-    latency_per_item_p95_ms: float | None = None
-    latency_per_item_p99_ms: float | None = None
-    items_per_s: float | None = None
-    items_per_s_ci95: tuple[float, float] | None = None
+    latency_per_item_p50_ms: LatencyMs = None
+    latency_per_item_p90_ms: LatencyMs = None
+    latency_per_item_p95_ms: LatencyMs = None
+    latency_per_item_p99_ms: LatencyMs = None
+    items_per_s: Rate = None
+    items_per_s_ci95: RateInterval = None
 
-    energy_j_per_item: float | None = None  # gross: what the meter saw
-    energy_j_per_item_std: float | None = None
-    energy_j_per_item_cv: float | None = None
-    energy_j_per_item_ci95: tuple[float, float] | None = None
-    energy_net_j_per_item: float | None = None  # gross minus idle power x time
+    energy_j_per_item: Energy = None  # gross: what the meter saw
+    energy_j_per_item_std: Energy = None
+    energy_j_per_item_cv: Annotated[float | None, AfterValidator(bounded(0, 1e6))] = None
+    energy_j_per_item_ci95: EnergyInterval = None
+    energy_net_j_per_item: SignedEnergy = None  # gross minus idle power x time
     energy_method: str = "unavailable"
     energy_domain: str | None = None
     energy_reason: str | None = None  # why energy is null, or what an estimate rests on
-    power_w: float | None = None  # mean power over the windows
-    idle_power_w: float | None = None  # the baseline net energy subtracts (see idle_basis)
+    power_w: Power = None  # mean power over the windows
+    idle_power_w: Power = None  # the baseline net energy subtracts (see idle_basis)
     idle_basis: str | None = None  # "warm" (measured right after this point's model ran) or "cold"
-    counter_update_period_s: float | None = None  # the energy counter's update period (median)
+    counter_update_period_s: Seconds = None  # the energy counter's update period (median)
     components: list[dict[str, Any]] = []  # other meters (host CPU beside a GPU), never summed in
 
     # Causal LMs: a request is prompt_tokens in, output_tokens out (greedy, fixed). Prefill is
     # measured in windows of its own; decode is the full request minus prefill.
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
-    ttft_mean_ms: float | None = None  # time to first token: the prefill latency of the batch
-    ttft_p50_ms: float | None = None
-    ttft_p95_ms: float | None = None
-    tpot_ms: float | None = None  # time per output token after the first: (full - prefill) / (T - 1)
-    output_tokens_per_s: float | None = None
-    energy_prefill_j_per_item: float | None = None  # per request
-    energy_decode_j_per_token: float | None = None  # (full - prefill) / (T - 1), per request
-    energy_j_per_output_token: float | None = None  # full request / T
+    prompt_tokens: Count = None
+    output_tokens: Count = None
+    ttft_mean_ms: LatencyMs = None  # time to first token: the prefill latency of the batch
+    ttft_p50_ms: LatencyMs = None
+    ttft_p95_ms: LatencyMs = None
+    tpot_ms: LatencyMs = None  # time per output token after the first: (full - prefill) / (T - 1)
+    output_tokens_per_s: Rate = None
+    energy_prefill_j_per_item: Energy = None  # per request
+    energy_decode_j_per_token: Energy = None  # (full - prefill) / (T - 1), per request
+    energy_j_per_output_token: Energy = None  # full request / T
     energy_lm_reason: str | None = None  # why a prefill/decode figure is null
 
-    co2e_g_per_item: float | None = None
-    intensity_gco2e_per_kwh: float | None = None
+    co2e_g_per_item: Annotated[float | None, AfterValidator(bounded(0, MAX_CO2E_G, "g"))] = None
+    intensity_gco2e_per_kwh: Intensity = None
     intensity_source: str | None = None
 
-    repeats: int = 0
-    window_s: float | None = None  # mean window length
-    counter_updates_min: int | None = None
+    repeats: Annotated[int, AfterValidator(bounded(0, 2.0**31))] = 0
+    window_s: Seconds = None  # mean window length
+    counter_updates_min: Count = None
     samples: dict[str, list[float]] = {}  # per-repeat values, for significance tests
     flags: list[str] = []
     model_spec: dict[str, Any] = {}
     workload: dict[str, Any] = {}
+    training: Training | None = None  # weights greenbench trained (embedded ladders); None: not trained here
     measured_utc: str | None = None
+
+    # Peak memory over the point's measured windows (reset before each); None says why in
+    # memory_reason, never 0. The GPU's is torch's allocator (max_memory_allocated; None on a
+    # CPU point); the host's is the process's peak resident set (Linux VmHWM, reset per window).
+    gpu_mem_peak_mib: MemoryMiB = None
+    host_rss_peak_mib: MemoryMiB = None
+    memory_reason: str | None = None
+
+    @field_validator("samples")
+    @classmethod
+    def _samples_plausible(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        energy = bounded(0, MAX_ENERGY_J, "J")
+        for name, values in v.items():
+            if name.startswith("energy"):  # gross energies of single windows: never negative
+                for x in values:
+                    energy(x)
+        return v
+
+    @field_validator("components")
+    @classmethod
+    def _components_plausible(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for c in v:
+            e = c.get("energy_j_per_item")
+            if e is not None:
+                if isinstance(e, bool) or not isinstance(e, (int, float)):
+                    raise _implausible(f"component energy_j_per_item {e!r} is not a number")
+                bounded(0, MAX_ENERGY_J, "J")(float(e))
+        return v
 
     def key(self) -> tuple[str, str, int, str, str]:
         return point_key(self.ladder, self.model, self.batch_size, self.precision, self.device)
@@ -220,12 +344,12 @@ class Provenance(_Section):
 class CarbonIntensity(_Section):
     """The carbon intensity a profile's co2e figures used (``greenbench.carbon.intensity``)."""
 
-    gco2e_per_kwh: float | None = None
+    gco2e_per_kwh: Intensity = None
     source: str | None = None
     zone: str | None = None
     year: int | None = None
     basis: str | None = None  # "lca" (life cycle) or "direct"
-    pue: float | None = None
+    pue: Annotated[float | None, AfterValidator(bounded(1.0, 1e300))] = None  # carbon's: at least 1
 
     @property
     def where(self) -> str | None:
@@ -249,7 +373,7 @@ class IdleMeterPower(_Section):
 
     domain: str
     method: str
-    power_w: float | None = None
+    power_w: Power = None
     reason: str | None = None
     flags: list[str] = Field(default_factory=list)
 
@@ -259,7 +383,7 @@ class WarmIdle(_Section):
     idles far higher after load (118-128 W against 78 W cold on an H200)."""
 
     measured_utc: str | None = None
-    duration_s: float | None = None
+    duration_s: Seconds = None
     after: str | None = None  # "model precision"
     meters: list[IdleMeterPower] = Field(default_factory=list)
     reason: str | None = None  # why ``meters`` is empty: the warm baseline failed
@@ -272,12 +396,12 @@ class IdleBaseline(_Section):
     device_name: str | None = None
     uuid: str | None = None  # the GPU's UUID (None on a CPU); resume checks it
     measured_utc: str | None = None
-    duration_s: float | None = None
+    duration_s: Seconds = None
     meters: list[IdleMeterPower] = Field(default_factory=list)  # headline first, then components
     reason: str | None = None  # why ``meters`` is empty: the baseline failed
-    update_period_s: float | None = None  # the headline counter's update period
-    read_cost_s: float | None = None  # one read of the headline counter, as observed
-    power_limit_w: float | None = None  # the GPU's enforced power limit before the sweep
+    update_period_s: Seconds = None  # the headline counter's update period
+    read_cost_s: Seconds = None  # one read of the headline counter, as observed
+    power_limit_w: Power = None  # the GPU's enforced power limit before the sweep
     meter: MeterSummary | None = None  # the headline meter
     components: list[MeterSummary] = Field(default_factory=list)  # other meters beside it
     warm: list[WarmIdle] = Field(default_factory=list)

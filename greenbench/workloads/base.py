@@ -67,6 +67,17 @@ class Score:
     extra: dict[str, float] = field(default_factory=dict, hash=False)  # hashable Score all the same
 
 
+@dataclass(frozen=True)
+class TrainingInfo:
+    """How the weights were trained where greenbench trained them: accuracy depends on the seed
+    and, through the order of float sums, on torch's thread count."""
+
+    source: str  # "trained" (in this run) or "cache" (trained earlier, loaded)
+    seed: int
+    torch_threads: int | None  # None: a cache from before greenbench recorded it
+    torch: str | None = None  # the torch version that trained them
+
+
 class Workload(ABC):
     """Built once per (model, precision, device); reused for every batch size."""
 
@@ -102,6 +113,10 @@ class Workload(ABC):
     def provenance(self) -> dict[str, Any]:
         """Model id and revision, dataset id and split, seeds: stored with each record."""
         return {}
+
+    def training(self) -> TrainingInfo | None:
+        """How greenbench trained the weights, where it did (None: pretrained or random weights)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 -- a workload holding no device memory need not override it
         """Free device memory before the next model is built."""

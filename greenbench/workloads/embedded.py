@@ -28,6 +28,7 @@ from torch import nn
 from greenbench.measure.zoo import PRECISION_TABLE, EmbeddedDataset, EmbeddedModel, EmbeddedTrain
 from greenbench.workloads.base import (
     Score,
+    TrainingInfo,
     Workload,
     WorkloadError,
     out_of_memory_error,
@@ -223,10 +224,23 @@ def _sha256_short(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+def _trained_with(blob: dict[str, Any], seed: int) -> TrainingInfo:
+    """A cache file's record of its training; a file from before it was kept says nothing."""
+    info = blob.get("trained_with")
+    info = info if isinstance(info, dict) else {}
+    threads = info.get("torch_threads")
+    return TrainingInfo(
+        source="cache", seed=seed,
+        torch_threads=threads if isinstance(threads, int) and not isinstance(threads, bool) else None,
+        torch=info.get("torch") if isinstance(info.get("torch"), str) else None,
+    )
+
+
 def trained_model(
     spec: dict, data: Mnist1d, train: dict, cache_dir: Path, on_note: Note = None
-) -> tuple[nn.Module, Path]:
-    """Load the cached weights for (model, dataset, train), or train on the CPU and cache them."""
+) -> tuple[nn.Module, Path, TrainingInfo]:
+    """Load the cached weights for (model, dataset, train), or train on the CPU and cache them;
+    with how they were trained (seed, torch threads: kept in the cache file beside the weights)."""
     key = {"model": {k: v for k, v in spec.items() if k != "name"}, "dataset": data.spec,
            "train": train, "format": FORMAT_VERSION}
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", spec["name"])
@@ -238,19 +252,23 @@ def trained_model(
                 raise ValueError("cache key mismatch")
             model = build_model(spec)
             model.load_state_dict(blob["state_dict"])
-            return model.eval(), path
+            return model.eval(), path, _trained_with(blob, train["seed"])
         except Exception as e:  # corrupt, truncated or foreign file: retrain over it
             if on_note:
                 on_note(f"cached weights {path.name} unreadable ({type(e).__name__}); retraining")
     if on_note:
         on_note(f"training {spec['name']} (first use, cached afterwards)")
     t0 = time.perf_counter()
+    threads = torch.get_num_threads()  # sums' order, and so the weights, can depend on it
     model = _train(spec, data, train)
-    blob = {"key": key, "state_dict": model.state_dict()}
+    # Not part of the key: a cache trained with other threads is still this model's training. No
+    # time stamp either: the same training gives the same file (weights_sha256 hashes the file).
+    trained_with = {"torch_threads": threads, "torch": str(torch.__version__)}  # a plain str: weights_only loads it
+    blob = {"key": key, "state_dict": model.state_dict(), "trained_with": trained_with}
     _atomic_write(path, lambda f: torch.save(blob, f))
     if on_note:
-        on_note(f"trained {spec['name']} in {time.perf_counter() - t0:.1f} s")
-    return model, path
+        on_note(f"trained {spec['name']} in {time.perf_counter() - t0:.1f} s ({threads} torch thread(s))")
+    return model, path, TrainingInfo("trained", train["seed"], threads, str(torch.__version__))
 
 
 # -------------------------------------------------------------------------------- workload
@@ -258,8 +276,9 @@ def trained_model(
 
 class EmbeddedWorkload(Workload):
     def __init__(self, model: nn.Module, spec: dict, data: Mnist1d, train: dict, weights: Path,
-                 precision: str, device: torch.device) -> None:
+                 precision: str, device: torch.device, training: TrainingInfo | None = None) -> None:
         self._spec, self._data, self._train, self._weights = spec, data, train, weights
+        self._training = training
         self._precision, self._device = precision, device
         self._dtype = PRECISIONS[precision]
         self._params = sum(p.numel() for p in model.parameters())
@@ -337,6 +356,9 @@ class EmbeddedWorkload(Workload):
             "torch": torch.__version__,
         }
 
+    def training(self) -> TrainingInfo | None:
+        return self._training
+
     def close(self) -> None:
         self._model = self._x_test = self._y_test = None
         if self._device.type == "cuda":
@@ -361,5 +383,5 @@ def build_embedded(
         raise WorkloadError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
     dev = torch_device(device, "the embedded workload")  # checked before training: fails fast
     data = load_dataset(dataset, cache_dir, on_note)
-    net, weights = trained_model(spec, data, tspec, cache_dir, on_note)
-    return EmbeddedWorkload(net, spec, data, tspec, weights, precision, dev)
+    net, weights, training = trained_model(spec, data, tspec, cache_dir, on_note)
+    return EmbeddedWorkload(net, spec, data, tspec, weights, precision, dev, training)

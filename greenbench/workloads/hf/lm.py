@@ -37,6 +37,7 @@ from greenbench.workloads.hf.loading import (
     load_transformers_model,
     probe,
     resolve_device,
+    warn_remote_code,
 )
 
 SYNTHETIC_SIZE = 32  # synthetic prompts (and sequences scored) when the dataset gives no size
@@ -343,6 +344,7 @@ def build_hf_lm(
     generation: Generation,
     trust_remote_code: bool,
     allow_download: bool = False,
+    on_warning: Note = None,
 ) -> LMWorkload:
     """Build an AutoModelForCausalLM at ``precision`` on ``device``: requests of ``generation``'s
     prompt_tokens in, output_tokens out, scored by perplexity or by multiple-choice accuracy.
@@ -359,6 +361,7 @@ def build_hf_lm(
         raise WorkloadError(f"hf-lm needs dataset format 'text' (perplexity) or 'multiple-choice' (accuracy), "
                             f"not {ds.format!r}")
     check_available("model", ref.id, ref.revision, allow_download)
+    warn_remote_code(ref, trust_remote_code, on_warning)
 
     tokenizer, tok_prov = load_tokenizer(ref, ds, allow_download, trust_remote_code)
 

@@ -12,6 +12,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 from greenbench.measure.zoo import PRECISION_TABLE, HFDataset, HFModel
 from greenbench.workloads.base import WorkloadError, WorkloadSkipped, out_of_memory_error, torch_device
 from greenbench.workloads.hf.common import Note, one_line, require, version
-from greenbench.workloads.hf.hub import hub_load, quiet_transformers
+from greenbench.workloads.hf.hub import hub_load, looks_local, quiet_transformers
 
 OUT_OF_MEMORY = out_of_memory_error()  # torch >= 2.1 (see pyproject)
 INIT_SEED = 0  # random weights: the same model on every run and machine
@@ -66,6 +67,41 @@ def dtype_kwargs(dtype: torch.dtype) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------- models, tokenizers
+
+
+def remote_code_folder(ref_id: str) -> str:
+    """Where the code that trust_remote_code runs comes from: the local folder, or the model's
+    folder in the Hugging Face cache (its snapshot, once downloaded)."""
+    if looks_local(ref_id):
+        return str(Path(ref_id).expanduser().resolve())
+    try:
+        from huggingface_hub import constants
+
+        cache = Path(constants.HF_HUB_CACHE)
+    except (ImportError, AttributeError):
+        cache = Path("~/.cache/huggingface/hub").expanduser()
+    return str(cache / ("models--" + ref_id.replace("/", "--")))
+
+
+def warn_remote_code(ref: HFModel, trust_remote_code: bool, on_warning: Note = None) -> None:
+    """Say, before anything is loaded, that a model's own Python code will run in this process:
+    once per model built, through ``on_warning`` (the runner's warning event), else as a Python
+    warning (shown on stderr)."""
+    if not trust_remote_code:
+        return
+    names = [n for n in dict.fromkeys([ref.id, ref.tokenizer]) if n]
+    where = "; ".join(remote_code_folder(n) if looks_local(n) else f"hub id {n}, files in {remote_code_folder(n)}"
+                      for n in names) or "its config"
+    text = (f"model {ref.name!r}: trust_remote_code is on, so Python code shipped with the model runs "
+            f"in this process ({where}); keep it on only for code you trust")
+    if on_warning is not None:
+        on_warning(text)
+    else:
+        warnings.warn(text, RemoteCodeWarning, stacklevel=2)
+
+
+class RemoteCodeWarning(UserWarning):
+    """A model is loaded with trust_remote_code on: its own code runs."""
 
 
 @dataclass

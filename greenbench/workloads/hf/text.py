@@ -27,6 +27,7 @@ from greenbench.workloads.hf.loading import (
     load_transformers_model,
     probe,
     resolve_device,
+    warn_remote_code,
 )
 
 SYNTHETIC_SIZE = 256  # synthetic items when the dataset gives no size
@@ -99,6 +100,7 @@ def build_hf_text(
     max_length: int,
     trust_remote_code: bool,
     allow_download: bool = False,
+    on_warning: Note = None,
 ) -> TextWorkload:
     """Build an AutoModelForSequenceClassification with its tokenizer, at ``precision`` on
     ``device``, scored on the ladder's labelled set (or synthetic token ids).
@@ -115,6 +117,7 @@ def build_hf_text(
     if max_length < 2:  # the zoo takes any positive length; a classifier needs room for its specials
         raise WorkloadError(f"max_length must be an integer of at least 2, got {max_length!r}")
     check_available("model", ref.id, ref.revision, allow_download)
+    warn_remote_code(ref, trust_remote_code, on_warning)
 
     tokenizer, tok_prov = load_tokenizer(ref, ds, allow_download, trust_remote_code)
 

@@ -40,6 +40,7 @@ from greenbench.workloads.hf.loading import (
     place,
     probe,
     resolve_device,
+    warn_remote_code,
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -428,6 +429,7 @@ def build_hf_vision(
     image_size: int | None,
     trust_remote_code: bool,
     allow_download: bool = False,
+    on_warning: Note = None,
 ) -> VisionWorkload:
     """Build an image classifier (transformers, timm or torchvision) at ``precision`` on ``device``,
     scored by top-1 accuracy on an image folder, a `datasets` split, or synthetic images.
@@ -450,6 +452,7 @@ def build_hf_vision(
         return _hub(ds, allow_download)
 
     if ref.source == "transformers":
+        warn_remote_code(ref, trust_remote_code, on_warning)
         loaded, fn, images, extra = _transformers(ref, images_fn, precision, dev, image_size,
                                                   allow_download, trust_remote_code, on_note)
     elif ref.source == "timm":

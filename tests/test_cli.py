@@ -77,6 +77,21 @@ def test_json_and_csv_exports(tmp_path, zoo, cache_dir, virtual_time):
     assert len(df) == 2 and set(df["energy_method"]) == {"fake"}
 
 
+def test_stdout_formats_and_out_files(tmp_path, zoo, cache_dir, virtual_time):
+    """--markdown / --csv / --json print that format on stdout; --*-out FILE writes it (a note on stderr)."""
+    js, csv_path = tmp_path / "p.json", tmp_path / "p.csv"
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--markdown", "--json-out", str(js),
+                   "--csv-out", str(csv_path))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("**greenbench profile: tiny**") and "| lin |" in res.stdout
+    assert json.loads(js.read_text())["records"][0]["model"] == "lin"
+    assert csv_path.read_text().startswith("ladder,model,") and f"wrote {csv_path}" in res.stderr
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume", "--csv")
+    assert res.exit_code == 0 and res.stdout == csv_path.read_text()
+    res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin", "--resume", "--csv", "--json")
+    assert res.exit_code == 2 and "choose one" in res.output
+
+
 def test_existing_profile_needs_resume_or_force(tmp_path, zoo, cache_dir, virtual_time):
     assert run_tiny(tmp_path, zoo, cache_dir, "--model", "lin").exit_code == 0
     res = run_tiny(tmp_path, zoo, cache_dir, "--model", "lin")

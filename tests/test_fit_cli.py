@@ -34,7 +34,8 @@ def test_fit_writes_tables_and_plots(tmp_path, profile_path):
     res = fit(profile_path, "--out", tmp_path / "o")
     assert res.exit_code == 0, res.output
     assert "Pareto frontier" in res.stdout and "Curves" in res.stdout
-    assert "energy_vs_batch" in res.stdout and "fitted" in res.stdout
+    # a fitted curve shows the form it kept; --wide adds the expression, parameters and why
+    assert "energy_vs_batch" in res.stdout and "amortised" in res.stdout and "E(b) =" not in res.stdout
     names = ["tradeoff.json", "tradeoff.csv", "curves.csv", "accuracy_vs_energy.png",
              "accuracy_vs_energy.svg", "batch_curves.png", "batch_curves.svg"]
     for name in names:
@@ -46,6 +47,17 @@ def test_fit_writes_tables_and_plots(tmp_path, profile_path):
     assert "estimated, not metered" in res.stderr
     svg = (tmp_path / "o" / "accuracy_vs_energy.svg").read_text()
     assert "ESTIMATE, not metered" in svg and "method: estimate" in svg
+
+
+def test_wide_markdown_and_csv(tmp_path, profile_path):
+    wide = fit(profile_path, "--out", tmp_path / "o", "--no-plots", "--wide")
+    assert wide.exit_code == 0 and "E(b) =" in wide.stdout and "why" in wide.stdout
+    md = fit(profile_path, "--out", tmp_path / "o", "--no-plots", "--markdown")
+    assert md.exit_code == 0 and "| curve | model | fit | expression |" in md.stdout
+    csv = fit(profile_path, "--out", tmp_path / "o", "--no-plots", "--csv")
+    assert csv.exit_code == 0
+    assert csv.stdout == (tmp_path / "o" / "tradeoff.csv").read_text()  # the file's rows, on stdout
+    one_line_error(fit(profile_path, "--no-plots", "--csv", "--json"), "choose one")
 
 
 def test_default_out_is_next_to_the_profile(profile_path):

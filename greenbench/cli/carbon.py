@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from greenbench.cli.common import EXIT_CODES_HELP, fail, out, user_errors
+from greenbench.cli.command import Command, Group
+from greenbench.cli.common import CONTEXT_SETTINGS, EXIT_CODES_HELP, fail, out, user_errors
+from greenbench.cli.tables import Col, Section, Wide, constant, print_sections, sig
 
 ATTRIBUTION = ("Contains carbon-intensity data © Electricity Maps (electricitymaps.com), 2023 hourly, "
                "ODbL v1.0; see greenbench/data/CARBON_DATA_NOTICE.md")
@@ -17,7 +20,8 @@ validate and summarise a CSV trace, and convert a profile's energy per item to g
 
 {EXIT_CODES_HELP}"""
 
-carbon_app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
+carbon_app = typer.Typer(cls=Group, help=HELP, no_args_is_help=True, add_completion=False,
+                         context_settings=CONTEXT_SETTINGS)
 
 BASIS_HELP = "Intensity basis of the bundled data: lca (life-cycle, Electricity Maps' default) or direct."
 UNITS_HELP = ("Unit of a CSV trace's values, converted to gCO2e/kWh: g/kWh, kg/kWh (x1000), lb/MWh "
@@ -35,10 +39,11 @@ def _dump(doc) -> None:
     out.print_json(json.dumps(doc, allow_nan=False))
 
 
-@carbon_app.command("zones")
+@carbon_app.command("zones", cls=Command)
 def zones_command(
     basis: str = typer.Option("lca", "--basis", help=BASIS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of the table."),
+    wide: Wide = False,
 ) -> None:
     """List the bundled zones with their 2023 hourly statistics (gCO2e/kWh)."""
     from greenbench.carbon import intensity as carbon
@@ -51,18 +56,20 @@ def zones_command(
         _dump({"basis": basis, "attribution": ATTRIBUTION, "zones": [
             {**s.to_dict(), "region": info[s.name].region, "file": info[s.name].file} for s in stats]})
         return
-    t = Table(title=f"grid zones, 2023 hourly intensity ({basis}, gCO2e/kWh)", caption=ATTRIBUTION)
-    for col in ("zone", "region", "local tz", "mean", "min", "p10", "median", "p90", "max", "CV",
-                "daily max/min (median)", "estimated hours"):
-        t.add_column(col, justify="left" if col in ("zone", "region", "local tz") else "right")
-    for s in stats:
-        t.add_row(s.name + (" (default)" if s.name == carbon.DEFAULT_ZONE else ""), info[s.name].region, s.tz,
-                  _g(s.mean), _g(s.min), _g(s.p10), _g(s.median), _g(s.p90), _g(s.max), _g(s.cv, ".2f"),
-                  _g(s.daily_max_min_ratio_median, ".2f"), f"{s.estimated_share:.0%}")
-    out.print(t)
+    columns = [Col("zone", "name"), Col("region", "text"), Col("local tz", "name", wide=True), Col("mean"),
+               Col("min", wide=True), Col("p10"), Col("median", wide=True), Col("p90"), Col("max", wide=True),
+               Col("CV"), Col("day max/min"), Col("estimated", wide=True)]
+    rows = [[s.name + (" (default)" if s.name == carbon.DEFAULT_ZONE else ""), info[s.name].region, s.tz,
+             _g(s.mean), _g(s.min), _g(s.p10), _g(s.median), _g(s.p90), _g(s.max), _g(s.cv, ".2f"),
+             _g(s.daily_max_min_ratio_median, ".2f"), f"{s.estimated_share:.0%}"] for s in stats]
+    legend = ["intensities in gCO2e/kWh", "p10/p90: percentiles of the hours", "CV: coefficient of variation",
+              "day max/min: median over the days of the day's highest over its lowest hour"]
+    print_sections(out, [Section(f"grid zones, 2023 hourly intensity ({basis})", columns, rows, legend,
+                                 wide_legend=["estimated: share of hours Electricity Maps estimated"])], wide=wide)
+    out.print(ATTRIBUTION, highlight=False, soft_wrap=False)
 
 
-@carbon_app.command("show")
+@carbon_app.command("show", cls=Command)
 def show_command(
     trace: str = typer.Argument(..., help="A bundled zone id (see `greenbench carbon zones`) or a CSV trace."),
     basis: str = typer.Option("lca", "--basis", help=BASIS_HELP),
@@ -71,7 +78,7 @@ def show_command(
     time_column: str | None = typer.Option(None, "--time-column", help="CSV column of the hour's start time."),
     value_column: str | None = typer.Option(None, "--value-column", help="CSV column of the intensity."),
     forecast_column: str | None = typer.Option(None, "--forecast-column", help="CSV column of a forecast intensity."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of the table."),
 ) -> None:
     """Validate a trace (timestamps, time zone, gaps, duplicates, NaN, negatives, units) and summarise it."""
     from greenbench.carbon import trace as traces
@@ -83,9 +90,6 @@ def show_command(
     if as_json:
         _dump(s.to_dict())
         return
-    t = Table(title=f"trace {s.name}: valid, {s.hours} hours, gCO2e/kWh", show_header=False)
-    t.add_column("field")
-    t.add_column("value")
     rows = [
         ("source", s.source), ("basis", s.basis or "not stated"), ("hours (UTC)", f"{s.start_utc} to {s.end_utc}"),
         ("local days in", s.tz), ("mean", _g(s.mean, ".1f")),
@@ -96,16 +100,20 @@ def show_command(
         ("estimated hours", "—" if s.estimated_share is None else f"{s.estimated_share:.1%}"),
         ("forecast MAE (gCO2e/kWh)", _g(s.forecast_mae, ".1f")),
     ]
+    t = Table.grid(padding=(0, 2))
+    t.add_column(no_wrap=True, style="bold")
+    t.add_column(overflow="fold")
     for k, v in rows:
-        t.add_row(k, v)
+        t.add_row(k, Text(v))
+    out.print(Text(f"trace {s.name}: valid, {s.hours} hours, gCO2e/kWh", style="bold"), soft_wrap=False)
     out.print(t)
     for k, why in s.reasons.items():
-        out.print(f"{k}: null ({why})", highlight=False)
+        out.print(f"{k}: null ({why})", highlight=False, soft_wrap=False)
     if tr.source.startswith("Electricity Maps"):
-        out.print(ATTRIBUTION, highlight=False)
+        out.print(ATTRIBUTION, highlight=False, soft_wrap=False)
 
 
-@carbon_app.command("convert")
+@carbon_app.command("convert", cls=Command)
 def convert_command(
     profile: Path = typer.Argument(..., help="A profile JSON written by `greenbench profile`."),
     zone: str | None = typer.Option(None, "--zone", help="Bundled zone id or CSV trace (default US-MIDA-PJM)."),
@@ -119,7 +127,8 @@ def convert_command(
     value_column: str | None = typer.Option(None, "--value-column", help="CSV column of the intensity."),
     live: bool = typer.Option(False, "--live", help="Use the current intensity from a live API instead of a trace (network)."),
     live_provider: str = typer.Option("auto", "--live-provider", help="auto, electricitymaps ($ELECTRICITYMAPS_TOKEN) or uk (GB, no token)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of the table."),
+    wide: Wide = False,
 ) -> None:
     """Convert each ok record's energy per item to gCO2e per item (and per 1M items) at a zone and time."""
     from greenbench import profile as prof
@@ -148,22 +157,29 @@ def convert_command(
                "records_not_ok": skipped})
         return
     out.print(f"intensity: {intensity.gco2e_per_kwh:.1f} gCO2e/kWh x PUE {intensity.pue:g} "
-              f"({intensity.source})", highlight=False)
-    t = Table(title=f"carbon per item, {profile.name}")
-    for col in ("model", "batch", "precision", "device", "energy J/item", "method", "gCO2e/item",
-                "gCO2e per 1M items", "net gCO2e/item"):
-        t.add_column(col, justify="right" if col not in ("model", "precision", "device", "method") else "left")
-    for r in rows:
-        t.add_row(r["model"], str(r["batch_size"]), r["precision"], r["device"], _g(r["energy_j_per_item"], ".3g"),
-                  r["energy_method"], _g(r["co2e_g_per_item"], ".3g"), _g(r["co2e_g_per_1m_items"], ".4g"),
-                  _g(r["co2e_net_g_per_item"], ".3g"))
-    out.print(t)
+              f"({intensity.source})", highlight=False, soft_wrap=False)
+    same_prec = constant(r["precision"] for r in rows)
+    same_dev = constant(r["device"] for r in rows)
+    same_method = constant(r["energy_method"] for r in rows)
+    columns = [Col("model", "name"), Col("batch"), Col("prec", "name", wide=same_prec is not None),
+               Col("device", "name", wide=same_dev is not None), Col("J/item"),
+               Col("method", "name", wide=same_method is not None), Col("gCO2e/item"), Col("g per 1M"),
+               Col("net g/item", wide=True)]
+    body = [[r["model"], str(r["batch_size"]), r["precision"], r["device"], sig(r["energy_j_per_item"]),
+             r["energy_method"], sig(r["co2e_g_per_item"]), sig(r["co2e_g_per_1m_items"]),
+             sig(r["co2e_net_g_per_item"])] for r in rows]
+    same = [x for x in (same_prec, same_dev) if x]
+    legend = ["J/item: energy per item", "gCO2e/item: carbon per item", "g per 1M: gCO2e per million items",
+              ("all points " + " on ".join(same)) if same else None,
+              f"energy method {same_method}" if same_method else None]
+    print_sections(out, [Section(f"carbon per item, {profile.name}", columns, body, legend,
+                                 wide_legend=["net g/item: carbon of the energy above idle"])], wide=wide)
     unmetered = sorted({r["energy_method"] for r in rows if not r["energy_is_measurement"]})
     if unmetered:
         out.print(f"method {', '.join(repr(m) for m in unmetered)}: the energy is not a measurement (not metered), "
-                  "so its carbon is not one either", highlight=False)
+                  "so its carbon is not one either", highlight=False, soft_wrap=False)
     for r in rows:
         if r["reason"]:
-            out.print(f"{r['model']} b{r['batch_size']}: carbon null ({r['reason']})", highlight=False)
+            out.print(f"{r['model']} b{r['batch_size']}: carbon null ({r['reason']})", highlight=False, soft_wrap=False)
     if skipped:
-        out.print(f"{skipped} record(s) not ok (failed or skipped) have no energy and are left out", highlight=False)
+        out.print(f"{skipped} record(s) not ok (failed or skipped) have no energy and are left out", highlight=False, soft_wrap=False)

@@ -6,29 +6,97 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from greenbench.errors import Exit, GreenbenchError
 
 if TYPE_CHECKING:
     from greenbench.profile import Profile
 
-__all__ = ["EXIT_CODES_HELP", "Exit", "default_cache_dir", "err", "error_line", "fail", "load_profile", "out",
-           "user_errors"]
+__all__ = ["CONTEXT_SETTINGS", "EXIT_CODES_HELP", "PIPE_WIDTH", "Exit", "check_out_paths", "console_width",
+           "default_cache_dir", "err", "error_line", "fail", "load_profile", "note", "out", "stdout_format",
+           "user_errors", "write_out"]
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 regression (compare); 2 usage or bad input; "
     "3 nothing could be measured; 4 internal error; 130 interrupted (finished points are kept)."
 )
 
+# -h beside --help, on every command (a group's context settings reach its commands).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+# Width of a console writing to a pipe or file with no $COLUMNS: wide enough that a --wide table or a
+# long summary line reaches a log unbroken (the default tables fit in 80 columns anyway).
+PIPE_WIDTH = 220
+
+
+def console_width(is_terminal: bool, terminal_width: int) -> int:
+    """The width tables are laid out for: $COLUMNS when set (users and tests set it), else the
+    terminal's, else PIPE_WIDTH for a pipe or file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return terminal_width if is_terminal else PIPE_WIDTH
+
+
+class _Console(Console):
+    """A Console whose width is decided when it prints, not when it is made: $COLUMNS and the
+    stream (a terminal, a pipe, a test's capture) are read at that moment."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if "width" not in kwargs:  # Console fixes $COLUMNS at creation: read it at each print instead
+            self._width = None
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size  # the terminal's (or 80 x 25) when no width was fixed
+        if self._width is not None:
+            return size
+        return ConsoleDimensions(console_width(self.is_terminal, size.width), size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
 # Results go to stdout; progress, notes and warnings to stderr.
-out = Console(soft_wrap=True)
-if not out.is_terminal:  # a pipe or file: do not squeeze tables into 80 columns
-    out = Console(soft_wrap=True, width=220)
-err = Console(stderr=True, soft_wrap=True)
+out: Console = _Console(soft_wrap=True)
+err: Console = _Console(stderr=True, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A note on stderr (a file written, a plot drawn): results alone go to stdout."""
+    err.print(message, highlight=False, markup=False)
+
+
+def stdout_format(**flags: bool) -> str | None:
+    """The one format a command prints on stdout instead of its tables (``json=True`` ->
+    "json"), or None for the tables; two at once is a usage error."""
+    chosen = [name for name, on in flags.items() if on]
+    if len(chosen) > 1:
+        raise fail(f"{' and '.join('--' + c for c in chosen)}: choose one (each prints to stdout; "
+                   "--json-out, --markdown-out and --csv-out write files)")
+    return chosen[0] if chosen else None
+
+
+def check_out_paths(*paths: Path | None) -> None:
+    """Before any work: each output file's folder exists (one line naming the file, exit 2)."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise fail(f"{path}: the folder {path.parent} does not exist")
+
+
+def write_out(path: Path, text: str) -> None:
+    """Write an output file and say so on stderr; a write that fails is one line naming it."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise fail(f"{path}: cannot write: {e.strerror or e}") from None
+    note(f"wrote {path}")
 
 
 def fail(message: str, code: Exit = Exit.USAGE) -> typer.Exit:

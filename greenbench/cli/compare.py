@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
-from rich.console import JustifyMethod
-from rich.table import Table
+from rich.text import Text
 
 from greenbench.cli.common import (
     EXIT_CODES_HELP,
+    check_out_paths,
     err,
     fail,
     load_profile,
     out,
+    stdout_format,
     user_errors,
+    write_out,
 )
+from greenbench.cli.tables import Col, Section, Wide, print_lines, print_sections, sig
 from greenbench.errors import Exit
 from greenbench.methods import ESTIMATE
+
+if TYPE_CHECKING:
+    from greenbench.compare.gate import Result, Row
 
 HELP = f"""Compare a CANDIDATE profile with a BASELINE profile and fail (exit 1) on a regression.
 
@@ -28,7 +34,7 @@ A row (one point, one metric) is a regression when its change crosses the metric
 
 Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01. Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better); for language models perplexity, ttft_p50_ms, ttft_p95_ms, tpot_ms, energy_j_per_output_token (lower is better), output_tokens_per_s (higher is better).
 
-Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that is not a measurement (CodeCarbon's estimate, the fake test meter) is marked 'estimate'. Exports (--markdown, --json, --junit) are written before a non-zero exit. See docs/ci.md.
+Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that is not a measurement (CodeCarbon's estimate, the fake test meter) is marked 'estimate'. Files (--markdown-out, --json-out, --csv-out, --junit) are written before a non-zero exit; --markdown, --json and --csv print that format on stdout instead of the table (the verdict then goes to stderr). See docs/ci.md.
 
 {EXIT_CODES_HELP}"""
 
@@ -42,17 +48,21 @@ def compare_command(
     no_stats_for: list[str] | None = typer.Option(None, "--no-stats-for", metavar="METRIC", help="No significance test for this metric only, e.g. accuracy where it is deterministic (repeatable)."),
     correction: str = typer.Option("holm", "--correction", help="holm (the default: a noise-only comparison fails at most alpha of the time) or none (each row at alpha)."),
     estimates: str = typer.Option("fail", "--estimates", help="Estimated energy: fail (thresholds apply; rows are marked), warn (never fails, warns), ignore (not judged)."),
-    markdown: Path | None = typer.Option(None, "--markdown", help="Write the result as Markdown (a pull-request comment)."),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the result as JSON (versioned)."),
-    junit: Path | None = typer.Option(None, "--junit", help="Write the result as JUnit XML (one testcase per row)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the result as Markdown (a pull-request comment) on stdout instead of the table. '--markdown FILE', the older spelling, still writes FILE."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (versioned) on stdout instead. '--json FILE' still writes FILE."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the rows as CSV on stdout instead."),
+    markdown_out: Path | None = typer.Option(None, "--markdown-out", metavar="FILE", help="Write the result as Markdown (a pull-request comment) to FILE."),
+    json_out: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Write the result as JSON (versioned) to FILE."),
+    csv_out: Path | None = typer.Option(None, "--csv-out", metavar="FILE", help="Write the rows as CSV to FILE."),
+    junit: Path | None = typer.Option(None, "--junit", metavar="FILE", help="Write the result as JUnit XML (one testcase per row) to FILE."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line on stdout, no table."),
+    wide: Wide = False,
 ) -> None:
     from greenbench.compare import export as export
     from greenbench.compare import gate as cmp
 
-    for path in (markdown, json_path, junit):
-        if path is not None and not path.parent.is_dir():
-            raise fail(f"{path}: the folder {path.parent} does not exist")
+    fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
+    check_out_paths(markdown_out, json_out, csv_out, junit)
     with user_errors():
         options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), alpha=alpha, stats=not no_stats,
                               no_stats_for=frozenset(no_stats_for or ()),
@@ -63,20 +73,19 @@ def compare_command(
         result = cmp.compare(before, after, options, names=(str(baseline), str(candidate)))
     for w in result.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
-    for path, render in ((markdown, export.to_markdown), (json_path, export.to_json), (junit, export.to_junit)):
-        if path is None:
-            continue
-        try:
-            path.write_text(render(result), encoding="utf-8")
-        except OSError as e:
-            raise fail(f"{path}: cannot write: {e.strerror or e}") from None
-        err.print(f"wrote {path}", highlight=False)
-    if not quiet:
-        out.print(table(result))
-        for line in footer(result):
-            out.print(f"[dim]{line}[/]", highlight=False)
+    texts = {"markdown": export.to_markdown, "json": export.to_json, "csv": export.to_csv, "junit": export.to_junit}
+    for path, kind in ((markdown_out, "markdown"), (json_out, "json"), (csv_out, "csv"), (junit, "junit")):
+        if path is not None:  # before a non-zero exit, so that CI can post them
+            write_out(path, texts[kind](result))
     style = "bold red" if result.regressions else "green"
-    out.print(f"[{style}]{result.summary_line()}[/]", highlight=False)
+    if fmt is not None:  # stdout is that document alone; the verdict goes to stderr
+        print(texts[fmt](result), end="")
+        err.print(f"[{style}]{result.summary_line()}[/]", highlight=False)
+    else:
+        if not quiet:
+            print_sections(out, [section(result)], wide=wide)
+            print_lines(out, note_lines(result) + footer(result))
+        out.print(Text(result.summary_line(), style=style), soft_wrap=False)
     if result.exit_code == Exit.REGRESSION:
         raise typer.Exit(int(Exit.REGRESSION))
     if result.nothing_compared:
@@ -87,25 +96,49 @@ _STYLE = {"regression": "bold red", "improvement": "green", "not_comparable": "d
           "new": "dim", "warning": "yellow", "ignored": "dim"}
 
 
-def table(result) -> Table:
-    from greenbench.compare.export import fmt_ratio, fmt_value
+def section(result: Result) -> Section:
+    """One row per (point, metric), grouped under a line naming the point: the point's name has a
+    line of its own, so that the metrics and numbers fit in 80 columns beside a long name."""
+    from greenbench.compare.export import fmt_ratio
+    from greenbench.compare.gate import METRICS
 
-    t = Table(title=f"greenbench compare: {result.baseline_name} -> {result.candidate_name}")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("Point", "left"), ("Metric", "left"), ("Change", "right"), ("Before", "right"),
-        ("After", "right"), ("Ratio", "right"), ("Test", "left"), ("Verdict", "left")]
-    for col, just in columns:
-        t.add_column(col, justify=just)
+    columns = [Col("point / metric", "name"), Col("before"), Col("after"), Col("change"), Col("ratio", wide=True),
+               Col("test", "name"), Col("n", wide=True), Col("verdict", "text"), Col("notes", "text", wide=True)]
+    rows: list[list[str]] = []
+    styles: list[str | None] = []
+    point = None
     for r in result.rows:
-        style = _STYLE.get(r.status, "yellow" if r.crossed else "")
-        verdict = r.verdict() + ("; " + "; ".join(r.notes) if r.notes else "")
-        metric = r.metric + (" (estimate)" if r.estimate else "")
-        t.add_row(r.point, metric, r.change_text(), fmt_value(r.before), fmt_value(r.after),
-                  fmt_ratio(r.ratio), r.p_text(), verdict, style=style or None)
-    return t
+        if r.point != point:
+            point = r.point
+            rows.append([r.point, *[""] * (len(columns) - 1)])
+            styles.append("bold")
+        n = "—" if r.n_before is None and r.n_after is None else f"{r.n_before or '—'}/{r.n_after or '—'}"
+        rows.append(["  " + r.metric + (" *" if r.estimate else ""), sig(r.before), sig(r.after), r.change_text(),
+                     fmt_ratio(r.ratio), r.p_text(), n, _verdict(r), "; ".join(r.notes)])
+        styles.append(_STYLE.get(r.status, "yellow" if r.crossed else "") or None)
+    units = sorted({f"{m} {METRICS[m].unit}" for m in {r.metric for r in result.rows}
+                    if m in METRICS and METRICS[m].unit})
+    legend = ["before, after: in the metric's unit (" + ", ".join(units) + ")" if units else None,
+              "change: relative, or absolute where the threshold is", "test: p after correction",
+              "n.s.: crossed its threshold, not significantly" if any("n.s." in x[7] for x in rows) else None,
+              "* energy not metered (see below)" if any(r.estimate for r in result.rows) else None]
+    return Section(f"greenbench compare: {result.baseline_name} -> {result.candidate_name}", columns, rows, legend,
+                   styles, wide_legend=["ratio: after/before", "n: samples before/after"])
 
 
-def footer(result) -> list[str]:
+def _verdict(r: Row) -> str:
+    """The row's verdict in few words: the metric's * says "estimate" already."""
+    if r.status == "ok" and r.crossed and not r.significant:
+        return "crossed, n.s."
+    return "REGRESSION" if r.status == "regression" else r.verdict()
+
+
+def note_lines(result: Result) -> list[str]:
+    """The rows' notes (the default table has no room for them): one line each."""
+    return [f"{r.point} {r.metric}: {'; '.join(r.notes)}" for r in result.rows if r.notes]
+
+
+def footer(result: Result) -> list[str]:
     o = result.options
     lines = [f"thresholds: {', '.join(t.text for t in o.thresholds)}"]
     if o.stats:
@@ -119,5 +152,5 @@ def footer(result) -> list[str]:
     if any(r.estimate for r in result.rows):
         what = ("modelled by CodeCarbon (power model x time), not metered"
                 if result.unmeasured_methods == [ESTIMATE] else result.unmeasured_text())
-        lines.append(f"(estimate): energy {what}; --estimates {o.estimates}")
+        lines.append(f"(estimate) *: energy {what}; --estimates {o.estimates}")
     return lines

@@ -6,22 +6,20 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from greenbench.cli.common import out
+from greenbench.cli.tables import Col, Section, Wide, print_lines, print_sections
 
-# Below this many columns the eight-column devices table is unreadable: one block per meter instead
-WIDE_TABLE_MIN_COLUMNS = 120
 _COLUMNS = ("device", "name", "role", "domain", "method", "available", "why", "not used, and why")
 
 
-def _devices_table(rows: list[tuple[str, ...]]) -> None:
-    if out.width >= WIDE_TABLE_MIN_COLUMNS:
-        t = Table(title="devices and energy methods")
-        for col in _COLUMNS:
-            t.add_column(col)
-        for row in rows:
-            t.add_row(*row)
-        out.print(t)
+def _devices_table(rows: list[tuple[str, ...]], wide: bool) -> None:
+    """One block of "column  value" lines per meter, which reads at any width; --wide: one table
+    row per meter, at the table's full width."""
+    if wide:
+        columns = [Col(c, "text" if c in ("why", "not used, and why") else "name") for c in _COLUMNS]
+        print_sections(out, [Section("devices and energy methods", columns, rows)], wide=True)
         return
     out.print("devices and energy methods", style="bold", highlight=False)
     for row in rows:
@@ -30,7 +28,7 @@ def _devices_table(rows: list[tuple[str, ...]]) -> None:
         g.add_column(overflow="fold")
         for col, value in zip(_COLUMNS, row, strict=True):
             if value:
-                g.add_row(col, value)
+                g.add_row(col, Text(value))
         out.print(g)
         out.print()
 
@@ -82,6 +80,7 @@ def _print_estimate(device: str, p: dict[str, Any]) -> None:
 
 def env_command(
     zones: bool = typer.Option(False, "--zones", help="Also list the bundled grid zones and their 2023 mean intensity."),
+    wide: Wide = False,
 ) -> None:
     """Show devices, the energy meter each would use (and why the others cannot), and versions."""
     from greenbench import meters
@@ -99,24 +98,20 @@ def env_command(
                          "yes" if info.available else "no", info.reason, not_used))
             if info.method == meters.ESTIMATE and "codecarbon_version" in info.details:
                 estimates.append((dev.spec, info.details))
-    _devices_table(rows)
+    _devices_table(rows, wide)
     for device, details in estimates:
         _print_estimate(device, _estimate_provenance(details))
     gpus = meters.list_gpus()
-    if not gpus:
-        out.print(f"NVML: no GPU listed ({getattr(gpus, 'reason', None) or 'none found'})", highlight=False)
-    for g in gpus:
-        out.print(f"NVML GPU {g}", highlight=False)
+    lines = [f"NVML: no GPU listed ({getattr(gpus, 'reason', None) or 'none found'})"] if not gpus else []
+    lines += [f"NVML GPU {g}" for g in gpus]
     p = devices.provenance()
-    out.print("versions: " + ", ".join(f"{k} {p[k]}" for k in
-              ("python", "torch", "torch_cuda", "transformers", "codecarbon", "nvidia_ml_py", "greenbench")),
-              highlight=False)
+    lines.append("versions: " + ", ".join(f"{k} {p[k]}" for k in
+                 ("python", "torch", "torch_cuda", "transformers", "codecarbon", "nvidia_ml_py", "greenbench")))
+    print_lines(out, lines)
     if zones:
-        z = Table(title="grid zones (Electricity Maps 2023 annual mean, ODbL)")
-        for col in ("zone", "lca gCO2e/kWh", "direct gCO2e/kWh"):
-            z.add_column(col)
         means = carbon.annual_means()
-        for name in carbon.zones():
-            z.add_row(name + (" (default)" if name == carbon.DEFAULT_ZONE else ""),
-                      f"{means[(name, 'lca')]:.0f}", f"{means[(name, 'direct')]:.0f}")
-        out.print(z)
+        rows_z = [[name + (" (default)" if name == carbon.DEFAULT_ZONE else ""), f"{means[(name, 'lca')]:.0f}",
+                   f"{means[(name, 'direct')]:.0f}"] for name in carbon.zones()]
+        print_sections(out, [Section("grid zones (Electricity Maps 2023 annual mean, ODbL)",
+                                     [Col("zone", "name"), Col("lca"), Col("direct")], rows_z,
+                                     ["gCO2e/kWh, lca: life-cycle, direct: operational emissions only"])], wide=wide)

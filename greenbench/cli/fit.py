@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import JustifyMethod
-from rich.table import Table
 
-from greenbench.cli.common import EXIT_CODES_HELP, err, fail, out, user_errors
-from greenbench.meters.base import is_measurement
+from greenbench.cli.common import EXIT_CODES_HELP, err, fail, note, out, stdout_format, user_errors
+from greenbench.cli.tables import Col, Section, Wide, constant, print_sections, sig, to_markdown
+from greenbench.methods import is_measurement, method_label
 
 if TYPE_CHECKING:
     from greenbench.tradeoff.curves import Curve, Tradeoff
@@ -35,14 +34,18 @@ def fit_command(
     energy: str = typer.Option("gross", "--energy", help="Energy per item: gross (what the meter saw) or net (minus idle power x time)."),
     max_residual: float = typer.Option(0.15, "--max-residual", help="Reject a fit whose max relative residual or leave-one-out error exceeds this fraction."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG and SVG plots."),
-    as_json: bool = typer.Option(False, "--json", help="Print the tradeoff document (JSON) instead of the tables."),
+    as_json: bool = typer.Option(False, "--json", help="Print the tradeoff document (JSON) on stdout instead of the tables."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the tables as Markdown on stdout instead."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the operating points (tradeoff.csv) on stdout instead."),
+    wide: Wide = False,
 ) -> None:
     from greenbench import profile as prof
     from greenbench.methods import METHOD_NOTES
     from greenbench.tradeoff.curves import fit
-    from greenbench.tradeoff.outputs import default_out_dir, to_doc, write_outputs
+    from greenbench.tradeoff.outputs import default_out_dir, render_outputs, to_doc, write_outputs
     from greenbench.tradeoff.points import ENERGY_BASES, LATENCY_STATS
 
+    fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
     # Checked here too so that the message names the option that fixes it.
     if latency not in LATENCY_STATS:
         raise fail(f"--latency {latency!r}: choose one of {', '.join(LATENCY_STATS)}")
@@ -56,11 +59,16 @@ def fit_command(
         target = out_dir if out_dir is not None else default_out_dir(profile)
         written = write_outputs(result, target, profile=p, profile_path=str(profile), plots=plots)
 
-    if as_json:
+    if fmt == "json":
         print(json.dumps(to_doc(result, p, str(profile)), indent=1, allow_nan=False))
+    elif fmt == "csv":
+        with user_errors():
+            print(render_outputs(result, profile=p, profile_path=str(profile), plots=False)["tradeoff.csv"]
+                  .decode("utf-8"), end="")
+    elif fmt == "markdown":
+        print(to_markdown(fit_sections(result)), end="")
     else:
-        out.print(frontier_table(result))
-        out.print(curves_table(result))
+        print_sections(out, fit_sections(result), wide=wide)
     for line in result.excluded:
         err.print(f"[yellow]note:[/] {line}", highlight=False)
     for method in result.energy_methods:
@@ -68,42 +76,49 @@ def fit_command(
             err.print(f"[yellow]warning:[/] energy method {method}: {METHOD_NOTES.get(method, method)}; "
                       "profile on a host with RAPL or NVML for measured energy", highlight=False)
     for path in written:
-        err.print(f"wrote {path}", highlight=False)
+        note(f"wrote {path}")
 
 
-def frontier_table(t: Tradeoff) -> Table:
+def fit_sections(t: Tradeoff) -> list[Section]:
+    return [frontier_section(t), curves_section(t)]
+
+
+def frontier_section(t: Tradeoff) -> Section:
     n = len(t.points)
-    table = Table(title=f"Pareto frontier: {len(t.frontier)} of {n} operating points "
-                        "(max accuracy, min latency, min energy)")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("point", "left"), ("params", "right"), ("accuracy", "right"),
-        (f"latency {t.latency} ms", "right"), (f"J/item ({t.energy})", "right"), ("energy method", "left")]
-    for col, just in columns:
-        table.add_column(col, justify=just)
-    for p in sorted(t.frontier, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms)):
-        table.add_row(p.label, "—" if p.params is None else f"{p.params:,}", f"{p.accuracy:.4f}",
-                      f"{p.latency_ms:.4g}", f"{p.energy_j_per_item:.4g}", p.energy_method)
-    return table
+    same_method = constant(p.energy_method for p in t.points)
+    columns = [Col("point", "name"), Col("params", wide=True), Col("accuracy"), Col(f"{t.latency} ms"),
+               Col("J/item"), Col("method", "name", wide=same_method is not None)]
+    points = sorted(t.frontier, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms))
+    rows = [[p.label, "—" if p.params is None else f"{p.params:,}", f"{p.accuracy:.3f}", sig(p.latency_ms),
+             sig(p.energy_j_per_item), p.energy_method] for p in points]
+    every = len(t.frontier) == n and n > 1
+    legend = [("every point is on it: none is beaten at once" if every else "the points no other beats")
+              + " on accuracy (max), latency and energy (min)",
+              f"{t.latency} ms: latency per batch", f"J/item: {t.energy} energy per item",
+              f"energy {method_label(same_method)}" if same_method else None]
+    return Section(f"Pareto frontier: {len(t.frontier)} of {n} operating points", columns, rows, legend)
 
 
 def _params(c: Curve) -> str:
     if not c.params:
         return "—"
-    return ", ".join(f"{k}={v:.4g}" for k, v in c.params.items())
+    return ", ".join(f"{k}={sig(v)}" for k, v in c.params.items())
 
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
 
-def curves_table(t: Tradeoff) -> Table:
-    table = Table(title=f"Curves (a fit is kept if max residual and leave-one-out error <= {t.max_residual:.0%})")
-    for col in ("curve", "model", "status", "form", "parameters", "max resid.", "LOO err.", "why"):
-        table.add_column(col, justify="right" if col in ("max resid.", "LOO err.") else "left")
-    for c in t.curves:
-        status = {"fitted": "[green]fitted[/]", "interpolated": "[yellow]interpolated[/]"}.get(
-            c.status, f"[red]{c.status}[/]")
-        table.add_row(c.name, c.group or "all (lowest-energy point each)", status,
-                      c.expression if c.status == "fitted" else (c.form or "—"), _params(c),
-                      _pct(c.max_residual), _pct(c.loo_max_error), c.reason)
-    return table
+def curves_section(t: Tradeoff) -> Section:
+    columns = [Col("curve", "name"), Col("model", "name"), Col("fit", "name"),
+               Col("expression", "text", wide=True), Col("parameters", "text", wide=True), Col("resid."),
+               Col("LOO"), Col("why", "text", wide=True)]
+    rows = [[c.name, c.group or "all", (c.form or "fitted") if c.status == "fitted" else c.status,
+             c.expression if c.status == "fitted" and c.expression else "—", _params(c),
+             _pct(c.max_residual), _pct(c.loo_max_error), c.reason] for c in t.curves]
+    styles = [{"fitted": None, "interpolated": "yellow"}.get(c.status, "red") for c in t.curves]
+    legend = ["model all: the lowest-energy point of each model", "fit: the form kept, or interpolated "
+              "(piecewise-linear in log space)", "resid.: largest relative residual of the fit",
+              "LOO: largest leave-one-out error (— with too few points)",
+              f"a fit is kept if both are <= {t.max_residual:.0%}", "--wide: expressions, parameters and why"]
+    return Section("Curves", columns, rows, legend, styles)

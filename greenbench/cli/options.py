@@ -2,8 +2,8 @@
 
 Each command declares every option in its own signature with its default (``basis: Basis = "lca"``),
 so the signature is what Typer reads; ``TierArgs`` gathers the values and turns them into what the
-library takes: ``PricingOptions`` and the trace. ``check_exclusive`` and ``load_inputs`` are the
-two steps both commands take before they call the library.
+library takes: ``PricingOptions`` and the trace. ``load_inputs`` is the step both
+commands take before they call the library.
 """
 
 from __future__ import annotations
@@ -171,12 +171,6 @@ class TierArgs:
             rank_by=self.rank_by, standard_price=self.standard_price, subscribers=self.subscribers,
             discount=self.discount, electricity_price_per_kwh=self.electricity_price_per_kwh,
             carbon_price_per_tonne=self.carbon_price_per_tonne, slots=slots)
-
-
-def check_exclusive(as_json: bool, markdown: bool) -> None:
-    """--json and --markdown are two outputs: refuse both at once (one line, exit 2)."""
-    if as_json and markdown:
-        raise fail("--json and --markdown: choose one")
 
 
 def load_inputs(profile_path: Path, users_path: Path | None,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from greenbench.cli import options as opt
-from greenbench.cli.common import EXIT_CODES_HELP, err, fail, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, check_out_paths, fail, note, stdout_format, user_errors, write_out
+from greenbench.cli.tables import Wide, to_markdown
 
 if TYPE_CHECKING:
     from greenbench.price.calculator import PricingResult
@@ -62,10 +63,16 @@ def price_command(
     users: opt.UsersPath = None,
     trace: opt.TraceName = opt.DEFAULT_TRACE,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result as JSON (schema greenbench/price v1).")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables (for a PR or a doc).")] = False,
+        "--json", help="Print the result as JSON (schema greenbench/price v1) on stdout instead of the tables.")] = False,
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="Print the tables as Markdown (for a PR or a doc) on stdout instead.")] = False,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json-out", metavar="FILE", help="Also write the result as JSON to FILE.")] = None,
+    markdown_out: Annotated[Path | None, typer.Option(
+        "--markdown-out", metavar="FILE", help="Also write the tables as Markdown to FILE.")] = None,
+    wide: Wide = False,
     export_slots_csv: Annotated[Path | None, typer.Option(
-        "--export-slots", help="Also write every hour (intensity, forecast, high or not) as CSV.")] = None,
+        "--export-slots", metavar="FILE", help="Also write every hour (intensity, forecast, high or not) as CSV.")] = None,
     basis: opt.Basis = "lca",
     trace_units: opt.TraceUnits = None,
     time_column: opt.TimeColumn = None,
@@ -102,7 +109,8 @@ def price_command(
     from greenbench.cli import render
     from greenbench.price.calculator import price, to_json
 
-    opt.check_exclusive(as_json, markdown)
+    fmt = stdout_format(json=as_json, markdown=markdown)
+    check_out_paths(json_out, markdown_out, export_slots_csv)
     args = opt.TierArgs(
         trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
         forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
@@ -120,9 +128,13 @@ def price_command(
         if export_slots_csv is not None:
             export_slots(res, export_slots_csv)
     render.users_note(res)
-    if as_json:
+    if export_slots_csv is not None:
+        note(f"wrote {export_slots_csv}")
+    if json_out is not None:
+        write_out(json_out, to_json(res))
+    if markdown_out is not None:
+        write_out(markdown_out, to_markdown(render.price_sections(res), render.price_summary(res)))
+    if fmt == "json":
         print(to_json(res), end="")
         return
-    render.show_price(res, markdown)
-    if export_slots_csv is not None:
-        err.print(f"slots: {export_slots_csv}", highlight=False)
+    render.show_price(res, fmt == "markdown", wide)

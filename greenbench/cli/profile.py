@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from greenbench.cli.common import (
     EXIT_CODES_HELP,
+    check_out_paths,
     default_cache_dir,
     err,
     fail,
+    note,
     out,
+    stdout_format,
     user_errors,
+    write_out,
 )
-from greenbench.cli.profile_view import lm_table, run_with_progress, summary_lines, summary_table
+from greenbench.cli.profile_view import print_profile, profile_csv, profile_markdown, run_with_progress
+from greenbench.cli.tables import Wide
 from greenbench.errors import Exit
+
+if TYPE_CHECKING:
+    from greenbench.profile import Profile
 
 HELP = f"""Measure each operating point of a ladder: accuracy (95% Wilson interval), latency
 per batch (p50/p90/p95/p99), throughput, and energy per item (mean, CV, 95% t interval) with
@@ -77,12 +86,16 @@ def profile_command(
     basis: str = typer.Option("lca", "--basis", help="Intensity basis: lca (life-cycle) or direct."),
     pue: float = typer.Option(1.0, "--pue", help="Power usage effectiveness applied to carbon (default 1.0)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Where trained models and data are cached. Default: $GREENBENCH_CACHE or ~/.cache/greenbench."),
-    as_json: bool = typer.Option(False, "--json", help="Print the profile document (JSON) instead of the table."),
-    export_csv: Path | None = typer.Option(None, "--export-csv", help="Also write the records as CSV (one row per point)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile document (JSON) on stdout instead of the table."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the tables as Markdown on stdout instead."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print the records as CSV (one row per point) on stdout instead."),
+    json_out: Path | None = typer.Option(None, "--json-out", metavar="FILE", help="Also write the profile document (JSON) to FILE (the profile itself is in --out)."),
+    markdown_out: Path | None = typer.Option(None, "--markdown-out", metavar="FILE", help="Also write the tables as Markdown to FILE."),
+    csv_out: Path | None = typer.Option(None, "--csv-out", "--export-csv", metavar="FILE", help="Also write the records as CSV to FILE (one row per point; --export-csv is the older name)."),
+    wide: Wide = False,
     seed: int = typer.Option(0, "--seed", help="Seed of the interleaved order of batch sizes."),
     threads: int | None = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
-    from greenbench import profile as prof
     from greenbench.carbon import intensity as carbon
     from greenbench.measure import runner as runner
     from greenbench.measure import zoo as zoomod
@@ -91,6 +104,8 @@ def profile_command(
     from greenbench.meters.select import check_prefer
 
     base = QUICK if quick else Protocol()
+    fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
+    check_out_paths(json_out, markdown_out, csv_out)
     with user_errors():  # the library's own checks speak for --meter, --precision and the protocol
         check_prefer(meter)
         for p in precision or []:
@@ -112,8 +127,6 @@ def profile_command(
             cache.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise fail(f"{cache}: cannot use as the cache folder: {e.strerror or e}") from None
-        if export_csv is not None and not export_csv.parent.is_dir():
-            raise fail(f"{export_csv}: the folder {export_csv.parent} does not exist")
         stem = name or (lad.name + ("-quick" if quick else ""))
         cfg = runner.RunConfig(
             ladder=lad, out_path=out_dir / f"{stem}.json", protocol=proto, intensity=intens,
@@ -130,23 +143,23 @@ def profile_command(
             err.print(f"interrupted: finished points are saved in {cfg.out_path}; "
                       "run again with --resume to finish", highlight=False)
             raise typer.Exit(int(Exit.INTERRUPTED)) from None
-        if export_csv:
-            try:
-                prof.export_csv(result, export_csv)
-            except OSError as e:
-                raise fail(f"{export_csv}: cannot write CSV: {e.strerror or e}") from None
-    if as_json:
-        out.print_json(result.to_json()) if out.is_terminal else print(result.to_json(), end="")
-    else:
-        out.print(summary_table(result))
-        lm = lm_table(result)
-        if lm is not None:
-            out.print(lm)
-        for line in summary_lines(result):
-            out.print(line, highlight=False)
-        err.print(f"profile: {cfg.out_path}", highlight=False)
+    show_profile(result, fmt, wide=wide, json_out=json_out, markdown_out=markdown_out, csv_out=csv_out)
+    note(f"profile: {cfg.out_path}")
     if not result.ok_records():
         raise typer.Exit(int(Exit.NOTHING_MEASURED))
+
+
+def show_profile(result: Profile, fmt: str | None, *, wide: bool, json_out: Path | None = None,
+                 markdown_out: Path | None = None, csv_out: Path | None = None) -> None:
+    """The files asked for, then stdout: the tables, or the one format asked for."""
+    texts = {"json": result.to_json, "markdown": lambda: profile_markdown(result), "csv": lambda: profile_csv(result)}
+    for path, kind in ((json_out, "json"), (markdown_out, "markdown"), (csv_out, "csv")):
+        if path is not None:
+            write_out(path, texts[kind]())
+    if fmt is not None:
+        print(texts[fmt](), end="")
+        return
+    print_profile(out, result, wide=wide)
 
 
 def device_specs(device: list[str] | None, devices: str | None) -> tuple[str, ...] | None:

@@ -8,13 +8,11 @@ the result's attributes (``PricingResult``, ``SimulationResult``), never from it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from greenbench.cli.common import err, out
+from greenbench.cli.common import err, note, out
+from greenbench.cli.tables import Col, Section, print_lines, print_sections, sig, to_markdown
 from greenbench.methods import is_measurement
 from greenbench.price.calculator import finite_or_none, uptake_steps
 
@@ -38,10 +36,16 @@ def fmt_g(x: float | None) -> str:
     return f"{x:.3g} g"
 
 
-def fmt_money(x: float | None, cur: str) -> str:
+def money(x: float | None) -> str:
+    """An amount (its currency in the legend): cents from 0.01 up, 3 significant figures below."""
     if x is None:
         return "-"
-    return f"{x:,.2f} {cur}" if abs(x) >= 0.01 or x == 0 else f"{x:.3g} {cur}"
+    return f"{x:,.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.3g}"
+
+
+def fmt_money(x: float | None, cur: str) -> str:
+    """An amount and its currency, for a sentence."""
+    return "-" if x is None else f"{money(x)} {cur}"
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -54,13 +58,6 @@ def num(x: float | None, digits: int = 3) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # sections
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
 
 
 def option_rows(res: PricingResult) -> list[list[str]]:
@@ -102,45 +99,64 @@ def option_rows(res: PricingResult) -> list[list[str]]:
     ]
 
 
+def _options_section(res: PricingResult) -> Section:
+    return Section("options that ran", [Col("option", "name"), Col("value", "text"), Col("from", "text", wide=True)],
+                   option_rows(res), ["--wide: where each value came from"])
+
+
 def point_rows(res: PricingResult) -> list[list[str]]:
     """H and R: their figures, energy method and how each was chosen."""
     ch = res.choice
-    return [[role, p.label, f"{p.accuracy:.4g}", f"{p.latency_ms:.3g}", f"{p.energy_j_per_item:.3g}",
+    return [[role, p.label, f"{p.accuracy:.3f}", sig(p.latency_ms), sig(p.energy_j_per_item),
              p.energy_method + ("" if is_measurement(p.energy_method) else " (not a measurement)"), how]
             for role, p, how in (("H", ch.premium, ch.premium_how), ("R", ch.reduced, ch.reduced_how))]
 
 
 def _points_section(res: PricingResult) -> Section:
     lat = res.options.latency
-    return Section("operating points", ["", "point", "accuracy", f"latency {lat} ms", "energy J/request",
-                                        "energy method", "chosen as"], point_rows(res))
+    return Section("operating points: H premium, R reduced",
+                   [Col("", "name"), Col("point", "name"), Col("accuracy"), Col(f"{lat} ms"), Col("J/request"),
+                    Col("energy method", "text"), Col("chosen as", "text", wide=True)],
+                   point_rows(res), [f"{lat} ms: latency per request", "J/request: energy per request"],
+                   wide_legend=["chosen as: how the point was picked"])
 
 
 def price_sections(res: PricingResult) -> list[Section]:
     cur, lat, ch, pop = res.currency, res.options.latency, res.choice, res.population
-    rk = [[str(r.rank or "-"), r.point.label, f"{r.point.accuracy:.4g}", f"{r.point.latency_ms:.3g}",
-           f"{r.point.energy_j_per_item:.3g}", f"{r.utility:.3f}", f"{r.energy_saved_j:.3g}", f"{r.utility_lost:.3f}",
-           num(finite_or_none(r.score)), r.reason] for r in ch.ranking]
-    ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", fmt_money(u.price, cur), pct(u.delta_star, 2),
+    rk = [[str(r.rank or "-"), r.point.label, f"{r.point.accuracy:.3f}", sig(r.point.latency_ms),
+           sig(r.point.energy_j_per_item), f"{r.utility:.3f}", sig(r.energy_saved_j), f"{r.utility_lost:.3f}",
+           sig(finite_or_none(r.score)), r.reason] for r in ch.ranking]
+    ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", money(u.price), pct(u.delta_star, 2),
            "yes" if u.takes_up else "no", fmt_g(u.saved_g_per_period),
-           fmt_money(u.discount_cost, cur) if u.takes_up else "-",
-           fmt_money(finite_or_none(u.net_per_user), cur) if u.takes_up else "-"] for u in res.users]
+           money(u.discount_cost) if u.takes_up else "-",
+           money(finite_or_none(u.net_per_user)) if u.takes_up else "-"] for u in res.users]
     ms = [[m.label + ("" if m.complete else " (partial)"), str(m.hours), str(m.high_hours), pct(m.p_candidate),
            pct(m.p), pct(res.slots.p_max), fmt_g(m.carbon.saved_g_per_request * 1000),
            fmt_g(m.carbon.c_base_g_per_request * 1000), pct(m.carbon.rho), pct(m.carbon.rho_blind)] for m in res.months]
     return [
-        Section("options that ran", ["option", "value", "from"], option_rows(res)),
+        _options_section(res),
         _points_section(res),
-        Section(f"R ranking: energy saved per unit of utility lost, (E_H - E_k)/(U_H - U_k), by {ch.rank_utility}",
-                ["rank", "frontier point", "accuracy", f"latency {lat} ms", "energy J", "U", "E_H - E_k J", "U_H - U_k",
-                 "score J/U", "status"], rk),
-        Section(f"user types (δ* = minimum discount, share of P; uptake at δ = {pct(pop.discount, 2)}, "
-                f"{pop.discount_source})",
-                ["user type", "share", "U_H", "U_R", "P per period", "δ*", "takes green tier",
-                 "ΔC per user per period", "discount δ·P", "net per user"], ut),
-        Section("months (per 1,000 green requests: ΔC saved and C_base)",
-                ["month", "hours", "high hours", "p before p_max", "p", "p_max", "ΔC /1k req", "C_base /1k req", "ρ",
-                 "ρ_blind"], ms),
+        Section(f"R ranking by {ch.rank_utility}",
+                [Col("rank"), Col("frontier point", "name"), Col("accuracy", wide=True), Col(f"{lat} ms", wide=True),
+                 Col("J", wide=True), Col("U", wide=True), Col("ΔE J"), Col("ΔU"), Col("J/U"),
+                 Col("status", "text")], rk,
+                ["score J/U = energy saved per unit of utility lost, ΔE/ΔU = (E_H - E_k)/(U_H - U_k)",
+                 "ΔE J per request"],
+                wide_legend=[f"{lat} ms: latency per request", "J: energy per request", "U: utility"]),
+        Section(f"user types at δ = {pct(pop.discount, 2)}",
+                [Col("user type", "name"), Col("share"), Col("U_H", wide=True), Col("U_R", wide=True),
+                 Col("P/period"), Col("δ*"), Col("takes"), Col("ΔC/period"), Col("discount", wide=True),
+                 Col("net/user")], ut,
+                [f"δ: {pop.discount_source}", f"money in {cur}", "P/period: standard price",
+                 "δ*: minimum discount, share of P",
+                 "takes: takes the green tier", "ΔC/period: carbon saved per user per billing period"],
+                wide_legend=["U_H, U_R: utility of H and R", "discount: δ·P per user"]),
+        Section("months: per 1,000 green requests",
+                [Col("month", "name"), Col("hours", wide=True), Col("high h"), Col("p before", wide=True), Col("p"),
+                 Col("p_max", wide=True), Col("ΔC/1k"), Col("C_base/1k"), Col("ρ"), Col("ρ_blind")], ms,
+                ["high h: high-carbon hours", "p: share of green requests on R", "ΔC/1k: carbon saved",
+                 "C_base/1k: carbon without the tier", "ρ = ΔC/C_base", "ρ_blind: the same share at random hours"],
+                wide_legend=["p before: before the p_max ceiling"]),
     ]
 
 
@@ -171,31 +187,39 @@ def price_summary(res: PricingResult) -> list[str]:
     return lines + [f"note: {n}" for n in res.notes]
 
 
-def _month_row(m: SimMonth, label: str, cur: str, net: bool) -> list[str]:
+def _month_row(m: SimMonth, label: str, net: bool) -> list[str]:
     return ([label, str(m.hours), str(m.high_hours), pct(m.p), f"{m.green_requests:,.0f}", fmt_g(m.base_g),
              fmt_g(m.tier_g), fmt_g(m.saved_g), pct(m.rho), pct(m.rho_green), pct(m.rho_blind),
-             fmt_money(m.discount_cost, cur)]
-            + ([fmt_money(m.savings_value, cur), fmt_money(m.net, cur)] if net else []))
+             money(m.discount_cost)]
+            + ([money(m.savings_value), money(m.net)] if net else []))
 
 
 def simulate_sections(sim: SimulationResult) -> list[Section]:
     res = sim.pricing
     cur, pop = res.currency, res.population
     net = sim.total.net is not None
-    rows = [_month_row(m, m.label + ("" if m.complete else " (partial)"), cur, net) for m in sim.months]
-    rows.append(_month_row(sim.total, sim.total.label, cur, net))
+    rows = [_month_row(m, m.label + ("" if m.complete else " (partial)"), net) for m in sim.months]
+    rows.append(_month_row(sim.total, sim.total.label, net))
+    columns = [Col("month", "name"), Col("hours", wide=True), Col("high h"), Col("p"), Col("green req.", wide=True),
+               Col("C without"), Col("C with", wide=True), Col("ΔC saved"), Col("ρ all"), Col("ρ green", wide=True),
+               Col("ρ_blind", wide=True), Col("discounts")]
+    if net:
+        columns += [Col("value", wide=True), Col("net")]
     return [
-        Section("options that ran", ["option", "value", "from"], option_rows(res)),
+        _options_section(res),
         _points_section(res),
-        Section(f"month by month: {pop.subscribers:,} subscribers, {pct(pop.uptake)} on the green tier at "
-                f"δ = {pct(pop.discount, 2)} ({pop.discount_source})",
-                ["month", "hours", "high hours", "p", "green requests", "C without tier", "C with tier", "ΔC saved",
-                 "ρ all", "ρ green", "ρ_blind", "discounts"] + (["energy+carbon value", "net"] if net else []),
-                rows),
+        Section("month by month", columns, rows,
+                [f"{pop.subscribers:,} subscribers, {pct(pop.uptake)} on the green tier at δ = {pct(pop.discount, 2)} "
+                 f"({pop.discount_source})", f"money in {cur}", "high h: high-carbon hours", "p: share of green requests on R",
+                 "C without/with: all subscribers' carbon without/with the tier", "ρ all = ΔC/C without"],
+                styles=[None] * len(sim.months) + ["bold"],
+                wide_legend=["green req.: requests of green users", "ρ green: the green users' own reduction",
+                             "ρ_blind: the same share at random hours"]
+                + (["value: electricity and carbon saved, at the prices given"] if net else [])),
     ]
 
 
-def simulate_summary(sim: SimulationResult, plots: Sequence[Path]) -> list[str]:
+def simulate_summary(sim: SimulationResult) -> list[str]:
     t = sim.total
     span = "year" if t.hours in (8760, 8784) else f"over the trace ({t.hours:,} h)"
     lines = [(f"{span}: {fmt_g(t.saved_g)} saved of {fmt_g(t.base_g)} ({pct(t.rho)} of all subscribers' "
@@ -204,9 +228,6 @@ def simulate_summary(sim: SimulationResult, plots: Sequence[Path]) -> list[str]:
         lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")
     else:
         lines.append(f"provider's net over the trace: {fmt_money(t.net, sim.pricing.currency)}")
-    lines += [f"plot: {p}" for p in plots]
-    if not plots:
-        lines.append("plots: add --plots DIR for the trace and cumulative emissions (PNG and SVG)")
     return lines + [f"note: {n}" for n in sim.pricing.notes]
 
 
@@ -221,40 +242,25 @@ def users_note(res: PricingResult) -> None:
                   highlight=False)
 
 
-def show_price(res: PricingResult, markdown: bool) -> None:
-    render(price_sections(res), price_summary(res), markdown)
+def show_price(res: PricingResult, markdown: bool, wide: bool = False) -> None:
+    render(price_sections(res), price_summary(res), markdown, wide)
 
 
-def show_simulation(sim: SimulationResult, plots: Sequence[Path], markdown: bool) -> None:
-    render(simulate_sections(sim), simulate_summary(sim, plots), markdown)
+def show_simulation(sim: SimulationResult, markdown: bool, wide: bool = False) -> None:
+    render(simulate_sections(sim), simulate_summary(sim), markdown, wide)
 
 
-def render(sections: list[Section], summary: list[str], markdown: bool) -> None:
+def plot_notes(plots: Sequence[Path]) -> None:
+    """On stderr: the plots written, or how to get them."""
+    for p in plots:
+        note(f"wrote {p}")
+    if not plots:
+        note("plots: add --plots DIR for the trace and cumulative emissions (PNG and SVG)")
+
+
+def render(sections: list[Section], summary: list[str], markdown: bool, wide: bool = False) -> None:
     if markdown:
         print(to_markdown(sections, summary), end="")
         return
-    for s in sections:
-        t = Table(title=s.title, title_justify="left")
-        for c in s.columns:
-            t.add_column(c)
-        for r in s.rows:
-            t.add_row(*r)
-        out.print(t)
-    for line in summary:
-        out.print(line, highlight=False, markup=False)
-
-
-def _md_cell(x: str) -> str:
-    return x.replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(sections: list[Section], summary: list[str]) -> str:
-    parts = []
-    for s in sections:
-        parts.append(f"**{_md_cell(s.title)}**\n")
-        parts.append("| " + " | ".join(_md_cell(c) for c in s.columns) + " |")
-        parts.append("|" + "|".join("---" for _ in s.columns) + "|")
-        parts.extend("| " + " | ".join(_md_cell(c) for c in r) + " |" for r in s.rows)
-        parts.append("")
-    parts.extend(f"- {_md_cell(line)}" for line in summary)
-    return "\n".join(parts) + "\n"
+    print_sections(out, sections, wide=wide)
+    print_lines(out, summary)

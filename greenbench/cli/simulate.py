@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from greenbench.cli import options as opt
-from greenbench.cli.common import EXIT_CODES_HELP, user_errors
+from greenbench.cli.common import EXIT_CODES_HELP, check_out_paths, stdout_format, user_errors, write_out
+from greenbench.cli.tables import Wide, to_markdown
 
 HELP = (
     'Replay an hourly carbon trace (a year of the bundled 2023 data by default) hour by hour under the '
@@ -38,8 +39,14 @@ def simulate_command(
         "--plots", help="Folder for the plots: <trace>-trace.png/.svg (high-carbon hours shaded) and "
         "<trace>-cumulative.png/.svg (emissions with and without the green tier).")] = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result as JSON (schema greenbench/simulate v1).")] = False,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown tables.")] = False,
+        "--json", help="Print the result as JSON (schema greenbench/simulate v1) on stdout instead of the tables.")
+    ] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the tables as Markdown on stdout instead.")] = False,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json-out", metavar="FILE", help="Also write the result as JSON to FILE.")] = None,
+    markdown_out: Annotated[Path | None, typer.Option(
+        "--markdown-out", metavar="FILE", help="Also write the tables as Markdown to FILE.")] = None,
+    wide: Wide = False,
     basis: opt.Basis = "lca",
     trace_units: opt.TraceUnits = None,
     time_column: opt.TimeColumn = None,
@@ -76,7 +83,8 @@ def simulate_command(
     from greenbench.cli import render
     from greenbench.price.simulate import simulate, to_json, write_plots
 
-    opt.check_exclusive(as_json, markdown)
+    fmt = stdout_format(json=as_json, markdown=markdown)
+    check_out_paths(json_out, markdown_out)
     args = opt.TierArgs(
         trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
         forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
@@ -93,7 +101,12 @@ def simulate_command(
         sim = simulate(p, u, tr, pricing_options)
         written = write_plots(sim, plots) if plots is not None else []
     render.users_note(sim.pricing)
-    if as_json:
+    render.plot_notes(written)
+    if json_out is not None:
+        write_out(json_out, to_json(sim, written))
+    if markdown_out is not None:
+        write_out(markdown_out, to_markdown(render.simulate_sections(sim), render.simulate_summary(sim)))
+    if fmt == "json":
         print(to_json(sim, written), end="")
         return
-    render.show_simulation(sim, written, markdown)
+    render.show_simulation(sim, fmt == "markdown", wide)

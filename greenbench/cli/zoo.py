@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from greenbench.cli.common import out, user_errors
+from greenbench.cli.tables import Col, Section, Wide, print_sections
+
+if TYPE_CHECKING:
+    from greenbench.measure.zoo import Ladder
 
 
 def zoo_command(
     ladder: str | None = typer.Argument(None, help="Show one ladder's models in detail."),
     zoo: Path | None = typer.Option(None, "--zoo", help="Model zoo YAML (default: $GREENBENCH_ZOO or ./model_zoo.yaml)."),
+    wide: Wide = False,
 ) -> None:
     """List the ladders (validated): workload, models, batch sizes, precisions, devices."""
     from greenbench.measure import zoo as zoomod
@@ -22,24 +28,29 @@ def zoo_command(
         if ladder is not None:
             ladders = {ladder: zoomod.get_ladder(ladder, zoo)}
     if ladder is None:
-        t = Table(title="ladders")
-        for col in ("ladder", "workload", "models (small to large)", "batch sizes", "precisions", "devices", "source"):
-            t.add_column(col)
-        for name, lad in ladders.items():
-            t.add_row(name + (" (default)" if name == zoomod.DEFAULT_LADDER else ""), lad.workload,
-                      lad.model_names(), ", ".join(map(str, lad.batch_sizes)),
-                      ", ".join(lad.precisions), ", ".join(lad.devices), lad.source)
-        out.print(t)
+        columns = [Col("ladder", "name"), Col("workload", "name"), Col("models"), Col("model names", "text", wide=True),
+                   Col("batch sizes", "text"), Col("precisions", "text"), Col("devices", "text", wide=True),
+                   Col("points"), Col("source", "text", wide=True)]
+        rows = [[name + (" (default)" if name == zoomod.DEFAULT_LADDER else ""), lad.workload, str(len(lad.models)),
+                 lad.model_names(), ", ".join(map(str, lad.batch_sizes)), ", ".join(lad.precisions),
+                 ", ".join(lad.devices), str(_points(lad)), lad.source] for name, lad in ladders.items()]
+        own = [f"{name} from {lad.source}" for name, lad in ladders.items() if lad.source != zoomod.BUILTIN_SOURCE]
+        legend = ["models: how many (`greenbench zoo LADDER` lists them)",
+                  "points: models x batch sizes x precisions x devices",
+                  "built in unless said: " + "; ".join(own) if own else "all built in"]
+        print_sections(out, [Section("ladders", columns, rows, legend)], wide=wide)
         return
     lad = ladders[ladder]
-    out.print(f"[bold]{lad.name}[/]: {lad.description or lad.workload} ({lad.source})")
-    out.print(f"dataset: {lad.dataset.model_dump()}", highlight=False)
-    t = Table()
-    for col in ("model", "spec"):
-        t.add_column(col)
-    for m in lad.models:
-        t.add_row(m.name, ", ".join(f"{k}={v}" for k, v in zoomod.model_dict(m).items() if k != "name"))
-    out.print(t)
-    points = len(lad.models) * len(lad.batch_sizes) * len(lad.precisions) * len(lad.devices)
-    out.print(f"{points} operating points: batch sizes {list(lad.batch_sizes)}, precisions "
-              f"{list(lad.precisions)}, devices {list(lad.devices)}", highlight=False)
+    out.print(Text(f"{lad.name}: {lad.description or lad.workload} ({lad.source})"), soft_wrap=False)
+    dataset = ", ".join(f"{k}={v}" for k, v in lad.dataset.model_dump().items() if v is not None)
+    out.print(Text(f"dataset: {dataset}"), soft_wrap=False)
+    rows = [[m.name, ", ".join(f"{k}={v}" for k, v in zoomod.model_dict(m).items() if k != "name")]
+            for m in lad.models]
+    print_sections(out, [Section("models, small to large", [Col("model", "name"), Col("spec", "text")], rows)],
+                   wide=wide)
+    out.print(Text(f"{_points(lad)} operating points: batch sizes {list(lad.batch_sizes)}, precisions "
+                   f"{list(lad.precisions)}, devices {list(lad.devices)}"), soft_wrap=False)
+
+
+def _points(lad: Ladder) -> int:
+    return len(lad.models) * len(lad.batch_sizes) * len(lad.precisions) * len(lad.devices)

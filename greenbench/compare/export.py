@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from greenbench.compare.gate import METRICS, Result, Row, unmeasured_text
+from greenbench.markdown import escape
 from greenbench.methods import ESTIMATE
 from greenbench.profile import Profile
 
@@ -63,6 +64,27 @@ def to_json(res: Result) -> str:
     return json.dumps(to_dict(res), indent=1, allow_nan=False) + "\n"
 
 
+# The columns of the CSV export: one row per (point, metric), as the JSON's rows, flattened.
+CSV_COLUMNS = ["ladder", "model", "batch_size", "precision", "device", "label", "metric", "direction", "threshold",
+               "status", "before", "after", "change", "change_kind", "ratio", "test", "p", "p_adjusted", "crossed",
+               "significant", "estimate", "n_before", "n_after", "notes"]
+
+
+def to_csv(res: Result) -> str:
+    """Every row as CSV, for a spreadsheet or pandas (the JSON's rows, one line each)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in res.rows:
+        d = _row_dict(r)
+        flat = {**d.pop("point"), **d, "notes": "; ".join(d["notes"])}
+        w.writerow({k: "" if flat.get(k) is None else flat[k] for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
 def fmt_value(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
@@ -72,22 +94,24 @@ def fmt_ratio(x: float | None) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text greenbench did not write itself (a point's name, a path, a note) for the comment:
+    HTML and Markdown escaped, so that a model named ``<img src=x onerror=...>`` is shown, not run."""
+    return escape(text)
 
 
 def _md_table(rows: list[Row]) -> list[str]:
     lines = ["| Point | Metric | Change | Before | After | Ratio | Test | Verdict |",
              "|---|---|--:|--:|--:|--:|---|---|"]
     for r in rows:
-        verdict = r.verdict()
+        verdict = _md_escape(r.verdict())
         if r.status == "regression":
             verdict = f"**{verdict}**"
         if r.notes:
-            verdict += " — " + "; ".join(r.notes)
-        metric = r.metric + (" ⚠ estimate" if r.estimate else "")
-        lines.append("| " + " | ".join(_md_escape(x) for x in [
-            r.point, metric, r.change_text(), fmt_value(r.before), fmt_value(r.after), fmt_ratio(r.ratio),
-            r.p_text(), verdict]) + " |")
+            verdict += " — " + _md_escape("; ".join(r.notes))
+        metric = _md_escape(r.metric) + (" ⚠ estimate" if r.estimate else "")
+        cells = [_md_escape(r.point), metric, *(_md_escape(x) for x in (
+            r.change_text(), fmt_value(r.before), fmt_value(r.after), fmt_ratio(r.ratio), r.p_text())), verdict]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -96,15 +120,15 @@ def to_markdown(res: Result) -> str:
     regs = res.regressions
     icon = "❌" if regs else "✅"
     o = res.options
-    lines = [MARKDOWN_MARKER, f"### {icon} greenbench compare: {res.summary_line()}", ""]
-    lines.append(f"Baseline `{res.baseline_name}` ({_describe(res.baseline)}) → candidate "
-                 f"`{res.candidate_name}` ({_describe(res.candidate)}).")
+    lines = [MARKDOWN_MARKER, f"### {icon} greenbench compare: {_md_escape(res.summary_line())}", ""]
+    lines.append(f"Baseline {_md_escape(res.baseline_name)} ({_md_escape(_describe(res.baseline))}) → candidate "
+                 f"{_md_escape(res.candidate_name)} ({_md_escape(_describe(res.candidate))}).")
     lines.append("")
     stats = ("off (thresholds alone)" if not o.stats else
              f"one-sided, alpha {o.alpha:g}" + (f", Holm-corrected over {res.family_size} tested rows"
                                                  if o.correction == "holm" else ", no correction"))
-    lines.append(f"Thresholds: {', '.join('`' + t.text + '`' for t in o.thresholds)}; significance: {stats}"
-                 + (f"; no test for {', '.join(sorted(o.no_stats_for))}" if o.no_stats_for else "") + ".")
+    lines.append(f"Thresholds: {', '.join(_md_escape(t.text) for t in o.thresholds)}; significance: {stats}"
+                 + (f"; no test for {_md_escape(', '.join(sorted(o.no_stats_for)))}" if o.no_stats_for else "") + ".")
     if any(r.estimate for r in res.rows):
         lines.append("")
         what = ("was modelled (CodeCarbon: power model × time), not metered"

@@ -29,7 +29,7 @@ TOP = "(top)"  # errors, units, methods, stats, the version: every stage may imp
 # What each package may import besides the top level: the table of docs/architecture.md.
 ALLOWED = {
     TOP: (),
-    "measure": ("meters", "workloads", "profile", "carbon"),
+    "measure": ("meters", "workloads", "serving", "profile", "carbon"),
     "meters": (),
     "serving": (),
     "workloads": ("measure.zoo",),  # the validated ladder entries, nothing else of measuring

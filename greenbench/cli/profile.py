@@ -110,7 +110,7 @@ def profile_command(
         check_prefer(meter)
         for p in precision or []:
             zoomod.check_precision(p)
-        lad = zoomod.get_ladder(ladder, zoo)
+        lad = zoomod.get_ladder(ladder, zoo, on_note=note)
         if not math.isfinite(pue):  # NaN: said apart from carbon's "at least 1.0", which NaN is not
             raise fail(f"--pue {pue}: PUE takes finite numbers of at least 1.0")
         intens = carbon.static_intensity(zone=zone, gco2e_per_kwh=intensity, basis=basis, pue=pue)
@@ -129,7 +129,8 @@ def profile_command(
             raise fail(f"{cache}: cannot use as the cache folder: {e.strerror or e}") from None
         stem = name or (lad.name + ("-quick" if quick else ""))
         cfg = runner.RunConfig(
-            ladder=lad, out_path=out_dir / f"{stem}.json", protocol=proto, intensity=intens,
+            ladder=lad, out_path=runner.profile_path(out_dir, stem, option="--name" if name else "ladder"),
+            protocol=proto, intensity=intens, export_csv=csv_out,
             cache_dir=cache, meter=meter,
             models=tuple(model) if model else None,
             batch_sizes=tuple(batch_size) if batch_size else None,
@@ -139,11 +140,17 @@ def profile_command(
         )
         try:
             result = run_with_progress(cfg)
-        except KeyboardInterrupt:
-            err.print(f"interrupted: finished points are saved in {cfg.out_path}; "
-                      "run again with --resume to finish", highlight=False)
+        except KeyboardInterrupt as e:
+            if isinstance(e, runner.RunInterrupted) and not e.saved:
+                err.print("interrupted before any point finished: nothing was saved", highlight=False)
+            else:
+                saved = e.points_saved if isinstance(e, runner.RunInterrupted) else "finished"
+                err.print(f"interrupted: {saved} point(s) saved in {cfg.out_path}; "
+                          "run again with --resume to finish", highlight=False)
             raise typer.Exit(int(Exit.INTERRUPTED)) from None
-    show_profile(result, fmt, wide=wide, json_out=json_out, markdown_out=markdown_out, csv_out=csv_out)
+    if csv_out is not None:  # the runner rewrote it with the profile after every group
+        note(f"wrote {csv_out}")
+    show_profile(result, fmt, wide=wide, json_out=json_out, markdown_out=markdown_out)
     note(f"profile: {cfg.out_path}")
     if not result.ok_records():
         raise typer.Exit(int(Exit.NOTHING_MEASURED))

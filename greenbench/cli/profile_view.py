@@ -34,13 +34,28 @@ def duration(seconds: float) -> str:
 
 
 def point_label(r: Record) -> str:
-    return f"{r.model} b{r.batch_size} {r.precision} {r.device}"
+    return r.label
+
+
+def first_line(text: str | None) -> str:
+    """A failed point's error in one line (a server's log tail stays in the record)."""
+    return (text or "").splitlines()[0] if text else ""
+
+
+def _words(r: Record) -> str:
+    """The setting in a sentence: "batch 256", or a served point's load ("c16")."""
+    return f"batch {r.batch_size}" if r.batch_size is not None else f"load {r.setting}"
+
+
+def _setting(r: Record) -> str:
+    """The resource column: the batch size as a number, or a served point's load (c16, r2/s)."""
+    return str(r.batch_size) if r.batch_size is not None else r.setting
 
 
 def point_line(position: int, total: int, r: Record) -> str:
     """The line a finished point gets: "[9/45] cnn-32 b256 fp32 cpu: ok, 0.00123 J/item"."""
     if r.status != "ok":
-        what = f"{r.status}" + (f": {r.error}" if r.error else "")
+        what = f"{r.status}" + (f": {first_line(r.error)}" if r.error else "")
     elif r.energy_j_per_item is None:
         what = "ok, energy null" + (f" ({r.energy_reason})" if r.energy_reason else "")
     else:
@@ -160,8 +175,9 @@ def summary_section(profile: Profile) -> Section:
     same_method = constant(r.energy_method for r in ok) if ok else None
     scored = {r.quality_metric for r in ok}
     quality = "accuracy" if scored <= {"accuracy", None} else "quality"
+    served = any(r.batch_size is None for r in recs)
     columns = [
-        Col("model", "name"), Col("params", wide=True), Col("batch"),
+        Col("model", "name"), Col("params", wide=True), Col("load" if served else "batch"),
         Col("prec", "name", wide=same_prec is not None), Col("device", "name", wide=same_dev is not None),
         Col(quality), Col("95% CI", wide=True), Col("p50 ms", wide=True), Col("p95 ms"), Col("items/s"),
         Col("J/item"), Col("± σ J", wide=True), Col("CV"), Col("method", "name", wide=same_method is not None),
@@ -171,9 +187,9 @@ def summary_section(profile: Profile) -> Section:
     rows: list[list[str]] = []
     styles: list[str | None] = []
     for r in recs:
-        head = [r.model, "—" if r.params is None else f"{r.params:,}", str(r.batch_size), r.precision, r.device]
+        head = [r.model, "—" if r.params is None else f"{r.params:,}", _setting(r), r.precision, r.device]
         if r.status != "ok":
-            rows.append([*head, r.status, *["—"] * 12, r.error or ""])
+            rows.append([*head, r.status, *["—"] * 12, first_line(r.error)])
             styles.append("red")
             continue
         co2 = None if r.co2e_g_per_item is None else r.co2e_g_per_item * 1e3
@@ -187,8 +203,10 @@ def summary_section(profile: Profile) -> Section:
     same = [x for x in (same_prec, same_dev) if x]
     legend = [
         "accuracy on the held-out split" if quality == "accuracy" else "quality: accuracy, or perplexity (ppl)",
-        "p95 ms: latency per batch", "items/s: throughput",
-        f"J/item: {profile.settings.energy_basis or 'gross'} energy per item",
+        "load: c concurrent requests, r requests/s" if served else None,
+        "p95 ms: end-to-end latency per request" if served else "p95 ms: latency per batch",
+        "items/s: requests per second" if served else "items/s: throughput",
+        f"J/item: {profile.settings.energy_basis or 'gross'} energy per " + ("request" if served else "item"),
         f"CV: of J/item over {repeats} repeats" if repeats else "CV: of J/item over the repeats",
         ("all points " + " on ".join(same)) if same else None,
         f"energy {method_label(same_method)}" if same_method else None,
@@ -205,7 +223,7 @@ def flag_lines(profile: Profile) -> list[str]:
     where: dict[str, list[str]] = {}
     for r in profile.records:
         for f in r.flags:
-            where.setdefault(f, []).append(f"{r.model} b{r.batch_size}")
+            where.setdefault(f, []).append(f"{r.model} {r.setting}")
     n = len(profile.records)
     return [f"flag {f}: every point" if len(points) == n else f"flag {f}: {len(points)} of {n} points "
             f"({', '.join(points)})" for f, points in where.items()]
@@ -216,11 +234,13 @@ def lm_section(profile: Profile) -> Section | None:
     rows = [r for r in profile.ok_records() if r.output_tokens is not None]
     if not rows:
         return None
+    if all(r.batch_size is None for r in rows):
+        return _served_section(rows)
     columns = [Col("model", "name"), Col("batch"), Col("prec", "name", wide=True), Col("device", "name", wide=True),
                Col("tokens", justify="right"), Col("TTFT p50"), Col("TTFT p95", wide=True), Col("TPOT"),
                Col("tokens/s"), Col("J prefill", wide=True), Col("J/token decode", wide=True),
                Col("J/output token"), Col("method", "name", wide=True)]
-    body = [[r.model, str(r.batch_size), r.precision, r.device, f"{r.prompt_tokens}→{r.output_tokens}",
+    body = [[r.model, _setting(r), r.precision, r.device, f"{r.prompt_tokens}→{r.output_tokens}",
              sig(r.ttft_p50_ms), sig(r.ttft_p95_ms), sig(r.tpot_ms), sig_si(r.output_tokens_per_s),
              sig(r.energy_prefill_j_per_item), sig(r.energy_decode_j_per_token), sig(r.energy_j_per_output_token),
              r.energy_method] for r in rows]
@@ -229,9 +249,29 @@ def lm_section(profile: Profile) -> Section | None:
     return Section("causal LM requests: prefill and decode", columns, body, legend)
 
 
+def _served_section(rows: list[Record]) -> Section:
+    """Served models under load: what the stream showed per request, and energy per token."""
+    columns = [Col("model", "name"), Col("load"), Col("prec", "name", wide=True), Col("device", "name", wide=True),
+               Col("tokens", justify="right", wide=True), Col("TTFT p50"), Col("TTFT p99", wide=True),
+               Col("TPOT p50"), Col("ITL p99", wide=True), Col("tokens/s"), Col("req/s", wide=True),
+               Col("goodput", wide=True), Col("J/token"), Col("load CPU", wide=True), Col("engine", "name", wide=True)]
+    body = [[r.model, r.setting, r.precision, r.device, f"{r.prompt_tokens}→{r.output_tokens}",
+             sig(r.ttft_p50_ms), sig(r.ttft_p99_ms), sig(r.tpot_p50_ms), sig(r.itl_p99_ms),
+             sig_si(r.output_tokens_per_s), sig(r.requests_per_s), sig(r.goodput_requests_per_s),
+             sig(r.energy_j_per_output_token), "—" if r.load_cpu_share is None else f"{r.load_cpu_share:.0%}",
+             " ".join(x for x in (r.engine, r.engine_version) if x) or "—"] for r in rows]
+    legend = ["TTFT: time to first token, ms", "TPOT: ms per output token after the first",
+              "tokens/s: output tokens per second streamed inside the windows",
+              "J/token: the windows' energy over the tokens streamed inside them"]
+    wide_legend = ["tokens: prompt→output per request", "ITL: inter-token latency, ms",
+                   "goodput: requests/s meeting the ladder's SLOs", "load CPU: greenbench's load generator, of one core"]
+    return Section("served requests under load", columns, body, legend, wide_legend=wide_legend)
+
+
 def failure_lines(profile: Profile) -> list[str]:
     """Why each point that is not ok failed: its own line, so that the table stays narrow."""
-    return [f"{point_label(r)}: {r.status}: {r.error}" for r in profile.records if r.status != "ok" and r.error]
+    return [f"{point_label(r)}: {r.status}: {first_line(r.error)}" + (f" (server log: {r.server_log})" if r.server_log
+            else "") for r in profile.records if r.status != "ok" and r.error]
 
 
 def summary_lines(profile: Profile) -> list[str]:
@@ -239,7 +279,9 @@ def summary_lines(profile: Profile) -> list[str]:
     ok = [r for r in profile.ok_records() if r.energy_j_per_item is not None and r.accuracy is not None]
     lines = []
     if not ok and any(r.energy_j_per_item is not None for r in profile.ok_records()):
-        return ["No accuracy to compare (the ladder scores perplexity): see the tables above."]
+        scored = {r.quality_metric for r in profile.ok_records()} - {None}
+        why = f"the ladder scores {', '.join(sorted(m for m in scored if m))}" if scored else "no quality was scored"
+        return [f"No accuracy to compare ({why}): see the tables above."]
     if not ok:
         reasons = {r.energy_reason or r.error for r in profile.records}
         return [f"No energy figure: {'; '.join(sorted(x for x in reasons if x))}"]
@@ -248,11 +290,11 @@ def summary_lines(profile: Profile) -> list[str]:
     method = {r.energy_method for r in ok}
     assert best_acc.accuracy is not None and best_acc.energy_j_per_item is not None
     lines.append(f"Most accurate: {best_acc.model} (accuracy {best_acc.accuracy:.3f}) at "
-                 f"{sig(best_acc.energy_j_per_item)} J/item (batch {best_acc.batch_size}, "
+                 f"{sig(best_acc.energy_j_per_item)} J/item ({_words(best_acc)}, "
                  f"{method_label(best_acc.energy_method)}).")
     if least is not best_acc and least.energy_j_per_item and least.accuracy is not None:
         ratio = best_acc.energy_j_per_item / least.energy_j_per_item
-        lines.append(f"Least energy: {least.model} batch {least.batch_size}: {sig(ratio)} x less energy "
+        lines.append(f"Least energy: {least.model} {_words(least)}: {sig(ratio)} x less energy "
                      f"per item, accuracy {least.accuracy:.3f} ({least.accuracy - best_acc.accuracy:+.3f}).")
     carbon = profile.carbon
     measured = "" if all(is_measurement(m) for m in method) else " (not metered)"

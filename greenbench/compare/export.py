@@ -25,10 +25,13 @@ def _side(p: Profile, name: str) -> dict[str, Any]:
 
 
 def _row_dict(r: Row) -> dict[str, Any]:
-    ladder, model, batch, precision, device = r.key
+    ladder, model, batch, precision, device, concurrency, rate = r.key
     metric = METRICS.get(r.metric)
+    point = {"ladder": ladder, "model": model, "batch_size": batch, "precision": precision, "device": device}
+    if batch is None:  # a served point: its load instead of a batch
+        point |= {"concurrency": concurrency, "request_rate_per_s": rate}
     return {
-        "point": {"ladder": ladder, "model": model, "batch_size": batch, "precision": precision, "device": device},
+        "point": point,
         "label": r.point, "metric": r.metric,
         "direction": None if metric is None else ("higher_is_better" if metric.higher_is_better else "lower_is_better"),
         "threshold": r.threshold, "status": r.status, "before": r.before, "after": r.after,

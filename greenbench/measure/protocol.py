@@ -78,6 +78,7 @@ class Trial:
     readings: tuple[EnergyReading, ...]  # same order as the meters given
     host_other_cores: float | None = None  # CPU cores other processes kept busy in the window
     memory: MemoryPeak | None = None  # peak memory over the window (None: not asked for)
+    t0_s: float | None = None  # the window's start on clock.now (its end: t0_s + window_s)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def run_window(
         if device_ctx is not None:
             device_ctx.__exit__(None, None, None)
     others = host.other_cores(load_before, load_after, t_end - t0)
-    return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others, memory)
+    return Trial(int(durations.size), t_end - t0, durations, tuple(readings), others, memory, t0)
 
 
 def measure_idle(meters: Sequence[Meter], seconds: float,

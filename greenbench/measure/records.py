@@ -6,7 +6,7 @@ flat profile record, with every figure's uncertainty and the flags that say why 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ class PointContext:
     model: str
     model_spec: dict[str, Any]  # the zoo's entry for the model
     params: int | None
-    batch_size: int
+    batch_size: int | None  # None: a served point, whose load is below
     precision: str
     device: Device  # what ran it; the record's device is its spec ("cpu", "cuda:0")
     protocol: Protocol
@@ -39,6 +39,8 @@ class PointContext:
     workload: dict[str, Any]  # the workload's own provenance (model, data, generation)
     power_limit_now_w: float | None = None  # read again after the group: a change is flagged
     training: prof.Training | None = None  # how greenbench trained the weights (embedded ladders)
+    concurrency: int | None = None  # a served point's load
+    request_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class _Energy:
 def build_record(point: PointContext, score: Score, trials: list[Trial]) -> prof.Record:
     """The record of one measured point: statistics over its windows, energy, carbon, flags."""
     batch = point.batch_size
+    assert batch is not None  # served points: build_served_record
     items = np.array([t.steps * batch for t in trials], dtype=float)
     windows_s = np.array([t.window_s for t in trials])
     throughput = summarize(items / windows_s)
@@ -232,6 +235,7 @@ def add_lm_fields(r: prof.Record, shape: dict[str, int], prefill: list[Trial], f
     if r.latency_mean_ms is not None and r.latency_mean_ms > r.ttft_mean_ms:
         r.tpot_ms = (r.latency_mean_ms - r.ttft_mean_ms) / (t_tokens - 1)
     heads = [t.readings[0] for t in prefill]
+    assert r.batch_size is not None  # an in-process LM point runs batches
     per_item = [h.energy_j / (t.steps * r.batch_size) for h, t in zip(heads, prefill, strict=True)
                 if h.valid and h.energy_j is not None]
     if not per_item:
@@ -312,7 +316,117 @@ def _edge_samples(head: list, trials: list[Trial]) -> dict[str, list[float]]:
 
 
 # Validity flags and the option that fixes each (hyperfine style).
+@dataclass(frozen=True)
+class ServedWindow:
+    """What the load streamed inside one measured window of a served point."""
+
+    tokens: int  # output tokens whose chunks arrived inside the window's edges
+    completed: list[Any]  # the requests (serving.load.RequestTrace) that finished inside it
+    failed: int = 0  # requests sent inside it that failed
+
+
+def _ms(values: list[float]) -> dict[int, float | None]:
+    if not values:
+        return {p: None for p in (50, 90, 95, 99)}
+    pct = np.percentile(np.asarray(values) * 1e3, [50, 90, 95, 99])
+    return {p: float(x) for p, x in zip((50, 90, 95, 99), pct, strict=True)}
+
+
+def build_served_record(point: PointContext, trials: list[Trial], windows: list[ServedWindow], steady: list[Any], *,
+                        load_cpu_share: float | None, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
+                        requested_output_tokens: int) -> prof.Record:
+    """The record of a served point: the windows' energy over the tokens (and request-equivalents)
+    streamed inside them; latencies of the requests that completed over the windows (``steady``)."""
+    windows_s = np.array([t.window_s for t in trials])
+    tokens = np.array([w.tokens for w in windows], dtype=float)
+    out_tokens = [t.output_tokens for t in steady if t.output_tokens]
+    per_request = float(np.mean(out_tokens)) if out_tokens else float(requested_output_tokens)
+    items = np.maximum(tokens, 1e-12) / per_request  # request-equivalents streamed in each window
+    throughput = summarize(items / windows_s)
+    head = [t.readings[0] for t in trials]
+    if any(n == 0 for n in tokens):  # a window with no tokens (a stalled server) measures nothing
+        head = [r if n > 0 else replace(r, energy_j=None, reason="no tokens were streamed in the window")
+                for r, n in zip(head, tokens, strict=True)]
+    idle_w, idle_basis = point.idle.power_w(f"{point.model} {point.precision}")
+    energy = _energy(point, head, items, windows_s, idle_w)
+    per_token = [r.energy_j / n for r, n in zip(head, tokens, strict=True)
+                 if r.valid and r.energy_j is not None and n > 0]
+    e2e = _ms([t.e2e_s for t in steady if t.e2e_s is not None])
+    ttft = _ms([t.ttft_s for t in steady if t.ttft_s is not None])
+    tpots = [t.tpot_s for t in steady if t.tpot_s is not None]
+    tpot = _ms(tpots)
+    itl = _ms([g for t in steady for g in t.itl_s()])
+    span_s = float(windows_s.sum())
+    goodput = None
+    if slo_ttft_ms is not None or slo_tpot_ms is not None:
+        good = [t for t in steady if (slo_ttft_ms is None or (t.ttft_s is not None and t.ttft_s * 1e3 <= slo_ttft_ms))
+                and (slo_tpot_ms is None or (t.tpot_s is not None and t.tpot_s * 1e3 <= slo_tpot_ms))]
+        goodput = len(good) / span_s if span_s > 0 else None
+    prompts = [t.prompt_tokens for t in steady if t.prompt_tokens is not None]
+    periods_s = [r.update_period_s for r in head if r.update_period_s is not None]
+    updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
+    # host_busy counts other processes' CPU: on a served point the server is one, by design
+    flags = [f for f in _flags(point, head, trials, energy, throughput) if f != "host_busy"]
+    if load_cpu_share is not None and load_cpu_share > LOAD_SATURATED_SHARE:
+        flags.append("load_generator_saturated")
+    if any(w.failed for w in windows):
+        flags.append("requests_failed")
+    samples: dict[str, list[float]] = {
+        "items_per_s": [float(x) for x in items / windows_s],
+        "output_tokens_per_s": [float(x) for x in tokens / windows_s],
+        "latency_p50_ms": [v for w in windows if (v := _ms([t.e2e_s for t in w.completed])[50]) is not None],
+        "ttft_p50_ms": [v for w in windows if (v := _ms([t.ttft_s for t in w.completed if t.ttft_s])[50]) is not None],
+        "window_s": [float(x) for x in windows_s],
+        "tokens": [float(x) for x in tokens],
+    }
+    if energy.samples_j_per_item is not None:
+        samples["energy_j_per_item"] = energy.samples_j_per_item
+    if per_token:
+        samples["energy_j_per_output_token"] = [float(x) for x in per_token]
+    return prof.Record(
+        ladder=point.ladder, model=point.model, params=point.params, concurrency=point.concurrency,
+        request_rate_per_s=point.request_rate_per_s, precision=point.precision, device=point.device.spec,
+        device_name=point.device.name, device_uuid=point.device.uuid,
+        latency_mean_ms=float(np.mean([t.e2e_s for t in steady]) * 1e3) if steady else None,
+        latency_p50_ms=e2e[50], latency_p90_ms=e2e[90], latency_p95_ms=e2e[95], latency_p99_ms=e2e[99],
+        items_per_s=throughput.mean, items_per_s_ci95=throughput.ci95, requests_per_s=throughput.mean,
+        prompt_tokens=round(float(np.mean(prompts))) if prompts else None, output_tokens=round(per_request),
+        ttft_mean_ms=float(np.mean([t.ttft_s for t in steady if t.ttft_s]) * 1e3) if steady else None,
+        ttft_p50_ms=ttft[50], ttft_p90_ms=ttft[90], ttft_p95_ms=ttft[95], ttft_p99_ms=ttft[99],
+        tpot_ms=float(np.mean(tpots) * 1e3) if tpots else None,
+        tpot_p50_ms=tpot[50], tpot_p90_ms=tpot[90], tpot_p95_ms=tpot[95], tpot_p99_ms=tpot[99],
+        itl_p50_ms=itl[50], itl_p95_ms=itl[95], itl_p99_ms=itl[99],
+        output_tokens_per_s=float(np.mean(tokens / windows_s)),
+        goodput_requests_per_s=goodput, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
+        load_cpu_share=load_cpu_share,
+        energy_j_per_item=energy.j_per_item, energy_j_per_item_std=energy.std_j_per_item,
+        energy_j_per_item_cv=energy.cv, energy_j_per_item_ci95=energy.ci95_j_per_item,
+        energy_net_j_per_item=energy.net_j_per_item,
+        energy_j_per_output_token=float(np.mean(per_token)) if per_token else None,
+        energy_lm_reason=None if per_token else energy.reason,
+        energy_method=energy.method if energy.j_per_item is not None else "unavailable",
+        energy_domain=head[0].domain, energy_reason=energy.reason,
+        power_w=energy.power_w, idle_power_w=idle_w, idle_basis=idle_basis if idle_w is not None else None,
+        counter_update_period_s=float(np.median(periods_s)) if periods_s else None,
+        components=_components(trials, items),
+        co2e_g_per_item=point.intensity.co2e_g(energy.j_per_item),
+        intensity_gco2e_per_kwh=point.intensity.gco2e_per_kwh, intensity_source=intensity_label(point.intensity),
+        repeats=len(trials), window_s=float(windows_s.mean()),
+        counter_updates_min=min(updates_all) if updates_all else None,
+        samples=samples, flags=flags, model_spec=point.model_spec, workload=point.workload,
+        engine=point.workload.get("engine"), engine_version=point.workload.get("engine_version"),
+        memory_reason="the model's memory is the server's own process, not greenbench's",
+        measured_utc=prof.utc_now(),
+    )
+
+
+LOAD_SATURATED_SHARE = 0.9  # the load thread's CPU time over wall time: near one core, it measures itself
+
 FLAG_FIXES = {
+    "load_generator_saturated": "greenbench's load generator kept a CPU core busy: the figures may be its "
+                                "limit, not the server's; lower the concurrency or the request rate",
+    "requests_failed": "some requests failed during the windows (the server's log says why); check the "
+                       "server and measure again",
     "energy_cv_high": "energy varies between repeats; raise --repeats or --min-window",
     "throughput_cv_high": "throughput varies between repeats; close other programs or raise --min-window",
     "too_few_counter_updates": "windows spanned few counter updates; raise --min-window",

@@ -27,6 +27,7 @@ from greenbench import profile as prof
 from greenbench.carbon.intensity import Intensity
 from greenbench.errors import GreenbenchError
 from greenbench.measure import devices as devmod
+from greenbench.measure import served
 from greenbench.measure.protocol import (
     Protocol,
     Trial,
@@ -43,7 +44,7 @@ from greenbench.measure.records import (
     build_record,
     flag_fixes,
 )
-from greenbench.measure.zoo import Ladder, model_dict
+from greenbench.measure.zoo import Ladder, ServedLadder, Setting, model_dict
 from greenbench.meters.base import ESTIMATE, UNAVAILABLE, EnergyReading, Meter, MeterError
 from greenbench.workloads import (
     Workload,
@@ -108,9 +109,15 @@ Finished = Callable[[str, prof.IdleBaseline | None, list[prof.Record]], None]
 @dataclass(frozen=True)
 class Point:
     model: str
-    batch_size: int
+    batch_size: int | None  # None: a served point (its load below)
     precision: str
     device: str  # as planned: the ladder's or user's spec; as run: the resolved "cpu" or "cuda:N"
+    concurrency: int | None = None
+    request_rate_per_s: float | None = None
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(self.batch_size, self.concurrency, self.request_rate_per_s)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class Group:
     model: str
     precision: str
     batch_sizes: tuple[int, ...]
+    loads: tuple[Setting, ...] = ()  # a served model's loads (its batch_sizes are empty)
 
     @property
     def label(self) -> str:
@@ -187,12 +195,18 @@ def plan(cfg: RunConfig) -> list[Point]:
     models = cfg.models or tuple(m.name for m in lad.models)
     for name in models:
         lad.model(name)  # raises ZooError naming the known models
+    settings = lad.settings()
+    if cfg.batch_sizes:
+        if lad.workload == "served-lm":
+            raise RunError(f"ladder {lad.name!r} is served: its points are loads "
+                           f"({', '.join(s.label for s in settings)}), not batch sizes", option="--batch-size")
+        settings = [Setting(batch_size=b) for b in cfg.batch_sizes]
     return [
-        Point(m, b, p, d)
+        Point(m, s.batch_size, p, d, s.concurrency, s.request_rate_per_s)
         for d in (cfg.devices or lad.devices)
         for m in models
         for p in (cfg.precisions or lad.precisions)
-        for b in (cfg.batch_sizes or lad.batch_sizes)
+        for s in settings
     ]
 
 
@@ -249,7 +263,7 @@ def _check_outputs(cfg: RunConfig, since: float, emit: Emit) -> None:
     file fail here, naming the file, not after the sweep)."""
     outputs = [cfg.out_path] + ([cfg.export_csv] if cfg.export_csv is not None else [])
     if cfg.export_csv is not None and _same_file(cfg.export_csv, cfg.out_path):
-        raise RunError(f"--export-csv {cfg.export_csv} is the profile itself; choose another file",
+        raise RunError(f"--csv-out {cfg.export_csv} is the profile itself; choose another file",
                        option="--export-csv")
     for path in outputs:
         removed = prof.remove_stale_temps(path, older_than=since)
@@ -324,8 +338,7 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
     for device in resolved.values():
         if device.note:
             emit(Event("note", device.note))
-    points = list(dict.fromkeys(
-        Point(p.model, p.batch_size, p.precision, resolved[p.device].spec) for p in points))
+    points = list(dict.fromkeys(replace(p, device=resolved[p.device].spec) for p in points))
     devices_by_spec = {d.spec: d for d in resolved.values()}
     profile = _open_profile(cfg)
     _check_same_devices(cfg.out_path, profile, devices_by_spec)
@@ -335,7 +348,8 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
         saved.points, saved.on_disk = len(profile.records), True
     done_keys = profile.finished_keys()
     todo = [p for p in points
-            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device) not in done_keys]
+            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device, p.concurrency,
+                              p.request_rate_per_s) not in done_keys]
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
     clock = _Clock(len(todo) * cfg.protocol.repeats)
@@ -381,11 +395,13 @@ def _check_same_devices(path: Path, profile: prof.Profile, devices_by_spec: dict
 
 def _groups_by_device(todo: list[Point]) -> dict[str, list[Group]]:
     """The points to measure as groups, by device; groups and batch sizes in plan order."""
-    batches: dict[str, dict[tuple[str, str], list[int]]] = {}
+    settings: dict[str, dict[tuple[str, str], list[Setting]]] = {}
     for p in todo:
-        batches.setdefault(p.device, {}).setdefault((p.model, p.precision), []).append(p.batch_size)
-    return {device: [Group(model, precision, tuple(b)) for (model, precision), b in groups.items()]
-            for device, groups in batches.items()}
+        settings.setdefault(p.device, {}).setdefault((p.model, p.precision), []).append(p.setting)
+    return {device: [Group(model, precision, tuple(s.batch_size for s in ss if s.batch_size is not None),
+                           tuple(s for s in ss if s.batch_size is None))
+                     for (model, precision), ss in groups.items()]
+            for device, groups in settings.items()}
 
 
 def _warn_if_host_busy(profile: prof.Profile, emit: Emit) -> None:
@@ -665,6 +681,8 @@ def _build(run: _DeviceRun, group: Group) -> Workload:
 def _measure_group(run: _DeviceRun, group: Group) -> list[prof.Record]:
     """Build the group's model once, measure its batch sizes in interleaved rounds, then the warm
     idle baseline; one record per batch size (failed ones say why)."""
+    if group.loads:
+        return _measure_served(run, group)
     where = f"{group.model} {group.precision} on {run.device.spec}"
     try:
         workload = _build(run, group)
@@ -690,6 +708,37 @@ def _measure_group(run: _DeviceRun, group: Group) -> list[prof.Record]:
     if any(windows.trials.values()):
         _warm_idle(run, group)
     return _records(run, group, windows, facts)
+
+
+def _measure_served(run: _DeviceRun, group: Group) -> list[prof.Record]:
+    """A served model's loads (measure/served.py), on this device's meters."""
+    lad = run.cfg.ladder
+    assert isinstance(lad, ServedLadder)
+    clock = run.clock
+
+    def context(model: str, precision: str, load: Setting, facts: dict[str, Any]) -> PointContext:
+        cfg = run.cfg
+        return PointContext(
+            ladder=lad.name, model=model, model_spec=model_dict(lad.model(model)), params=None, batch_size=None,
+            precision=precision, device=run.device, protocol=cfg.protocol, intensity=cfg.intensity,
+            idle=run.profile.idle.get(run.device.spec) or prof.IdleBaseline(), provenance=run.profile.provenance,
+            workload=facts, power_limit_now_w=run.headline.power_limit_w(), concurrency=load.concurrency,
+            request_rate_per_s=load.request_rate_per_s)
+
+    def window(text: str) -> None:
+        eta_s = clock.tick()
+        run.emit(Event("window", text, done=clock.done, total=clock.total, eta_s=eta_s))
+
+    srun = served.ServedRun(
+        ladder=lad, protocol=run.cfg.protocol, device=run.device.spec, meters=run.meters,
+        log_dir=run.cfg.out_path.parent / f"{run.cfg.out_path.stem}-logs", context=context,
+        emit_note=lambda t: run.emit(Event("note", t)), emit_warning=lambda t: run.emit(Event("warning", t)),
+        emit_window=window, emit_flag=lambda where, code, fix: run.emit(Event("flag", where, code=code, fix=fix)),
+        update_period_s=run.headline.update_period_s())
+    records = served.measure_group(srun, group.model, group.precision, list(group.loads))
+    if any(r.status == "ok" for r in records):
+        _warm_idle(run, group)
+    return records
 
 
 def _workload_training(workload: Workload) -> TrainingInfo | None:

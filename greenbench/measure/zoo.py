@@ -151,25 +151,31 @@ class Generation(_Strict):
     output_tokens: int = Field(default=64, ge=2)  # >= 2: decode is (full - prefill) / (output - 1)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One value of a ladder's resource axis: a batch size, or a load on a served model."""
+
+    batch_size: int | None = None
+    concurrency: int | None = None
+    request_rate_per_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        if self.batch_size is not None:
+            return f"b{self.batch_size}"
+        rate = [] if self.request_rate_per_s is None else [f"r{self.request_rate_per_s:g}/s"]
+        return " ".join(rate + ([] if self.concurrency is None else [f"c{self.concurrency}"]))
+
+
 class _LadderBase(_Strict):
     """What every ladder has; ``models`` and ``dataset`` follow the workload's own schema."""
 
     name: str
     description: str = ""
-    batch_sizes: tuple[int, ...] = Field(min_length=1)
     precisions: tuple[str, ...] = ("fp32",)  # names of PRECISION_TABLE
     devices: tuple[str, ...] = ("auto",)
     trust_remote_code: bool = False
     source: str = ""  # where the ladder was defined (file path or BUILTIN_SOURCE)
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(b <= 0 for b in v):
-            raise ValueError("batch sizes must be positive integers")
-        if len(set(v)) != len(v):
-            raise ValueError("batch sizes must not repeat")
-        return v
 
     @field_validator("precisions")
     @classmethod
@@ -203,6 +209,10 @@ class _LadderBase(_Strict):
         hint = f"did you mean {close[0]!r}?; " if close else ""
         raise ZooError(f"ladder {self.name!r} has no model {name!r} ({hint}has: {self.model_names()})")
 
+    def settings(self) -> list[Setting]:
+        """The resource axis: every value a point of each model takes."""
+        raise NotImplementedError
+
     def model_names(self) -> str:
         return ", ".join(m.name for m in self.models)  # type: ignore[attr-defined]  # declared by the subclasses
 
@@ -227,7 +237,25 @@ class _LadderBase(_Strict):
         return {"model": model, "dataset": dataset}
 
 
-class EmbeddedLadder(_LadderBase):
+class _Batched(_LadderBase):
+    """A ladder run in greenbench's own process: its resource axis is the batch size."""
+
+    batch_sizes: tuple[int, ...] = Field(min_length=1)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b <= 0 for b in v):
+            raise ValueError("batch sizes must be positive integers")
+        if len(set(v)) != len(v):
+            raise ValueError("batch sizes must not repeat")
+        return v
+
+    def settings(self) -> list[Setting]:
+        return [Setting(batch_size=b) for b in self.batch_sizes]
+
+
+class EmbeddedLadder(_Batched):
     workload: Literal["embedded"]
     task: Literal["classification"] = "classification"
     dataset: EmbeddedDataset = EmbeddedDataset()
@@ -238,7 +266,7 @@ class EmbeddedLadder(_LadderBase):
         return super().builder_kwargs(model_name) | {"train": self.train}
 
 
-class TextLadder(_LadderBase):
+class TextLadder(_Batched):
     workload: Literal["hf-text"]
     task: Literal["text-classification"] = "text-classification"
     dataset: HFDataset
@@ -250,7 +278,7 @@ class TextLadder(_LadderBase):
             "max_length": self.max_length, "trust_remote_code": self.trust_remote_code}
 
 
-class VisionLadder(_LadderBase):
+class VisionLadder(_Batched):
     workload: Literal["hf-vision"]
     task: Literal["image-classification"] = "image-classification"
     dataset: HFDataset
@@ -262,7 +290,7 @@ class VisionLadder(_LadderBase):
             "image_size": self.image_size, "trust_remote_code": self.trust_remote_code}
 
 
-class LMLadder(_LadderBase):
+class LMLadder(_Batched):
     workload: Literal["hf-lm"]
     task: Literal["causal-lm"] = "causal-lm"
     dataset: HFDataset
@@ -274,15 +302,121 @@ class LMLadder(_LadderBase):
             "generation": self.generation, "trust_remote_code": self.trust_remote_code}
 
 
-Ladder = Annotated[EmbeddedLadder | TextLadder | VisionLadder | LMLadder, Field(discriminator="workload")]
+TemplateValue = str | int | float
+
+
+class ServerSpec(_Strict):
+    """The OpenAI-compatible server of a served ladder: one the user runs (``url``), or a command
+    greenbench starts per model and always stops (``launch``; ``{model}``, ``{port}``, ``{host}``,
+    ``{dtype}``, ``{revision}`` and the ladder's and model's ``fields`` fill it)."""
+
+    url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    launch: str | None = None  # e.g. "vllm serve {model} --port {port} --max-num-seqs {max_num_seqs}"
+    ready_timeout_s: float = Field(default=600.0, gt=0)  # a large model's start takes minutes
+    env: dict[str, str] = {}  # added to the launched server's environment
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ServerSpec:
+        if (self.url is None) == (self.launch is None):
+            raise ValueError("give exactly one of 'url' (a running server) or 'launch' (a command template)")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r}: give an http:// or https:// base URL, e.g. http://127.0.0.1:8000/v1")
+        return self
+
+
+class ServedModel(_Strict):
+    name: str = Field(min_length=1)
+    id: str = Field(min_length=1)  # fills {model}, and what requests ask for: hub id or local folder
+    revision: str | None = None  # fills {revision}; recorded with every point
+    served_name: str | None = None  # the id the server lists, where not `id` (vLLM --served-model-name)
+    fields: dict[str, TemplateValue] = {}  # this model's own template fields (e.g. max_num_seqs: 64)
+
+
+class ServedGeneration(_Strict):
+    """The fixed, recorded request shape of a served ladder."""
+
+    prompt_tokens: int = Field(default=128, gt=0)
+    output_tokens: int = Field(default=64, gt=0)
+    # min_tokens = max_tokens and ignore_eos (vLLM's and SGLang's extensions): every request streams
+    # exactly output_tokens; false for an engine without them: the tokens streamed are counted.
+    fixed_length: bool = True
+
+
+class ServedSlo(_Strict):
+    """Service-level objectives for goodput: requests/s that meet every one given."""
+
+    ttft_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0)
+
+
+class ServedLadder(_LadderBase):
+    """Models served by an OpenAI-compatible engine, driven by a load: the resource axis is the
+    closed-loop concurrency and/or the open-loop request rate (both: each rate at each cap)."""
+
+    workload: Literal["served-lm"]
+    task: Literal["causal-lm"] = "causal-lm"
+    server: ServerSpec
+    models: tuple[ServedModel, ...] = Field(min_length=1)
+    concurrency: tuple[int, ...] = ()
+    request_rate_per_s: tuple[float, ...] = ()
+    generation: ServedGeneration = ServedGeneration()
+    dataset: HFDataset | None = None  # quality through the endpoint (multiple-choice, text, short answer)
+    slo: ServedSlo = ServedSlo()
+    fields: dict[str, TemplateValue] = {}  # template fields for every model (a model's own win)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _levels(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 1 for c in v):
+            raise ValueError("concurrency levels are 1 or more requests in flight")
+        if len(set(v)) != len(v):
+            raise ValueError("concurrency levels must not repeat")
+        return v
+
+    @field_validator("request_rate_per_s")
+    @classmethod
+    def _rates(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not r > 0 for r in v):
+            raise ValueError("request rates are above 0 per second")
+        if len(set(v)) != len(v):
+            raise ValueError("request rates must not repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _a_load(self) -> ServedLadder:
+        if not self.concurrency and not self.request_rate_per_s:
+            raise ValueError("a served ladder needs 'concurrency' levels, 'request_rate_per_s' rates, or both")
+        return self
+
+    def settings(self) -> list[Setting]:
+        if not self.request_rate_per_s:
+            return [Setting(concurrency=c) for c in self.concurrency]
+        caps: tuple[int | None, ...] = self.concurrency or (None,)
+        return [Setting(concurrency=c, request_rate_per_s=r) for r in self.request_rate_per_s for c in caps]
+
+    def builder_kwargs(self, model_name: str) -> dict[str, Any]:
+        model = self.model(model_name)
+        base = Path(self.source).parent if self.source not in ("", BUILTIN_SOURCE) else None
+        if base is not None and model.id.startswith(("./", "../")):  # a local folder beside the zoo
+            model = model.model_copy(update={"id": str(base / model.id)})
+        dataset = self.dataset
+        if base is not None and dataset is not None and dataset.path and not Path(dataset.path).is_absolute():
+            dataset = dataset.model_copy(update={"path": str(base / dataset.path)})
+        return {"model": model, "dataset": dataset, "server": self.server, "generation": self.generation,
+                "slo": self.slo, "fields": {**self.fields, **model.fields}}
+
+
+Ladder = Annotated[EmbeddedLadder | TextLadder | VisionLadder | LMLadder | ServedLadder,
+                   Field(discriminator="workload")]
 _LADDER = TypeAdapter(Ladder)
-WORKLOADS = ("embedded", "hf-text", "hf-vision", "hf-lm")
+WORKLOADS = ("embedded", "hf-text", "hf-vision", "hf-lm", "served-lm")
 
 
 MAX_ZOO_BYTES = 4 * 2**20  # a zoo of hundreds of ladders is ~100 KiB; anything near this is the wrong file
 _TOP_KEYS = ("version", "ladders")
 _LADDER_CLASSES: dict[str, type[_LadderBase]] = {
-    "embedded": EmbeddedLadder, "hf-text": TextLadder, "hf-vision": VisionLadder, "hf-lm": LMLadder}
+    "embedded": EmbeddedLadder, "hf-text": TextLadder, "hf-vision": VisionLadder, "hf-lm": LMLadder,
+    "served-lm": ServedLadder}
 _INTERNAL_KEYS = {"name", "source"}  # set by greenbench from the ladder's key and the file, not written
 
 

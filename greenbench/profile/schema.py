@@ -20,6 +20,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -91,10 +92,22 @@ def _fraction(v: float | None) -> float | None:
     return v
 
 
-def _batch_size(v: int) -> int:
-    if v < 1:
+def _batch_size(v: int | None) -> int | None:
+    if v is not None and v < 1:
         raise _implausible(f"{v}: a batch holds at least 1 item")
     return v
+
+
+def _concurrency(v: int | None) -> int | None:
+    if v is not None and not 1 <= v <= 2**20:
+        raise _implausible(f"{v}: concurrency is 1 or more requests in flight")
+    return v
+
+
+# What each quality metric's direction is: "higher" is better (accuracy, exact match) or "lower"
+# (perplexity). fit, price and compare read a record's quality through ``Record.quality_value``.
+QUALITY_DIRECTIONS: dict[str, Literal["higher", "lower"]] = {
+    "accuracy": "higher", "exact_match": "higher", "perplexity": "lower"}
 
 
 Energy = Annotated[float | None, AfterValidator(bounded(0, MAX_ENERGY_J, "J"))]
@@ -133,7 +146,11 @@ class Record(BaseModel):
     ladder: str
     model: str
     params: Count = None
-    batch_size: Annotated[int, AfterValidator(_batch_size)]
+    # The point's resource setting: a batch size (in-process workloads), or the load on a served
+    # model: closed-loop concurrency and/or an open-loop Poisson request rate (batch_size null).
+    batch_size: Annotated[int | None, AfterValidator(_batch_size)] = None
+    concurrency: Annotated[int | None, AfterValidator(_concurrency)] = None
+    request_rate_per_s: Annotated[float | None, AfterValidator(bounded(1e-9, 1e9, "/s"))] = None
     precision: str
     device: str
     device_name: str | None = None
@@ -191,6 +208,26 @@ class Record(BaseModel):
     energy_j_per_output_token: Energy = None  # full request / T
     energy_lm_reason: str | None = None  # why a prefill/decode figure is null
 
+    # Served models (workload served-lm): latency_* is each request's end-to-end latency, items are
+    # requests; these are what the stream showed per request, over the measured windows.
+    ttft_p90_ms: LatencyMs = None
+    ttft_p99_ms: LatencyMs = None
+    tpot_p50_ms: LatencyMs = None
+    tpot_p90_ms: LatencyMs = None
+    tpot_p95_ms: LatencyMs = None
+    tpot_p99_ms: LatencyMs = None
+    itl_p50_ms: LatencyMs = None  # inter-token latency: gaps between streamed tokens
+    itl_p95_ms: LatencyMs = None
+    itl_p99_ms: LatencyMs = None
+    requests_per_s: Rate = None
+    goodput_requests_per_s: Rate = None  # requests/s meeting every SLO below
+    slo_ttft_ms: LatencyMs = None
+    slo_tpot_ms: LatencyMs = None
+    load_cpu_share: Annotated[float | None, AfterValidator(bounded(0, 1e3))] = None  # load generator's CPU / wall
+    engine: str | None = None  # as the server names itself (vLLM: "vllm")
+    engine_version: str | None = None
+    server_log: str | None = None  # the launched server's log, beside the profile
+
     co2e_g_per_item: Annotated[float | None, AfterValidator(bounded(0, MAX_CO2E_G, "g"))] = None
     intensity_gco2e_per_kwh: Intensity = None
     intensity_source: str | None = None
@@ -233,12 +270,55 @@ class Record(BaseModel):
                 bounded(0, MAX_ENERGY_J, "J")(float(e))
         return v
 
-    def key(self) -> tuple[str, str, int, str, str]:
-        return point_key(self.ladder, self.model, self.batch_size, self.precision, self.device)
+    @model_validator(mode="after")
+    def _one_setting(self) -> Record:
+        if self.batch_size is None and self.concurrency is None and self.request_rate_per_s is None:
+            raise _implausible("a point needs a batch_size, or a concurrency or request_rate_per_s (served)")
+        if self.batch_size is not None and (self.concurrency is not None or self.request_rate_per_s is not None):
+            raise _implausible("a point has a batch_size or a load (concurrency, request_rate_per_s), not both")
+        return self
+
+    @property
+    def setting(self) -> str:
+        """The point's resource setting in a label: ``b8``, ``c16``, ``r2/s`` or ``r2/s c16``."""
+        return setting_label(self.batch_size, self.concurrency, self.request_rate_per_s)
+
+    @property
+    def label(self) -> str:
+        """How every output names the point: ``cnn-64 b256 fp32 cpu``, ``qwen c16 bf16 cuda:0``."""
+        return f"{self.model} {self.setting} {self.precision} {self.device}"
+
+    @property
+    def quality_direction(self) -> Literal["higher", "lower"] | None:
+        return QUALITY_DIRECTIONS.get(self.quality_metric or ("accuracy" if self.accuracy is not None else ""))
+
+    @property
+    def quality_value(self) -> float | None:
+        """The figure of ``quality_metric`` (accuracy, exact_match, perplexity), None if unscored."""
+        metric = self.quality_metric or ("accuracy" if self.accuracy is not None else None)
+        if metric == "perplexity":
+            return self.perplexity
+        if metric == "accuracy":
+            return self.accuracy
+        return None if metric is None else self.quality.get(metric)
+
+    def key(self) -> tuple:
+        return point_key(self.ladder, self.model, self.batch_size, self.precision, self.device,
+                         self.concurrency, self.request_rate_per_s)
 
 
-def point_key(ladder: str, model: str, batch_size: int, precision: str, device: str) -> tuple:
-    return (ladder, model, int(batch_size), precision, device)
+def setting_label(batch_size: int | None, concurrency: int | None = None, rate_per_s: float | None = None) -> str:
+    if batch_size is not None:
+        return f"b{batch_size}"
+    parts = ([] if rate_per_s is None else [f"r{rate_per_s:g}/s"]) + ([] if concurrency is None else [f"c{concurrency}"])
+    return " ".join(parts)
+
+
+def point_key(ladder: str, model: str, batch_size: int | None, precision: str, device: str,
+              concurrency: int | None = None, request_rate_per_s: float | None = None) -> tuple:
+    """What identifies a point: two records with one key are the same point measured twice."""
+    return (ladder, model, None if batch_size is None else int(batch_size), precision, device,
+            concurrency, request_rate_per_s)
 
 
 # --- the document's sections beside the records ---------------------------------------------------

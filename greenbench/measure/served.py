@@ -1,0 +1,194 @@
+"""Measuring a served model: one server per (model, precision), then each load of the ladder.
+
+A load runs continuously (``serving.load``); once it is steady (at its concurrency, requests
+completing) the window protocol takes its tick-aligned windows on the device's meters while it
+goes on, and stops it only after the last window, so no window sees the ramp-up or the drain.
+Energy per output token is a window's energy over the tokens streamed inside its edges; energy
+per request is the same energy over the request-equivalents streamed (tokens / tokens per request).
+A server that fails to start, or dies mid-point, fails its points with the log's last lines, and
+the ladder goes on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from greenbench import profile as prof
+from greenbench.errors import GreenbenchError
+from greenbench.measure.protocol import Protocol, Trial, required_window_s, run_window
+from greenbench.measure.records import PointContext, ServedWindow, build_served_record, flag_fixes
+from greenbench.measure.zoo import ServedLadder, Setting, model_dict
+from greenbench.meters import clock
+from greenbench.meters.base import Meter, MeterError
+
+# Precision names of the zoo -> the dtype a launch template's {dtype} gets (vLLM's, SGLang's names).
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+STEADY_TIMEOUT_S = 300.0  # a load that has not reached its level by then is a failed point
+_TICK_S = 0.01  # the measuring thread's "step" while the load runs: it only waits
+
+# Seeded random words make the prompts; the server's tokenizer cuts them to the exact length.
+_WORDS = (
+    "time", "year", "people", "way", "day", "man", "thing", "woman", "life", "child", "world", "school",
+    "state", "family", "student", "group", "country", "problem", "hand", "part", "place", "case",
+    "week", "company", "system", "program", "question", "work", "government", "number", "night",
+    "point", "home", "water", "room", "mother", "area", "money", "story", "fact", "month", "lot",
+    "right", "study", "book", "eye", "job", "word", "business", "issue", "side", "kind", "head",
+    "house", "service", "friend", "father", "power", "hour", "game", "line", "end", "member", "law",
+    "car", "city", "community", "name", "president", "team", "minute", "idea", "kid", "body",
+    "information", "back", "parent", "face", "others", "level", "office", "door", "health", "person",
+    "art", "war", "history", "party", "result", "change", "morning", "reason", "research", "girl",
+    "guy", "moment", "air", "teacher", "force",
+)
+
+
+@dataclass
+class ServedRun:
+    """What measuring one served group needs from the runner."""
+
+    ladder: ServedLadder
+    protocol: Protocol
+    device: str  # the device spec the records name ("cpu", "cuda:0")
+    meters: list[Meter]  # the headline meter first
+    log_dir: Path  # the launched servers' logs, beside the profile
+    context: Callable[[str, str, Setting, dict[str, Any]], PointContext]  # (model, precision, load, provenance)
+    emit_note: Callable[[str], None]
+    emit_warning: Callable[[str], None]
+    emit_window: Callable[[str], None]  # one finished window, for the progress
+    emit_flag: Callable[[str, str, str], None]  # (point label, flag, fix)
+    update_period_s: float | None = None
+
+
+def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[Setting]) -> list[prof.Record]:
+    """Every load of one model at one precision: start (or attach to) its server, measure each
+    load, stop the server (a launched one; an attached server is the user's). One record per load."""
+    from greenbench.serving import server as srv
+
+    lad = run.ladder
+    kw = lad.builder_kwargs(model_name)
+    model = kw["model"]
+    where = f"{model_name} {precision}"
+    if precision not in DTYPES:
+        return [_failed(run, model_name, precision, s, f"precision {precision} cannot be served "
+                        f"(give one of {', '.join(DTYPES)})") for s in loads]
+    log = run.log_dir / f"{lad.name}-{model_name}-{precision}.log"
+    try:
+        if lad.server.launch is not None:
+            fields = {"model": model.id, "revision": model.revision or "", "dtype": DTYPES[precision],
+                      "precision": precision, **kw["fields"]}
+            run.emit_note(f"{where}: starting the server (log {log})")
+            server = srv.launch(lad.server.launch, fields, log, ready_timeout_s=lad.server.ready_timeout_s,
+                                env=lad.server.env)
+        else:
+            assert lad.server.url is not None  # the zoo requires one of the two
+            server = srv.attach(lad.server.url)
+    except GreenbenchError as e:
+        run.emit_warning(f"{where}: failed: {str(e).splitlines()[0]}")
+        return [_failed(run, model_name, precision, s, str(e), log if lad.server.launch else None) for s in loads]
+    try:
+        served_id = model.served_name or model.id
+        listed = srv.served_models(server.base_url)
+        if served_id not in listed:
+            raise srv.ServerError(f"the server serves {', '.join(listed) or 'no model'}, not {served_id!r} "
+                                  "(set served_name in the zoo to the id it lists)")
+        facts = {"server": "launched" if server.launched else server.base_url, **srv.engine_version(server.base_url)}
+        prompts = make_prompts(server.base_url, served_id, lad.generation.prompt_tokens,
+                               seed=run.protocol.seed, count=64)
+        records = []
+        for load in loads:
+            if not server.alive():
+                records.append(_failed(run, model_name, precision, load, server.died_message(), log))
+                continue
+            records.append(_measure_load(run, server, served_id, model_name, precision, load, prompts, facts,
+                                         log if server.launched else None))
+        return records
+    except GreenbenchError as e:
+        run.emit_warning(f"{where}: failed: {str(e).splitlines()[0]}")
+        return [_failed(run, model_name, precision, s, str(e), log if server.launched else None) for s in loads]
+    finally:
+        server.stop()
+
+
+def make_prompts(base_url: str, model: str, tokens: int, *, seed: int, count: int) -> list[str | list[int]]:
+    """``count`` prompts of exactly ``tokens`` tokens: seeded random words, cut by the server's own
+    tokenizer (``POST /tokenize``, which vLLM and SGLang have) and sent as token ids. A server
+    without it gets the words as text; the prompt tokens it reports are recorded as they are."""
+    import json
+    import urllib.request
+
+    rng = random.Random(f"prompts:{seed}")
+    texts = [" ".join(rng.choice(_WORDS) for _ in range(tokens * 2)) for _ in range(count)]
+    root = base_url.rstrip("/").removesuffix("/v1")
+    out: list[str | list[int]] = []
+    for text in texts:
+        body = json.dumps({"model": model, "prompt": text, "add_special_tokens": False}).encode()
+        req = urllib.request.Request(root + "/tokenize", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 -- the ladder's own server
+                ids = json.loads(r.read().decode("utf-8")).get("tokens")
+        except (OSError, ValueError):
+            ids = None
+        if not isinstance(ids, list) or len(ids) < tokens:
+            return [" ".join(t.split()[:tokens]) for t in texts]  # no tokenizer endpoint: words as text
+        out.append([int(i) for i in ids[:tokens]])
+    return out
+
+
+def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, precision: str, load: Setting,
+                  prompts: list[str | list[int]], facts: dict[str, Any], log: Path | None) -> prof.Record:
+    from greenbench.serving.load import Load, LoadError, LoadSpec
+
+    lad, proto = run.ladder, run.protocol
+    spec = LoadSpec(model=served_id, prompts=prompts, max_tokens=lad.generation.output_tokens,
+                    concurrency=load.concurrency, request_rate_per_s=load.request_rate_per_s, seed=proto.seed,
+                    fixed_length=lad.generation.fixed_length)
+    gen = Load(server.base_url, spec)
+    label = f"{model_name} {load.label} {precision}"
+    window_s = required_window_s(proto.min_window_s, proto.min_counter_updates, run.update_period_s)
+    dither = random.Random(f"dither:{proto.seed}:{label}")
+    trials: list[Trial] = []
+    windows: list[ServedWindow] = []
+    gen.start()
+    try:
+        gen.wait_steady(STEADY_TIMEOUT_S)
+        clock.sleep(proto.warmup_s)  # the engine's batch settles at the level
+        for _ in range(proto.repeats):
+            if not server.alive():
+                raise LoadError(server.died_message())
+            trial = run_window(lambda: clock.sleep(_TICK_S), lambda: None, run.meters, window_s, min_steps=1,
+                               dither_s=dither.uniform(0, run.update_period_s or 0.0))
+            assert trial.t0_s is not None
+            t0, t1 = trial.t0_s, trial.t0_s + trial.window_s
+            windows.append(ServedWindow(tokens=gen.tokens_between(t0, t1), completed=gen.completed_between(t0, t1),
+                                        failed=sum(1 for t in gen.failed() if t0 <= t.sent_s < t1)))
+            trials.append(trial)
+            run.emit_window(f"{label}: {windows[-1].tokens / trial.window_s:,.0f} output tokens/s")
+    except (LoadError, MeterError) as e:
+        return _failed(run, model_name, precision, load, str(e), log)
+    finally:
+        try:
+            gen.stop(drain_timeout_s=30)
+        except LoadError as e:  # the load's own failure after the windows: already in its traces
+            run.emit_warning(f"{label}: {e}")
+    point = run.context(model_name, precision, load, facts)
+    start, end = trials[0].t0_s or 0.0, (trials[-1].t0_s or 0.0) + trials[-1].window_s
+    steady = [t for t in gen.traces if t.ok and t.done_s is not None and start <= t.done_s < end]
+    record = build_served_record(point, trials, windows, steady, load_cpu_share=gen.cpu_share,
+                                 slo_ttft_ms=lad.slo.ttft_ms, slo_tpot_ms=lad.slo.tpot_ms,
+                                 requested_output_tokens=lad.generation.output_tokens)
+    record.server_log = None if log is None else str(log)
+    for code, fix in flag_fixes(record):
+        run.emit_flag(record.label, code, fix)
+    return record
+
+
+def _failed(run: ServedRun, model_name: str, precision: str, load: Setting, error: str,
+            log: Path | None = None) -> prof.Record:
+    return prof.Record(
+        ladder=run.ladder.name, model=model_name, concurrency=load.concurrency,
+        request_rate_per_s=load.request_rate_per_s, precision=precision, device=run.device, status="failed",
+        error=error, energy_reason="not measured: failed", measured_utc=prof.utc_now(),
+        model_spec=model_dict(run.ladder.model(model_name)), server_log=None if log is None else str(log))

@@ -162,3 +162,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (ProcessLookupError, FileNotFoundError):
         return False
+
+
+def test_quality_is_scored_once_through_the_server(tmp_path):
+    """Multiple-choice accuracy through the endpoint: the stub's log-probability is -len(word)/2,
+    so the shortest choice always wins; 3 of the 4 answers below are the shortest."""
+    data = tmp_path / "mc.csv"
+    data.write_text("question,choices,answer\n"
+                    "is it,yes|maybe,0\nred or,blue|green,0\nthe sea,wet|dry,0\none two,three|xy,0\n")
+    zoo = _zoo(tmp_path, f'{{launch: "{sys.executable} {STUB} --port {{port}} --token-ms 1 --scoring echo", '
+                         'ready_timeout_s: 30}', models="\n      - {name: fast, id: stub-model}", concurrency="[1, 4]")
+    zoo.write_text(zoo.read_text() + "    dataset: {path: mc.csv, format: multiple-choice}\n")
+    res = _profile(tmp_path, zoo)
+    assert res.returncode == 0, res.stderr
+    recs = _records(tmp_path)
+    assert [r["concurrency"] for r in recs] == [1, 4]
+    for r in recs:  # one score, on every load of the model
+        assert r["quality_metric"] == "accuracy" and r["accuracy"] == 0.75 and r["accuracy_n"] == 4
+        assert r["accuracy_ci95"][0] < 0.75 < r["accuracy_ci95"][1]
+        assert "tokenization" in r["workload"]["quality"]
+    assert "0.750" in res.stdout  # the table's accuracy column

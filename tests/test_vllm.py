@@ -1,8 +1,8 @@
 """A real serving engine: vLLM's CPU build, in its own virtual environment, serving a tiny
 random-weight Llama that the test saves, launched and stopped by greenbench and driven by its load.
 
-The environment is built by ``bash .ci/vllm_env.sh`` (CI does; ``$GREENBENCH_VLLM_VENV`` names
-another one). Without it these tests skip and say that command; in CI (``CI`` set) they fail instead.
+The server and its environment come from tests/vllm_fixtures.py (without the environment these
+tests skip and say the command that builds it; in CI they fail instead).
 """
 
 from __future__ import annotations
@@ -18,43 +18,7 @@ pytest.importorskip("aiohttp")
 
 from greenbench.serving import server as srv  # noqa: E402
 from greenbench.serving.load import Load, LoadSpec  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = "bash .ci/vllm_env.sh"
-
-
-def _venv() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "greenbench" / "vllm-venv"
-    return Path(os.environ.get("GREENBENCH_VLLM_VENV") or default)
-
-
-def _require_vllm() -> Path:
-    venv = _venv()
-    if (venv / "bin" / "vllm").exists():
-        return venv
-    message = f"vLLM's CPU environment is not at {venv}: build it with `{BUILD}`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    venv = _require_vllm()
-    folder = tmp_path_factory.mktemp("vllm")
-    model = folder / "tiny-llama"
-    subprocess.run([str(venv / "bin" / "python"), str(ROOT / "tests" / "tiny_llama.py"), str(model)],
-                   check=True, capture_output=True, timeout=300)
-    launch = (f"{venv}/bin/vllm serve {{model}} --host {{host}} --port {{port}} --max-model-len 256 "
-              "--dtype float32 --max-num-seqs {max_num_seqs}")
-    s = srv.launch(launch, {"model": str(model), "max_num_seqs": 16}, folder / "vllm.log", ready_timeout_s=300,
-                   env={"VLLM_CPU_KVCACHE_SPACE": "1"})
-    yield s, str(model)
-    pgid = s.pid
-    s.stop()
-    assert pgid is not None
-    left = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
-    assert left == [], f"processes of the vLLM launch outlived stop(): {left}"
+from tests.vllm_fixtures import ROOT, group_pids, vllm_server_fixture, vllm_venv  # noqa: E402, F401
 
 
 def _run(url: str, model: str, concurrency: int, seconds: float = 2.0) -> tuple[Load, float]:
@@ -85,3 +49,84 @@ def test_vllm_serves_fixed_lengths_and_scales_with_concurrency(vllm_server):
     # the resource axis is real even on a CPU: 16 concurrent requests stream more tokens per second
     # than 1 (measured here: about 6x; asserted as a ratio in one run, with room for a noisy machine)
     assert rates[16] > 1.5 * rates[1], rates
+
+
+def _served_zoo(tmp_path: Path, server: str, model: str, dataset: str = "") -> Path:
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(f"""
+ladders:
+  tiny-served:
+    workload: served-lm
+    server: {server}
+    models:
+      - {{name: tiny-llama, id: "{model}"}}
+    concurrency: [1, 4, 16]
+    generation: {{prompt_tokens: 32, output_tokens: 32}}
+    slo: {{ttft_ms: 1000, tpot_ms: 200}}
+    devices: [cpu]
+{dataset}""")
+    return zoo
+
+
+def _profile(tmp_path: Path, zoo: Path) -> list[dict]:
+    import json
+    import sys
+
+    env = {**os.environ, "GREENBENCH_CACHE": str(tmp_path / "cache"), "VLLM_CPU_KVCACHE_SPACE": "1"}
+    res = subprocess.run([sys.executable, "-m", "greenbench", "profile", "tiny-served", "--zoo", str(zoo), "--quick", "--min-window", "1",
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, env=env,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads((tmp_path / "out" / "tiny-served-quick.json").read_text())["records"]
+
+
+def _check_served(recs: list[dict]) -> None:
+    assert [r["concurrency"] for r in recs] == [1, 4, 16]
+    for r in recs:
+        assert r["status"] == "ok", r["error"]
+        assert r["engine"] == "vllm" and r["engine_version"] == "0.32.0"
+        assert r["prompt_tokens"] == 32 and r["output_tokens"] == 32
+        assert r["ttft_p50_ms"] > 0 and r["tpot_p50_ms"] > 0 and r["output_tokens_per_s"] > 0
+        # the host meter on this CPU machine: CodeCarbon's estimate, labelled as one (or null, said why)
+        assert r["energy_method"] in ("rapl", "estimate", "unavailable")
+        if r["energy_method"] == "unavailable":
+            assert r["energy_j_per_output_token"] is None and r["energy_reason"]
+        else:
+            assert r["energy_j_per_output_token"] > 0
+        assert r["goodput_requests_per_s"] is not None
+    by_c = {r["concurrency"]: r for r in recs}
+    # throughput rises with concurrency (about 6x from 1 to 16 on a quiet machine; quick windows on
+    # a busy 2-core one still showed 1.4x, hence the margin)
+    assert by_c[16]["output_tokens_per_s"] > 1.2 * by_c[1]["output_tokens_per_s"]
+
+
+def test_greenbench_profiles_a_running_vllm_server(vllm_server, tmp_path):
+    """Attached: a server someone else started (the fixture's), left running afterwards."""
+    s, model = vllm_server
+    recs = _profile(tmp_path, _served_zoo(tmp_path, f'{{url: "{s.base_url}"}}', model))
+    _check_served(recs)
+    assert srv.served_models(s.base_url) == [model]
+
+
+def test_greenbench_launches_and_stops_vllm(vllm_server, tmp_path):
+    """Launched: greenbench starts vLLM from the template, profiles it, and stops every process."""
+    venv = vllm_venv()
+    _, model = vllm_server
+    launch = (f'{{launch: "{venv}/bin/vllm serve {{model}} --host {{host}} --port {{port}} --max-model-len 256 '
+              '--dtype {dtype}", ready_timeout_s: 300, env: {VLLM_CPU_KVCACHE_SPACE: "1"}}')
+    (tmp_path / "mc.csv").write_text("question,choices,answer\n" + "".join(
+        f"the {a} is,{b}|{c}|{d},{i % 3}\n" for i, (a, b, c, d) in enumerate(
+            [("sun", "hot", "cold", "blue"), ("sea", "water", "land", "tree"), ("night", "dark", "day", "red"),
+             ("man", "father", "mother", "boy"), ("city", "house", "farm", "school"), ("eye", "head", "hand", "face")])))
+    recs = _profile(tmp_path, _served_zoo(tmp_path, launch, model,
+                                          "    dataset: {path: mc.csv, format: multiple-choice}"))
+    _check_served(recs)
+    # quality through the same endpoint, once per model: the same figure on every load
+    assert {r["quality_metric"] for r in recs} == {"accuracy"} and {r["accuracy_n"] for r in recs} == {6}
+    assert len({r["accuracy"] for r in recs}) == 1
+    log = Path(recs[0]["server_log"])
+    assert log.is_file() and "greenbench launched:" in log.read_text()
+    found = subprocess.run(["pgrep", "-f", f"vllm serve {model} --host 127.0.0.1 --port"], capture_output=True,
+                           text=True).stdout.split()
+    theirs = set(group_pids(vllm_server[0].pid))  # the fixture's own server, still running
+    assert [p for p in found if int(p) not in theirs] == [], "a launched vLLM outlived greenbench"

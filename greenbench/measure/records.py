@@ -332,7 +332,8 @@ def _ms(values: list[float]) -> dict[int, float | None]:
     return {p: float(x) for p, x in zip((50, 90, 95, 99), pct, strict=True)}
 
 
-def build_served_record(point: PointContext, trials: list[Trial], windows: list[ServedWindow], steady: list[Any], *,
+def build_served_record(point: PointContext, trials: list[Trial], windows: list[ServedWindow], steady: list[Any],
+                        quality: Any, *,
                         load_cpu_share: float | None, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
                         requested_output_tokens: int) -> prof.Record:
     """The record of a served point: the windows' energy over the tokens (and request-equivalents)
@@ -383,7 +384,14 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
         samples["energy_j_per_item"] = energy.samples_j_per_item
     if per_token:
         samples["energy_j_per_output_token"] = [float(x) for x in per_token]
+    q = quality  # serving.scoring.EndpointScore, scored once per model through the server (or None)
+    accuracy = None if q is None or q.metric != "accuracy" else q.value
     return prof.Record(
+        accuracy=accuracy, accuracy_ci95=q.ci95 if accuracy is not None else None,
+        accuracy_n=q.total if accuracy is not None else None, quality_metric=None if q is None else q.metric,
+        perplexity=q.value if q is not None and q.metric == "perplexity" else None,
+        quality={} if q is None else {**{k: float(v) for k, v in q.extra.items() if k != "perplexity"},
+                                      **({"exact_match": q.value} if q.metric == "exact_match" else {})},
         ladder=point.ladder, model=point.model, params=point.params, concurrency=point.concurrency,
         request_rate_per_s=point.request_rate_per_s, precision=point.precision, device=point.device.spec,
         device_name=point.device.name, device_uuid=point.device.uuid,

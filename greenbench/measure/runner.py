@@ -734,7 +734,7 @@ def _measure_served(run: _DeviceRun, group: Group) -> list[prof.Record]:
         log_dir=run.cfg.out_path.parent / f"{run.cfg.out_path.stem}-logs", context=context,
         emit_note=lambda t: run.emit(Event("note", t)), emit_warning=lambda t: run.emit(Event("warning", t)),
         emit_window=window, emit_flag=lambda where, code, fix: run.emit(Event("flag", where, code=code, fix=fix)),
-        update_period_s=run.headline.update_period_s())
+        update_period_s=run.headline.update_period_s(), allow_download=run.cfg.allow_download)
     records = served.measure_group(srun, group.model, group.precision, list(group.loads))
     if any(r.status == "ok" for r in records):
         _warm_idle(run, group)

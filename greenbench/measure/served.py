@@ -21,9 +21,11 @@ from greenbench import profile as prof
 from greenbench.errors import GreenbenchError
 from greenbench.measure.protocol import Protocol, Trial, required_window_s, run_window
 from greenbench.measure.records import PointContext, ServedWindow, build_served_record, flag_fixes
-from greenbench.measure.zoo import ServedLadder, Setting, model_dict
+from greenbench.measure.zoo import HFDataset, ServedLadder, Setting, model_dict
 from greenbench.meters import clock
 from greenbench.meters.base import Meter, MeterError
+from greenbench.serving.scoring import EndpointScore
+from greenbench.workloads.base import WorkloadError
 
 # Precision names of the zoo -> the dtype a launch template's {dtype} gets (vLLM's, SGLang's names).
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -60,6 +62,7 @@ class ServedRun:
     emit_window: Callable[[str], None]  # one finished window, for the progress
     emit_flag: Callable[[str, str, str], None]  # (point label, flag, fix)
     update_period_s: float | None = None
+    allow_download: bool = False  # a hub dataset for quality: offline unless the user asks
 
 
 def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[Setting]) -> list[prof.Record]:
@@ -97,13 +100,22 @@ def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[S
         facts = {"server": "launched" if server.launched else server.base_url, **srv.engine_version(server.base_url)}
         prompts = make_prompts(server.base_url, served_id, lad.generation.prompt_tokens,
                                seed=run.protocol.seed, count=64)
+        quality, dataset = None, kw["dataset"]  # its path resolved beside the zoo file
+        if dataset is not None:
+            run.emit_note(f"{where}: scoring {dataset.format} quality through the server")
+            try:
+                quality = score_through(server.base_url, served_id, dataset, run.allow_download)
+                facts = {**facts, "quality": quality.method, "dataset": dataset.path or dataset.id}
+            except GreenbenchError as e:  # the loads still measure energy and latency; quality is null, said why
+                run.emit_warning(f"{where}: quality not scored: {str(e).splitlines()[0]}")
+                facts = {**facts, "quality_error": str(e).splitlines()[0]}
         records = []
         for load in loads:
             if not server.alive():
                 records.append(_failed(run, model_name, precision, load, server.died_message(), log))
                 continue
             records.append(_measure_load(run, server, served_id, model_name, precision, load, prompts, facts,
-                                         log if server.launched else None))
+                                         log if server.launched else None, quality))
         return records
     except GreenbenchError as e:
         run.emit_warning(f"{where}: failed: {str(e).splitlines()[0]}")
@@ -137,8 +149,27 @@ def make_prompts(base_url: str, model: str, tokens: int, *, seed: int, count: in
     return out
 
 
+def score_through(base_url: str, model: str, ds: HFDataset, allow_download: bool) -> EndpointScore:
+    """The model's quality, scored once through its own server (serving.scoring): multiple-choice
+    accuracy by the log-likelihood of each choice, perplexity of a text set, or exact match."""
+    from greenbench.serving import scoring
+    from greenbench.workloads.hf.lm import dataset_texts, multiple_choice_items
+
+    if ds.format == "multiple-choice":
+        items, _ = multiple_choice_items(ds, allow_download)
+        return scoring.score_multiple_choice(base_url, model, [scoring.MCItem(q, tuple(c), a) for q, c, a in items])
+    if ds.format == "text":
+        texts, _ = dataset_texts(ds, allow_download)
+        return scoring.score_perplexity(base_url, model, texts)
+    if ds.path is None:
+        raise WorkloadError("a short-answer dataset is a local file (path), with question and answer columns")
+    return scoring.score_file(base_url, model, Path(ds.path), "short-answer", question_column=ds.question_column,
+                              answer_column=ds.answer_column, limit=ds.limit)
+
+
 def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, precision: str, load: Setting,
-                  prompts: list[str | list[int]], facts: dict[str, Any], log: Path | None) -> prof.Record:
+                  prompts: list[str | list[int]], facts: dict[str, Any], log: Path | None,
+                  quality: EndpointScore | None) -> prof.Record:
     from greenbench.serving.load import Load, LoadError, LoadSpec
 
     lad, proto = run.ladder, run.protocol
@@ -176,7 +207,7 @@ def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, 
     point = run.context(model_name, precision, load, facts)
     start, end = trials[0].t0_s or 0.0, (trials[-1].t0_s or 0.0) + trials[-1].window_s
     steady = [t for t in gen.traces if t.ok and t.done_s is not None and start <= t.done_s < end]
-    record = build_served_record(point, trials, windows, steady, load_cpu_share=gen.cpu_share,
+    record = build_served_record(point, trials, windows, steady, quality, load_cpu_share=gen.cpu_share,
                                  slo_ttft_ms=lad.slo.ttft_ms, slo_tpot_ms=lad.slo.tpot_ms,
                                  requested_output_tokens=lad.generation.output_tokens)
     record.server_log = None if log is None else str(log)

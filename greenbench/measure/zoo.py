@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -128,7 +129,8 @@ class HFDataset(_Strict):
     size: int | None = Field(default=None, gt=0)  # synthetic items
     seed: int = 0
     limit: int | None = Field(default=None, gt=0)  # evaluate on the first N items only
-    format: Literal["classification", "text", "multiple-choice"] = "classification"
+    # short-answer (exact match of a greedy completion): served ladders only
+    format: Literal["classification", "text", "multiple-choice", "short-answer"] = "classification"
     text_column: str = "text"
     label_column: str = "label"
     image_column: str = "image"
@@ -349,6 +351,9 @@ class ServedSlo(_Strict):
     tpot_ms: float | None = Field(default=None, gt=0)
 
 
+SERVED_FORMATS = ("multiple-choice", "text", "short-answer")
+
+
 class ServedLadder(_LadderBase):
     """Models served by an OpenAI-compatible engine, driven by a load: the resource axis is the
     closed-loop concurrency and/or the open-loop request rate (both: each rate at each cap)."""
@@ -386,6 +391,11 @@ class ServedLadder(_LadderBase):
     def _a_load(self) -> ServedLadder:
         if not self.concurrency and not self.request_rate_per_s:
             raise ValueError("a served ladder needs 'concurrency' levels, 'request_rate_per_s' rates, or both")
+        if self.dataset is not None and self.dataset.format not in SERVED_FORMATS:
+            raise ValueError(f"a served ladder's dataset is scored through the server: format "
+                             f"{' or '.join(SERVED_FORMATS)}, not {self.dataset.format!r}")
+        if self.dataset is not None and self.dataset.synthetic:
+            raise ValueError("a served ladder's dataset is for quality: a local 'path' or a hub 'id', not synthetic")
         return self
 
     def settings(self) -> list[Setting]:
@@ -493,25 +503,70 @@ def check_ladder_name(name: object) -> str | None:
     return None
 
 
+def _duplicate_models(source: str, ladder: str, body: dict[str, Any]) -> list[str]:
+    """The model names a ladder gives twice, from what was written: pydantic checks them only once
+    every model is valid, so a duplicate would show only after the other errors were fixed."""
+    models = body.get("models")
+    if not isinstance(models, (list, tuple)):
+        return []
+    counts = Counter(str(m["name"]) for m in models if isinstance(m, dict) and isinstance(m.get("name"), str))
+    return [f"{source}: ladder {ladder!r}: models: the name {n!r} is given {k} times; model names "
+            "must be unique within a ladder" for n, k in sorted(counts.items()) if k > 1]
+
+
+def _common_key_lines(source: str, ladder: str, body: dict[str, Any]) -> list[str]:
+    """For a ladder whose workload is missing or unknown (and like none): the keys no workload
+    has, and the keys every workload shares (precisions, devices), checked all the same."""
+    known = set().union(*(c.model_fields for c in _LADDER_CLASSES.values())) - _INTERNAL_KEYS
+    lines = [f"{source}: ladder {ladder!r}: unknown key {k!r}{_did_you_mean(k, sorted(known))}"
+             for k in body if isinstance(k, str) and k not in known]
+    common = {k: v for k, v in body.items() if k in _LadderBase.model_fields and k not in _INTERNAL_KEYS}
+    try:
+        _LadderBase.model_validate({**common, "name": ladder, "source": source})
+    except ValidationError as e:
+        lines += _error_lines(source, ladder, _LadderBase, e)
+    return lines
+
+
 def _parse_ladder(name: object, body: object, source: str) -> tuple[Ladder | None, list[str]]:
-    """One ladder of a zoo file, or the lines saying everything wrong with it."""
+    """One ladder of a zoo file, or the lines saying everything wrong with it: every key at once.
+    With a workload misspelt, the other keys are checked as the closest workload's (or, like
+    none, those every workload shares), so that fixing the workload shows nothing new."""
     bad_name = check_ladder_name(name)
     if bad_name:
         return None, [f"{source}: ladder {name!r}: {bad_name}"]
     assert isinstance(name, str)
     if not isinstance(body, dict):
         return None, [f"{source}: ladder {name!r}: expected a mapping of keys"]
+    duplicates = _duplicate_models(source, name, body)
     workload = body.get("workload")
     if workload not in WORKLOADS:
         given = "missing" if workload is None else f"{workload!r} is not one of {', '.join(WORKLOADS)}"
-        hint = _did_you_mean(workload, WORKLOADS) if isinstance(workload, str) else ""
-        return None, [f"{source}: ladder {name!r}: workload: {given}{hint}"]
+        close = difflib.get_close_matches(workload, WORKLOADS, n=1) if isinstance(workload, str) else []
+        if close:
+            head = f"{source}: ladder {name!r}: workload: {given} (did you mean {close[0]!r}?); the other keys " \
+                   f"are checked as {close[0]}'s"
+            _, rest = _validate(name, {**body, "workload": close[0]}, source)
+        else:
+            head = f"{source}: ladder {name!r}: workload: {given}"
+            rest = _common_key_lines(source, name, body)
+        return None, [head, *_without_duplicates(rest, duplicates), *duplicates]
+    ladder, lines = _validate(name, body, source)
+    return ladder, _without_duplicates(lines, duplicates) + duplicates
+
+
+def _validate(name: str, body: dict[str, Any], source: str) -> tuple[Ladder | None, list[str]]:
     try:
         return _LADDER.validate_python({**body, "name": name, "source": source}), []
     except ValidationError as e:
-        return None, _error_lines(source, name, _LADDER_CLASSES[workload], e)
+        return None, _error_lines(source, name, _LADDER_CLASSES[body["workload"]], e)
     except TypeError as e:  # e.g. a key that is not a string
         return None, [f"{source}: ladder {name!r}: {e}"]
+
+
+def _without_duplicates(lines: list[str], duplicates: list[str]) -> list[str]:
+    """pydantic's own duplicate line, where the raw check said it (and said which name)."""
+    return [line for line in lines if not (duplicates and "model names must be unique" in line)]
 
 
 def parse_zoo(text: str, source: str) -> dict[str, Ladder]:

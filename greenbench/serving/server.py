@@ -29,6 +29,7 @@ from greenbench.errors import GreenbenchError
 
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_S = 15.0  # the guard's grace (10 s) and a margin, before greenbench kills the group itself
+KILL_WAIT_S = 15.0  # after SIGKILL, for the group's processes to exit
 _POLL_S = 0.25
 
 
@@ -155,6 +156,15 @@ class Server:
             os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived the guard
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
+        # A killed process with gigabytes mapped (an engine's KV cache) takes a moment to go:
+        # return only when the whole group is gone, so that nothing of the launch outlives us.
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.05)
 
     def __enter__(self) -> Server:
         return self

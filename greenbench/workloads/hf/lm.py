@@ -221,7 +221,7 @@ class LMWorkload(HFWorkload):
 # ------------------------------------------------------------------------------------ data
 
 
-def _texts(ds: HFDataset, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
+def dataset_texts(ds: HFDataset, allow_download: bool) -> tuple[list[str], dict[str, Any]]:
     if ds.path is not None:
         path, prov = local_dataset(ds)
         if path.is_dir():
@@ -371,7 +371,7 @@ def build_hf_lm(
         data_prov: dict[str, Any] = {"synthetic": True, "seed": ds.seed,
                                      "note": "random token ids: perplexity is that of noise"}
     elif ds.format == "text":
-        texts, data_prov = _texts(ds, allow_download)
+        texts, data_prov = dataset_texts(ds, allow_download)
     else:
         mc, data_prov = multiple_choice_items(ds, allow_download)
 

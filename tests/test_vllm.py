@@ -73,9 +73,10 @@ def _profile(tmp_path: Path, zoo: Path) -> list[dict]:
     import sys
 
     env = {**os.environ, "GREENBENCH_CACHE": str(tmp_path / "cache"), "VLLM_CPU_KVCACHE_SPACE": "1"}
-    res = subprocess.run([sys.executable, "-m", "greenbench", "profile", "tiny-served", "--zoo", str(zoo), "--quick", "--min-window", "1",
-                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, env=env,
-                         cwd=ROOT)
+    # quick, but 1 s windows: throughput at 0.25 s swings too much on a busy 2-core machine
+    res = subprocess.run([sys.executable, "-m", "greenbench", "profile", "tiny-served", "--zoo", str(zoo), "--quick",
+                          "--min-window", "1", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads((tmp_path / "out" / "tiny-served-quick.json").read_text())["records"]
 
@@ -117,7 +118,8 @@ def test_greenbench_launches_and_stops_vllm(vllm_server, tmp_path):
     (tmp_path / "mc.csv").write_text("question,choices,answer\n" + "".join(
         f"the {a} is,{b}|{c}|{d},{i % 3}\n" for i, (a, b, c, d) in enumerate(
             [("sun", "hot", "cold", "blue"), ("sea", "water", "land", "tree"), ("night", "dark", "day", "red"),
-             ("man", "father", "mother", "boy"), ("city", "house", "farm", "school"), ("eye", "head", "hand", "face")])))
+             ("man", "father", "mother", "boy"), ("city", "house", "farm", "school"),
+             ("eye", "head", "hand", "face")])))
     recs = _profile(tmp_path, _served_zoo(tmp_path, launch, model,
                                           "    dataset: {path: mc.csv, format: multiple-choice}"))
     _check_served(recs)

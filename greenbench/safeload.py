@@ -209,11 +209,33 @@ def _depth_over(doc: Any, max_depth: int) -> bool:
     return False
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a key given twice (json keeps the last silently; the
+    YAML reader refuses it alike)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
 def load_json(text: str, source: str, max_depth: int = MAX_DEPTH) -> Any:
     """A JSON document, or InputError naming ``source`` (with the line and column of a syntax error)
-    when it does not parse, nests deeper than ``max_depth``, or holds a number Python refuses."""
+    when it does not parse, nests deeper than ``max_depth``, gives a key twice in one object, or
+    holds a number Python refuses."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        shown = repr(e.key) if len(e.key) <= 40 else repr(e.key[:40]) + "..."
+        raise InputError(f"{source}: key {shown} appears twice in one object; keep one") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{source}: not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except RecursionError:

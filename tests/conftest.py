@@ -4,6 +4,7 @@ import sys
 
 import pytest
 from helpers import FAST, on_virtual_time
+from vllm_fixtures import vllm_server_fixture  # noqa: F401 -- one vLLM server for the session's tests
 
 # The tests that need the embedded default ladder trained (its five MNIST-1D models, about 35 s
 # of first-use training on one core) ask for this fixture; they run last, and the training runs

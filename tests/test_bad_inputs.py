@@ -150,6 +150,26 @@ def test_load_json_bounds_nesting_and_says_where_it_breaks():
         safeload.load_json("9" * 5000, "big.json")
 
 
+def test_load_json_refuses_a_key_given_twice_as_yaml_does():
+    with pytest.raises(safeload.InputError) as e:
+        safeload.load_json('{"a": 1, "b": {"c": 1, "c": 2}}', "dup.json")
+    assert str(e.value) == "dup.json: key 'c' appears twice in one object; keep one"
+    with pytest.raises(safeload.InputError, match="key 'a' appears twice"):
+        safeload.load_yaml("a: 1\na: 2\n", "dup.yaml")
+    assert safeload.load_json('[{"a": 1}, {"a": 2}]', "ok.json") == [{"a": 1}, {"a": 2}]  # one key per object
+
+
+def test_a_profile_with_a_key_twice_is_refused_by_every_command(tmp_path):
+    text = Path(__file__).resolve().parents[1].joinpath("profiles", "mnist1d-cpu-2core.json").read_text()
+    dup = tmp_path / "dup.json"
+    dup.write_text(text.replace('"model": "linear",', '"model": "linear", "model": "cnn-64",', 1))
+    with pytest.raises(prof.ProfileError, match=rf"^{dup}: key 'model' appears twice in one object; keep one$"):
+        prof.load(dup)
+    for args in (["fit", str(dup), "--out", str(tmp_path / "o")], ["compare", str(dup), str(dup)],
+                 ["price", str(dup)]):
+        assert "key 'model' appears twice" in cli_line(args)
+
+
 # ---------------------------------------------------------------------------- each kind of file
 
 
@@ -234,6 +254,17 @@ def test_bad_trace_csvs_are_one_line(tmp_path):
         with pytest.raises(TraceError) as e:
             load_trace(str(path))
         one_line(e.value, path, needle)
+    wide = tmp_path / "wide.csv"  # 100,000 columns and none a time: a short line, not 789 KB
+    wide.write_text(",".join(f"c{i}" for i in range(100_000)) + "\n" + ",".join(["1"] * 100_000) + "\n")
+    with pytest.raises(TraceError) as e:
+        load_trace(str(wide))
+    one_line(e.value, wide, "no time column (columns: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 and 99,990 more)")
+    assert len(str(e.value)) < 300
+    escaped = tmp_path / "escaped.csv"
+    escaped.write_text("a\x1b[31m,b\n1,2\n")
+    with pytest.raises(TraceError) as e:
+        load_trace(str(escaped))
+    assert "\x1b" not in str(e.value) and "a\\x1b[31m, b" in str(e.value)
     big = tmp_path / "big.csv"
     with big.open("wb") as f:
         f.truncate(100 * 2**20)

@@ -174,5 +174,5 @@ def test_console_script_unrelated_file_is_one_clear_line():
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "greenbench: error: candidate pyproject.toml: not JSON (line 1: Expecting value), "
+        "greenbench: error: candidate pyproject.toml: not JSON (line 1, column 2: Expecting value), "
         "so not a greenbench profile"]

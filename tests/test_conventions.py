@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -59,6 +60,50 @@ def test_every_command_takes_h_and_its_help_is_tidy(path):
         if "[default:" in line:  # Typer's default: the help text must not state it too
             text = line.split("[default:")[0]
             assert not re.search(r"\bdefault(:| [^)])", text, re.IGNORECASE), line
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=" ".join)
+def test_arguments_are_in_capitals_on_the_usage_line_and_in_errors(path):
+    cmd = get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+    arguments = [p for p in cmd.params if p.param_type_name == "argument"]
+    usage = next(line for line in runner.invoke(app, [*path, "-h"], env={"COLUMNS": "400"}).stdout.splitlines()
+                 if "Usage:" in line)
+    assert "{" not in usage, usage  # Typer 0.29 writes {profile} for a required argument
+    for a in arguments:
+        shown = a.name.upper() if a.required else f"[{a.name.upper()}]"
+        assert f" {shown}" in usage, usage
+    required = [a for a in arguments if a.required]
+    if required:
+        res = runner.invoke(app, path)
+        assert f"Missing argument '{required[0].name.upper()}'" in res.output, res.output
+
+
+def test_an_output_that_is_an_input_or_another_output_is_refused(tmp_path, capsys):
+    import typer
+
+    from greenbench.cli.common import check_out_paths
+
+    profile = tmp_path / "p.json"
+    profile.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(profile.name)
+    hard = tmp_path / "hard.json"
+    os.link(profile, hard)
+    for out in (profile, link, hard, tmp_path / "." / "p.json"):
+        with pytest.raises(typer.Exit) as e:
+            check_out_paths(None, out, inputs=(profile, None, "DE"))
+        assert e.value.exit_code == 2
+        err = capsys.readouterr().err
+        assert f"{out}: is an input of this command" in err and "choose another file" in err
+        assert err.count("\n") == 1
+        assert profile.read_text() == "{}"
+    with pytest.raises(typer.Exit):
+        check_out_paths(tmp_path / "a.md", tmp_path / "." / "a.md")
+    assert "given for two outputs" in capsys.readouterr().err
+    check_out_paths(tmp_path / "new.json", inputs=(profile, "DE", "flat", tmp_path / "missing.json"))
+    assert capsys.readouterr().err == "" and not (tmp_path / "new.json").exists()
 
 
 def test_shell_completion_is_on():

@@ -87,6 +87,14 @@ IMPOSSIBLE = {
     "negative idle power": (_idle_negative, r"idle\.cpu\.meters\.0\.power_w: -3 W is negative"),
     "negative energy sample": (_negative_sample, r"samples: -0.0001 J is negative"),
     "a point twice": (_duplicate, r"records\[15\] \(mlp-32 b1 fp32 cpu\) is the same operating point as records\[3\]"),
+    "batch size 1e30": (_set(0, "batch_size", 10**30),
+                        r"batch_size: a 31-digit number of items in a batch is beyond 2,147,483,648"),
+    "control characters in a name": (_set(0, "model", "bad\x01name\x1b[31m"),
+                                     r"records\[0\] \(bad\\x01name\\x1b\[31m b1 fp32 cpu\) model: "
+                                     r"'bad\\x01name\\x1b\[31m' holds the control character U\+0001"),
+    "a bidirectional override in a device": (_set(1, "device", "cpu\u202e"), r"device: .*U\+202E"),
+    "an escape in a ladder": (_set(2, "ladder", "x\x1b[2J"), r"ladder: .*U\+001B"),
+    "a tab in a precision": (_set(3, "precision", "fp\t32"), r"precision: .*U\+0009"),
 }
 
 
@@ -139,7 +147,8 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("case", ["every energy negated", "a point twice", "batch size 0"])
+@pytest.mark.parametrize("case", ["every energy negated", "a point twice", "batch size 0", "batch size 1e30",
+                                  "control characters in a name"])
 def test_every_command_that_reads_a_profile_refuses_an_impossible_one(tmp_path, command, case):
     edit, _ = IMPOSSIBLE[case]
     bad = write_doc(tmp_path / "bad.json", edit(committed_doc()))
@@ -148,6 +157,7 @@ def test_every_command_that_reads_a_profile_refuses_an_impossible_one(tmp_path, 
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "bad.json" in lines[0] and "Traceback" not in res.output, res.output
+    assert "\x1b" not in res.output and "\x01" not in res.output  # never raw on a terminal
     assert not out.exists()  # nothing half-written
 
 
@@ -393,3 +403,119 @@ def test_without_gpu_memory_statistics_the_gpu_peak_is_null_and_says_why(tmp_pat
     result, _ = sg.profile(sg.SimConfig(), {"m": sg.constant_step(0.005)}, tmp_path / "p.json", protocol=proto)
     (r,) = result.records
     assert r.gpu_mem_peak_mib is None and "GPU memory statistics are unavailable (RuntimeError)" in r.memory_reason
+
+
+# --- what an output path may be -------------------------------------------------------------------
+
+
+def test_a_symlinked_output_replaces_its_target_and_stays_a_link(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(target.name)
+    prof.check_writable(link)
+    prof.io.write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to("made.json")  # a link to a file not yet written: the file is made
+    prof.io.write_atomic(dangling, "x")
+    assert dangling.is_symlink() and (tmp_path / "made.json").read_text() == "x"
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")] == []
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    files = {"a FIFO": fifo, "a folder": tmp_path / "folder"}
+    files["a folder"].mkdir()
+    if os.geteuid() == 0:  # a device node of its own (1, 3: null), never the machine's /dev
+        dev = tmp_path / "null"
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        files["a character device"] = dev
+    link = tmp_path / "to-fifo"
+    link.symlink_to(fifo)
+    files["a FIFO (through a link)"] = link
+    return files
+
+
+def test_a_fifo_a_device_or_a_folder_is_refused_as_an_output_and_left_as_it_was(tmp_path):
+    for what, path in _special_files(tmp_path).items():
+        kind = what.split(" (")[0]
+        for check in (prof.check_writable, lambda p: prof.io.write_atomic(p, "x")):
+            with pytest.raises(prof.WriteError) as e:
+                check(path)
+            assert str(e.value).startswith(f"{path}: cannot write: it is {kind}") and "\n" not in str(e.value)
+        mode = os.stat(path).st_mode
+        assert {"a FIFO": stat.S_ISFIFO, "a folder": stat.S_ISDIR, "a character device": stat.S_ISCHR}[kind](mode)
+
+
+def test_an_output_below_a_regular_file_says_it_is_not_a_folder(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for path in (afile / "x.json", afile / "sub" / "x.json"):
+        with pytest.raises(prof.WriteError, match=rf"^{path}: cannot write: {afile} is not a folder$"):
+            prof.check_writable(path)
+    with pytest.raises(prof.WriteError, match=r"the folder .*nowhere does not exist"):
+        prof.check_writable(tmp_path / "nowhere" / "x.json")
+
+
+# --- the profile command checks its outputs before measuring or noting anything -------------------
+
+
+def profile_args(tmp_path: Path, *extra: str) -> list[str]:
+    from helpers import FAST
+
+    return ["profile", "tiny", "--zoo", str(write_zoo(tmp_path)), "--out", str(tmp_path / "o"), *FAST, *extra]
+
+
+def one_error_line(res) -> str:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.output, res.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("option", ["--json-out", "--markdown-out", "--csv-out", "--export-csv"])
+def test_profile_checks_every_output_before_measuring(tmp_path, cache_dir, monkeypatch, option):
+    monkeypatch.setattr(runner, "build_workload", lambda *a, **k: pytest.fail("measured before the check"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cli = CliRunner()
+    env = {"GREENBENCH_CACHE": str(cache_dir)}
+    line = one_error_line(cli.invoke(app, profile_args(tmp_path, option, str(afile / "x")), env=env))
+    assert line.endswith(f"{afile / 'x'}: cannot write: {afile} is not a folder")
+    line = one_error_line(cli.invoke(app, profile_args(tmp_path, option, str(fifo)), env=env))
+    assert "it is a FIFO (named pipe), not a regular file" in line
+    profile = tmp_path / "o" / "tiny.json"
+    line = one_error_line(cli.invoke(app, profile_args(tmp_path, option, str(profile)), env=env))
+    named = "--csv-out" if option == "--export-csv" else option  # one option named (the newer name), not two
+    assert line.startswith(f"greenbench: error: {named} {profile}: is the profile itself"), line
+    assert "--export-csv" not in line
+    assert not profile.exists() and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_profile_resume_of_a_bad_profile_is_one_line_before_any_note(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setattr(runner, "build_workload", lambda *a, **k: pytest.fail("measured a bad resume"))
+    bad = tmp_path / "o" / "tiny.json"
+    bad.parent.mkdir()
+    bad.write_text('{"schema": "greenbench/profile", "schema_version": 1, "records": "x"}')
+    res = CliRunner().invoke(app, profile_args(tmp_path, "--resume"), env={"GREENBENCH_CACHE": str(cache_dir)})
+    line = one_error_line(res)
+    assert line.startswith("greenbench: error: --resume: ") and str(bad) in line and "invalid profile" in line
+
+
+def test_profile_name_keeps_one_json_and_refuses_an_empty_one(tmp_path, cache_dir, virtual_time):
+    env = {"GREENBENCH_CACHE": str(cache_dir)}
+    for empty in ("", " ", ".json"):
+        line = one_error_line(CliRunner().invoke(app, profile_args(tmp_path, "--name", empty, "--model", "lin"),
+                                                 env=env))
+        assert "--name: give a file name for the profile" in line
+    assert not (tmp_path / "o").exists()
+    res = CliRunner().invoke(app, profile_args(tmp_path, "--name", "run.json", "--model", "lin",
+                                               "--batch-size", "1"), env=env)
+    assert res.exit_code == 0, res.output
+    assert sorted(f.name for f in (tmp_path / "o").iterdir()) == ["run.json"]

@@ -33,7 +33,7 @@ def trace(ci, forecast=None, start=START, name="t") -> Trace:
 
 def point(label, accuracy, latency_ms, energy, method="rapl") -> OperatingPoint:
     return OperatingPoint(label=label, model=label, batch_size=1, precision="fp32", device="cpu", params=None,
-                          accuracy=accuracy, latency_ms=latency_ms, energy_j_per_item=energy, energy_method=method)
+                          quality=accuracy, latency_ms=latency_ms, energy_j_per_item=energy, energy_method=method)
 
 
 def users(**cols) -> Users:

@@ -31,7 +31,7 @@ def rec(model="m", b=1, acc=0.9, lat=1.0, e=0.1, net=None, method="estimate", **
 
 def pt(label, acc, lat, e):
     return OperatingPoint(label=label, model=label, batch_size=1, precision="fp32",
-                             device="cpu", params=None, accuracy=acc, latency_ms=lat,
+                             device="cpu", params=None, quality=acc, latency_ms=lat,
                              energy_j_per_item=e, energy_method="estimate")
 
 
@@ -302,8 +302,10 @@ def test_document_and_files(tmp_path):
     assert [w.name for w in written] == ["tradeoff.json", "tradeoff.csv", "curves.csv"]
     doc = json.loads((tmp_path / "out" / "tradeoff.json").read_text())
     assert doc["schema"] == "greenbench/tradeoff" and doc["schema_version"] == 1
-    assert doc["settings"] == {"latency": "p95", "latency_field": "latency_p95_ms", "energy": "gross",
-                               "energy_field": "energy_j_per_item", "max_residual": 0.15}
+    settings = {k: v for k, v in doc["settings"].items() if k != "latency_means"}
+    assert settings == {"quality_metric": "accuracy", "quality_direction": "higher", "latency": "p95",
+                        "latency_kind": "e2e", "latency_field": "latency_p95_ms", "energy": "gross",
+                        "energy_field": "energy_j_per_item", "max_residual": 0.15}
     assert "estimate" in doc["energy_methods"] and "not metered" in doc["energy_methods"]["estimate"]
     assert len(doc["points"]) == 18 and all("on_frontier" in r for r in doc["points"])
     curve = doc["curves"][1]

@@ -18,7 +18,7 @@ pytest.importorskip("aiohttp")
 
 from greenbench.serving import server as srv  # noqa: E402
 from greenbench.serving.load import Load, LoadSpec  # noqa: E402
-from tests.vllm_fixtures import ROOT, group_pids, vllm_server_fixture, vllm_venv  # noqa: E402, F401
+from tests.vllm_fixtures import ROOT, group_pids, vllm_venv  # noqa: E402
 
 
 def _run(url: str, model: str, concurrency: int, seconds: float = 2.0) -> tuple[Load, float]:
@@ -130,5 +130,5 @@ def test_greenbench_launches_and_stops_vllm(vllm_server, tmp_path):
     assert log.is_file() and "greenbench launched:" in log.read_text()
     found = subprocess.run(["pgrep", "-f", f"vllm serve {model} --host 127.0.0.1 --port"], capture_output=True,
                            text=True).stdout.split()
-    theirs = set(group_pids(vllm_server[0].pid))  # the fixture's own server, still running
+    theirs = set(group_pids(vllm_server.server.pid or 0))  # the fixture's own server, still running
     assert [p for p in found if int(p) not in theirs] == [], "a launched vLLM outlived greenbench"

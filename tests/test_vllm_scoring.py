@@ -26,7 +26,6 @@ from greenbench.measure.zoo import Generation, HFDataset, HFModel  # noqa: E402
 from greenbench.serving import scoring as sc  # noqa: E402
 from greenbench.workloads.hf.lm import build_hf_lm  # noqa: E402
 from tests.tiny_llama import WORDS  # noqa: E402
-from tests.vllm_fixtures import vllm_server_fixture  # noqa: E402, F401 -- the module's vllm_server
 
 PPL_RTOL = 1e-5
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import io
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,9 @@ MODELS = ("linear", "mlp-32", "cnn-16", "cnn-32", "cnn-64")
 POINTS = [f"{m} b{b} fp32 cpu" for m in MODELS for b in (1, 32, 256)]
 runner = CliRunner()
 WIDTHS = (80, 120)
+# A hub model's name, longer than a table's first column can hold at 80 columns
+SUFFIX = "-base-uncased-finetuned-sst-2-english"
+LONG_POINTS = [f"{m}{SUFFIX} b{b} fp32 cpu" for m in MODELS for b in (1, 32, 256)]
 
 
 def run(width: int, *args: str | Path) -> str:
@@ -38,6 +43,48 @@ def check_default_view(text: str, width: int, names: list[str] | tuple[str, ...]
     assert not too_wide, "\n".join(too_wide)
     for name in names:  # on one line, whole: what a user copies into the next command
         assert any(name in line for line in text.splitlines()), f"{name!r} not whole in:\n{text}"
+
+
+def readable(text: str, name: str) -> bool:
+    """Whether ``name`` can be read in ``text`` down one column: whole on a line, or folded onto
+    the next lines at the same offset (at its spaces, or inside a word too long for the column)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        for x in range(len(line)):
+            if (x and line[x - 1] != " ") or not line.startswith(name[: min(4, len(name))], x):
+                continue
+            rest, j = name, i
+            while j < len(lines):
+                seg = lines[j][x:]
+                same = [a == b for a, b in zip(seg, rest, strict=False)]
+                n = same.index(False) if False in same else len(same)
+                if n == 0:
+                    break
+                rest = rest[n:].lstrip(" ")  # a fold at a space drops the space
+                if not rest:
+                    return True
+                j += 1
+    return False
+
+
+def check_long_names(text: str, width: int, names: list[str] | tuple[str, ...]) -> None:
+    """The default view with names too long for one line: nothing cut, no line too wide, every
+    name readable down its column, and the numbers (every J/item shown) whole."""
+    assert "…" not in text, text
+    too_wide = [line for line in text.splitlines() if len(line.rstrip()) > width]
+    assert not too_wide, "\n".join(too_wide)
+    for name in names:
+        assert readable(text, name), f"{name!r} not readable in:\n{text}"
+
+
+def long_named(path: Path, tmp_path: Path) -> Path:
+    """A copy of a committed profile whose models have a hub model's long names."""
+    doc = json.loads(path.read_text())
+    for r in doc["records"]:
+        r["model"] += SUFFIX
+    target = tmp_path / f"long-{path.name}"
+    target.write_text(json.dumps(doc))
+    return target
 
 
 def rendered(profile: prof.Profile, width: int, wide: bool = False) -> str:
@@ -106,19 +153,27 @@ def test_carbon(width):
     assert "…" not in wide and "net g/item" in wide
 
 
+def frontier(path: Path, tmp_path: Path) -> list[str]:
+    res = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path), "--no-plots", "--json"])
+    assert res.exit_code == 0, res.output
+    return [p["label"] for p in json.loads(res.stdout)["points"] if p["on_frontier"]]
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_fit(width, tmp_path):
     text = run(width, "fit", FULL, "--out", tmp_path, "--no-plots")
-    check_default_view(text, width, [*POINTS, "accuracy_vs_energy", "latency_vs_batch", "cnn-64 fp32 cpu"])
+    on = frontier(FULL, tmp_path)
+    assert len(on) >= 10
+    check_default_view(text, width, [*on, "accuracy_vs_energy", "latency_vs_batch", "cnn-64 fp32 cpu"])
     wide = run(width, "fit", FULL, "--out", tmp_path, "--no-plots", "--wide")
     assert "…" not in wide and "held-out check skipped" in wide
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_price(width):
+def test_price(width, tmp_path):
     text = run(width, "price", FULL)
-    check_default_view(text, width, [*POINTS, "accuracy-sensitive", "environmentally-conscious", "2023-12",
-                                     "latency-sensitive"])
+    check_default_view(text, width, [*frontier(FULL, tmp_path), "accuracy-sensitive", "environmentally-conscious",
+                                     "2023-12", "latency-sensitive"])
     assert "money in USD" in " ".join(text.split())
 
 
@@ -127,7 +182,7 @@ def test_simulate_totals(width):
     text = run(width, "simulate", FULL, "--electricity-price-per-kwh", "0.2", "--trace", "DE")
     check_default_view(text, width, ["2023-01", "total"])
     total = next(line for line in text.splitlines() if line.startswith("total"))
-    assert "156,543.93" in total  # the year's discounts, in full
+    assert re.search(r" \d{1,3}(,\d{3})+\.\d\d ", total), total  # the year's discounts, in full (e.g. 104,537.03)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -147,3 +202,118 @@ def test_width_comes_from_columns_then_the_terminal_then_a_wide_default(monkeypa
     assert console_width(is_terminal=False, terminal_width=80) == PIPE_WIDTH
     monkeypatch.setenv("COLUMNS", "not-a-number")
     assert console_width(is_terminal=False, terminal_width=80) == PIPE_WIDTH
+
+
+# --- names too long for one line: they fold, nothing is cut ----------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_profile_table_long_names(width, tmp_path):
+    text = rendered(prof.load(long_named(FULL, tmp_path)), width)
+    check_long_names(text, width, [m + SUFFIX for m in MODELS])
+    assert "J/item" in text and "p95 ms" in text  # headers whole
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_fit_long_names(width, tmp_path):
+    path = long_named(FULL, tmp_path)
+    text = run(width, "fit", path, "--out", tmp_path, "--no-plots")
+    check_long_names(text, width, [*frontier(path, tmp_path), "accuracy_vs_energy", "latency_vs_batch",
+                                   f"cnn-64{SUFFIX} fp32 cpu"])
+    for header in ("accuracy", "p95 ms", "J/item", "resid.", "LOO"):
+        assert header in text
+    on = frontier(path, tmp_path)
+    doc = json.loads(runner.invoke(app, ["fit", str(path), "--out", str(tmp_path), "--no-plots", "--json"]).stdout)
+    energies = {p["label"]: p["energy_j_per_item"] for p in doc["points"]}
+    body = " ".join(text.split())
+    for label in on:  # every number whole: each point's energy to 3 significant figures
+        assert f"{energies[label]:.2e}" in body or f"{energies[label]:.3g}" in body, label
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_price_long_names(width, tmp_path):
+    path = long_named(FULL, tmp_path)
+    text = run(width, "price", path)
+    # the R ranking lists every frontier point
+    check_long_names(text, width, [*frontier(path, tmp_path), "accuracy-sensitive", "2023-12"])
+    for header in ("accuracy", "J/request", "ΔE J", "J/U", "ΔC/1k", "C_base/1k"):
+        assert header in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_simulate_long_names(width, tmp_path):
+    text = run(width, "simulate", long_named(FULL, tmp_path), "--electricity-price-per-kwh", "0.2",
+               "--trace", "DE")
+    check_long_names(text, width, ["2023-01", "total", f"cnn-64{SUFFIX} b256 fp32 cpu"])
+    total = next(line for line in text.splitlines() if line.startswith("total"))
+    assert re.search(r" \d{1,3}(,\d{3})+\.\d\d ", total), total
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_long_names(width, tmp_path):
+    text = run(width, "compare", long_named(QUICK, tmp_path), long_named(FULL, tmp_path))
+    check_long_names(text, width, [*LONG_POINTS, "energy_j_per_item *", "latency_p95_ms"])
+    for header in ("before", "after", "change", "test", "verdict"):
+        assert header in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_carbon_convert_long_names(width, tmp_path):
+    text = run(width, "carbon", "convert", long_named(FULL, tmp_path), "--zone", "DE")
+    check_long_names(text, width, [m + SUFFIX for m in MODELS])
+    for header in ("J/item", "gCO2e/item", "g per 1M"):
+        assert header in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_zoo_long_names(width, tmp_path):
+    long = "distilbert-base-uncased-finetuned-sst-2-english-on-a-laptop-at-home"
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(f"""version: 1
+ladders:
+  {long}:
+    workload: embedded
+    models:
+      - {{name: {long}-linear, arch: linear}}
+      - {{name: mlp, arch: mlp, width: 32}}
+    batch_sizes: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    precisions: [fp32, bf16]
+""")
+    text = run(width, "zoo", "--zoo", zoo)
+    check_long_names(text, width, [long, "mnist1d (default)", "sst2-bert"])
+    assert "1024, 2048" in " ".join(text.split()) or "1024," in text
+    models = run(width, "zoo", long, "--zoo", zoo)
+    check_long_names(models, width, [f"{long}-linear", "mlp"])
+
+
+def test_a_table_whose_numbers_alone_are_wider_than_the_console_is_printed_wider_not_cut():
+    from greenbench.cli.tables import Col, Section, print_sections
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=40, color_system=None)
+    cols = [Col("name", "name"), *(Col(f"n{i}") for i in range(6))]
+    print_sections(console, [Section("t", cols, [["a-long-model-name", *(f"{1234.5 * i:,.1f}" for i in range(6))]])])
+    text = buf.getvalue()
+    assert "…" not in text and "1,234.5  2,469.0  3,703.5  4,938.0  6,172.5" in text
+    assert readable(text, "a-long-model-name")
+
+
+def test_a_column_has_one_notation():
+    from greenbench.cli.tables import Col, Section, print_sections, sig, to_markdown
+
+    rows = [["a", sig(0.00302)], ["b", sig(2.12e-4)], ["c", sig(11.3)], ["d", "—"]]
+    section = Section("t", [Col("m", "name"), Col("J")], rows)
+    buf = io.StringIO()
+    print_sections(Console(file=buf, width=80, color_system=None), [section])
+    text = buf.getvalue()
+    assert "3.02e-03" in text and "2.12e-04" in text and "1.13e+01" in text and "—" in text
+    assert "0.00302" not in text
+    assert "| a | 3.02e-03 |" in to_markdown([section])
+    plain = Section("t", [Col("m", "name"), Col("J")], [["a", sig(0.00302)], ["b", sig(11.3)]])
+    buf = io.StringIO()
+    print_sections(Console(file=buf, width=80, color_system=None), [plain])
+    assert "0.00302" in buf.getvalue() and "11.3" in buf.getvalue()  # no exponent needed: none written
+    # a column of different quantities row by row (compare's before/after): each cell as written
+    mixed = Section("t", [Col("metric", "name"), Col("before", mixed=True)],
+                    [["energy", "2.12e-04"], ["accuracy", "0.318"]])
+    assert "| accuracy | 0.318 |" in to_markdown([mixed])

@@ -5,7 +5,7 @@ import pytest
 from greenbench.measure import zoo as zoo
 
 SHIPPED = ("mnist1d", "mnist1d-precisions", "sst2-bert", "imagenet-resnet-vit", "pythia-wikitext", "qwen-arc",
-           "gpu-check-vision", "gpu-check-gpt2")
+           "gpu-check-vision", "gpu-check-gpt2", "qwen-served", "llama-8b-max-num-seqs")
 REPO_ZOO = Path(__file__).parent.parent / "model_zoo.yaml"
 
 
@@ -248,3 +248,55 @@ ladders:
     with pytest.raises(zoo.ZooError) as e:
         zoo.get_ladder("bad", write(tmp_path, text))
     assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+MISSPELT = """
+version: 1
+ladders:
+  typo:
+    workload: embeded
+    models: [{name: a, arch: linear}, {name: a, arch: cnn, widht: 3}]
+    batch_size: [1]
+    precisions: [fp33]
+  unknown:
+    workload: tpu
+    models: [{name: a, arch: linear}]
+    batch_sizes: [1]
+    precision: [fp32]
+    devices: [gpu0]
+  twice:
+    workload: embedded
+    models: [{name: a, arch: linear}, {name: a, arch: cnn, width: 0}]
+    batch_sizes: [1]
+"""
+
+
+def test_a_misspelt_workload_does_not_hide_the_other_keys_nor_a_duplicate_the_other_errors(tmp_path):
+    path = write(tmp_path, MISSPELT)
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.load_zoo(path)
+    lines = [line.strip() for line in str(e.value).splitlines()]
+    assert lines[0] == f"{path}: 11 problems in 3 ladder(s):"
+    assert lines[1:] == [
+        # checked as the workload meant: fixing the workload reveals nothing new
+        f"{path}: ladder 'typo': workload: 'embeded' is not one of embedded, hf-text, hf-vision, hf-lm, served-lm "
+        "(did you mean 'embedded'?); the other keys are checked as embedded's",
+        f"{path}: ladder 'typo': precisions: precision 'fp33': choose one of fp32, bf16, fp16, int8",
+        f"{path}: ladder 'typo': batch_sizes: missing (required)",
+        f"{path}: ladder 'typo': models.1: unknown key 'widht' (did you mean 'width'?)",
+        f"{path}: ladder 'typo': unknown key 'batch_size' (did you mean 'batch_sizes'?)",
+        f"{path}: ladder 'typo': models: the name 'a' is given 2 times; model names must be unique within a ladder",
+        # like no workload: the keys every workload shares, and the keys none has
+        f"{path}: ladder 'unknown': workload: 'tpu' is not one of embedded, hf-text, hf-vision, hf-lm, served-lm",
+        f"{path}: ladder 'unknown': unknown key 'precision' (did you mean 'precisions'?)",
+        f"{path}: ladder 'unknown': devices: unknown device 'gpu0' (use auto, cpu, cuda:N or a GPU UUID)",
+        # a duplicate beside another model's error, not after it is fixed
+        f"{path}: ladder 'twice': models.1.width: Input should be greater than 0 (got 0)",
+        f"{path}: ladder 'twice': models: the name 'a' is given 2 times; model names must be unique within a ladder",
+    ]
+
+
+def test_a_duplicate_model_alone_is_said_once(tmp_path):
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.get_ladder("tiny", write(tmp_path, GOOD.replace("name: b,", "name: a,")))
+    assert str(e.value).count("unique") == 1 and "the name 'a' is given 2 times" in str(e.value)

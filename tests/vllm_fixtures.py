@@ -1,8 +1,8 @@
 """A real vLLM server for the tests: vLLM's CPU build (its own virtual environment) serving the tiny
 random-weight Llama of tests/tiny_llama.py, built by that environment's python, launched and stopped
-by greenbench. A test module imports ``vllm_server_fixture`` (``# noqa: F401``) and takes an
+by greenbench. tests/conftest.py registers ``vllm_server_fixture``; a test takes an
 argument ``vllm_server`` (a ``VLLM``; ``s, model = vllm_server`` unpacks it); the server lives for
-the module.
+the test session (one start, about 50 s, for every module that uses it).
 
 The environment is built by ``bash .ci/vllm_env.sh`` (``$GREENBENCH_VLLM_VENV`` names another
 one). Without it the tests skip and say that command; in CI (``CI`` set) they fail instead.
@@ -89,9 +89,9 @@ def group_left(pgid: int, wait_s: float = 10.0) -> list[int]:
     return left
 
 
-@pytest.fixture(scope="module", name="vllm_server")
-def vllm_server_fixture(tmp_path_factory):
-    """A launched vLLM server on the tiny Llama; stopped at the module's end, its group checked empty."""
+@pytest.fixture(scope="session", name="vllm_server")
+def vllm_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLM]:
+    """A launched vLLM server on the tiny Llama; stopped at the session's end, its group checked empty."""
     venv = require_vllm()
     folder = tmp_path_factory.mktemp("vllm")
     model = build_tiny_llama(venv, folder / "tiny-llama")

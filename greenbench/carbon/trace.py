@@ -201,8 +201,10 @@ def profile_carbon(records, intensity) -> list[dict]:
             continue
         gross = intensity.co2e_g(r.energy_j_per_item)
         rows.append({
-            "ladder": r.ladder, "model": r.model, "batch_size": r.batch_size, "precision": r.precision,
-            "device": r.device, "accuracy": r.accuracy,
+            "ladder": r.ladder, "model": r.model, "label": r.label, "setting": r.setting, "batch_size": r.batch_size,
+            "concurrency": r.concurrency, "request_rate_per_s": r.request_rate_per_s, "precision": r.precision,
+            "device": r.device, "accuracy": r.accuracy, "quality_metric": r.quality_metric,
+            "perplexity": r.perplexity,
             "energy_j_per_item": r.energy_j_per_item, "energy_net_j_per_item": r.energy_net_j_per_item,
             "energy_method": r.energy_method, "energy_is_measurement": is_measurement(r.energy_method),
             "co2e_g_per_item": gross,

@@ -138,10 +138,25 @@ def load_csv(path, *, time_column: str | None = None, value_column: str | None =
                  forecast_gco2e_per_kwh=fc, tz=tz, basis=basis, source=str(p))
 
 
+SHOWN_COLUMNS = 10  # a header of 100,000 columns is one short line, not 789 KB of them
+
+
+def _column_list(header: list[str]) -> str:
+    """The header's first columns for an error line, each at most 40 characters and escaped where
+    it holds a control character, then how many more."""
+    def shown(h: str) -> str:
+        text = h if h.isprintable() else repr(h)[1:-1]
+        return text if len(text) <= 40 else text[:40] + "..."
+
+    names = ", ".join(shown(h) for h in header[:SHOWN_COLUMNS])
+    more = len(header) - SHOWN_COLUMNS
+    return names + (f" and {more:,} more" if more > 0 else "")
+
+
 def _columns(p: Path, header: list[str], time_column, value_column, forecast_column, basis):
     def find(name: str, what: str) -> int:
         if name not in header:
-            raise _fail(str(p), f"no {what} column {name!r} (columns: {', '.join(header)})",
+            raise _fail(str(p), f"no {what} column {name!r} (columns: {_column_list(header)})",
                         f"name one of the columns with the {what} option")
         return header.index(name)
 
@@ -152,7 +167,7 @@ def _columns(p: Path, header: list[str], time_column, value_column, forecast_col
     else:
         cands = [i for i, h in enumerate(header) if re.search(r"time|date", h.lower())]
         if not cands:
-            raise _fail(str(p), f"no time column (columns: {', '.join(header)})",
+            raise _fail(str(p), f"no time column (columns: {_column_list(header)})",
                         "name it 'time' or give --time-column")
         tcol = cands[0]
     fcol = find(forecast_column, "forecast") if forecast_column is not None else None
@@ -171,7 +186,7 @@ def _columns(p: Path, header: list[str], time_column, value_column, forecast_col
         named = [i for i in rest if re.search(r"intensity|co2|carbon|emission", header[i].lower())]
         cands = named or rest
         if len(cands) != 1:
-            raise _fail(str(p), f"cannot tell which column holds the intensity (columns: {', '.join(header)})",
+            raise _fail(str(p), f"cannot tell which column holds the intensity (columns: {_column_list(header)})",
                         f"name it {SIMPLE_VALUE} or give --value-column")
         vcol = cands[0]
     tokens = set(re.split(r"[^a-z]+", header[vcol].lower()))

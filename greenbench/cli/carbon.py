@@ -161,11 +161,13 @@ def convert_command(
     same_prec = constant(r["precision"] for r in rows)
     same_dev = constant(r["device"] for r in rows)
     same_method = constant(r["energy_method"] for r in rows)
-    columns = [Col("model", "name"), Col("batch"), Col("prec", "name", wide=same_prec is not None),
+    batched = all(r["batch_size"] is not None for r in rows)  # else served points: concurrency, rate
+    columns = [Col("model", "name"), Col("batch") if batched else Col("setting", "name"),
+               Col("prec", "name", wide=same_prec is not None),
                Col("device", "name", wide=same_dev is not None), Col("J/item"),
                Col("method", "name", wide=same_method is not None), Col("gCO2e/item"), Col("g per 1M"),
                Col("net g/item", wide=True)]
-    body = [[r["model"], str(r["batch_size"]), r["precision"], r["device"], sig(r["energy_j_per_item"]),
+    body = [[r["model"], str(r["batch_size"]) if batched else r["setting"], r["precision"], r["device"], sig(r["energy_j_per_item"]),
              r["energy_method"], sig(r["co2e_g_per_item"]), sig(r["co2e_g_per_1m_items"]),
              sig(r["co2e_net_g_per_item"])] for r in rows]
     same = [x for x in (same_prec, same_dev) if x]
@@ -180,6 +182,6 @@ def convert_command(
                   "so its carbon is not one either", highlight=False, soft_wrap=False)
     for r in rows:
         if r["reason"]:
-            out.print(f"{r['model']} b{r['batch_size']}: carbon null ({r['reason']})", highlight=False, soft_wrap=False)
+            out.print(f"{r['label']}: carbon null ({r['reason']})", highlight=False, soft_wrap=False)
     if skipped:
         out.print(f"{skipped} record(s) not ok (failed or skipped) have no energy and are left out", highlight=False, soft_wrap=False)

@@ -35,8 +35,39 @@ def _tidy_help(params: list[Any]) -> None:
             p.show_default = False
 
 
+def _argument_names(params: list[Any]) -> None:
+    """Arguments named in capitals, as Click and the README write them: Typer 0.29 names an
+    argument by its parameter (``profile``) wherever no metavar is given, in the help's rows and in
+    errors ("Missing argument 'profile'")."""
+    for p in params:
+        if getattr(p, "param_type_name", None) == "argument" and p.metavar is None and p.name:
+            p.metavar = p.name.upper()
+
+
+def _usage_piece(p: Any) -> str:
+    """An argument on the usage line: ``PROFILE``, ``[LADDER]``, ``FILES...`` (Typer 0.29 writes
+    a required one as ``{profile}``, a choice's notation, not an argument's)."""
+    name = p.metavar or p.name.upper()
+    piece = name if p.required else f"[{name}]"
+    return piece + ("..." if p.nargs != 1 else "")
+
+
 class Command(TyperCommand):
-    """A greenbench command: its help without ``<bool>`` and with each default once."""
+    """A greenbench command: its help without ``<bool>`` and with each default once; its
+    arguments in capitals on the usage line, in the help and in errors."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _argument_names(self.params)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if getattr(p, "param_type_name", None) == "argument":
+                pieces.append(_usage_piece(p))
+            else:
+                pieces.extend(p.get_usage_pieces(ctx))
+        return pieces
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         _tidy_help(self.get_params(ctx))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from greenbench.profile import Profile
 
 __all__ = ["CONTEXT_SETTINGS", "EXIT_CODES_HELP", "PIPE_WIDTH", "Exit", "check_out_paths", "console_width",
-           "default_cache_dir", "err", "error_line", "fail", "load_profile", "note", "out", "stdout_format",
+           "default_cache_dir", "err", "error_line", "fail", "load_profile", "note", "out", "same_file", "stdout_format",
            "user_errors", "write_out"]
 
 EXIT_CODES_HELP = (
@@ -83,19 +83,51 @@ def stdout_format(**flags: bool) -> str | None:
     return chosen[0] if chosen else None
 
 
-def check_out_paths(*paths: Path | None) -> None:
-    """Before any work: each output file's folder exists (one line naming the file, exit 2)."""
-    for path in paths:
-        if path is not None and not path.parent.is_dir():
-            raise fail(f"{path}: the folder {path.parent} does not exist")
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same inode where both exist (a hard link, a
+    symlink, ``./x`` and ``x``), else the same path once symlinks are resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_out_paths(*paths: Path | None, inputs: Iterable[Path | str | None] = ()) -> None:
+    """Before any work, each output file (one line naming it, exit 2): its folder exists and is a
+    folder, it is not itself a folder, a FIFO or a device, the disk takes it (a full disk, a
+    read-only folder: ``profile.io.check_writable``), it is none of ``inputs`` (a profile given
+    as ``--json-out`` of the command that reads it would be replaced by the result), and no two
+    outputs are one file. ``inputs`` may hold option values that are a file or a name (``--trace
+    DE``, ``--demand flat``): only those that are an existing file count."""
+    from greenbench.profile.io import WriteError, check_writable
+
+    given = [p for p in paths if p is not None]
+    sources = [Path(p) for p in inputs if p is not None and os.path.exists(p)]
+    for n, path in enumerate(given):
+        source = next((s for s in sources if same_file(path, s)), None)
+        if source is not None:
+            same = "" if str(source) == str(path) else f" ({source})"
+            raise fail(f"{path}: is an input of this command{same}; writing there would replace it: "
+                       "choose another file")
+        twice = next((q for q in given[:n] if same_file(path, q)), None)
+        if twice is not None:
+            raise fail(f"{path}: given for two outputs (also as {twice}); give each its own file")
+        try:
+            check_writable(path)
+        except WriteError as e:
+            raise fail(str(e)) from None
 
 
 def write_out(path: Path, text: str) -> None:
-    """Write an output file and say so on stderr; a write that fails is one line naming it."""
+    """Write an output file atomically (``profile.io.write_atomic``: a reader sees the old file or
+    the new one, its mode kept, a symlink's target written) and say so on stderr; a write that
+    fails is one line naming it."""
+    from greenbench.profile.io import WriteError, write_atomic
+
     try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise fail(f"{path}: cannot write: {e.strerror or e}") from None
+        write_atomic(path, text)
+    except WriteError as e:
+        raise fail(str(e)) from None
     note(f"wrote {path}")
 
 

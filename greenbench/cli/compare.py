@@ -28,11 +28,11 @@ if TYPE_CHECKING:
 
 HELP = f"""Compare a CANDIDATE profile with a BASELINE profile and fail (exit 1) on a regression.
 
-Points are matched by ladder, model, batch size, precision and device.
+Points are matched by ladder, model, batch size (a served model's: concurrency and request rate), precision and device.
 
 A row (one point, one metric) is a regression when its change crosses the metric's threshold in the bad direction AND is statistically significant on the per-repeat samples of both profiles (one-sided Welch test on log samples; two-proportion test for accuracy; Holm-corrected over the rows of the comparison). Rows without samples are judged on the threshold alone and say so.
 
-Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01. Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better); for language models perplexity, ttft_p50_ms, ttft_p95_ms, tpot_ms, energy_j_per_output_token (lower is better), output_tokens_per_s (higher is better).
+Thresholds (--fail-on, repeatable): METRIC:+5% (relative) or METRIC:-0.01 (absolute). Default: energy_j_per_item:+5%, latency_p95_ms:+10%, accuracy:-0.01, and for language models perplexity:+1%, exact_match:-0.01 (each only where a profile has it). Metrics: energy_j_per_item, energy_net_j_per_item, co2e_g_per_item, latency_p50_ms, latency_p95_ms, latency_p99_ms (lower is better), items_per_s, accuracy (higher is better); for language models perplexity, ttft_p50_ms, ttft_p95_ms, ttft_p99_ms, tpot_ms, tpot_p50_ms, tpot_p95_ms, tpot_p99_ms, itl_p95_ms, energy_j_per_output_token (lower is better), exact_match, output_tokens_per_s, requests_per_s, goodput_requests_per_s (higher is better). A served model's latency_* is its requests' end-to-end latency.
 
 Another model or other evaluation data marks a row not comparable (never a failure); other hardware is a warning. Energy that is not a measurement (CodeCarbon's estimate, the fake test meter) is marked 'estimate'. Files (--markdown-out, --json-out, --csv-out, --junit) are written before a non-zero exit; --markdown, --json and --csv print that format on stdout instead of the table (the verdict then goes to stderr). See docs/ci.md.
 
@@ -62,7 +62,7 @@ def compare_command(
     from greenbench.compare import gate as cmp
 
     fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
-    check_out_paths(markdown_out, json_out, csv_out, junit)
+    check_out_paths(markdown_out, json_out, csv_out, junit, inputs=(baseline, candidate))
     with user_errors():
         options = cmp.Options(thresholds=cmp.parse_thresholds(fail_on), alpha=alpha, stats=not no_stats,
                               no_stats_for=frozenset(no_stats_for or ()),
@@ -102,7 +102,8 @@ def section(result: Result) -> Section:
     from greenbench.compare.export import fmt_ratio
     from greenbench.compare.gate import METRICS
 
-    columns = [Col("point / metric", "name"), Col("before"), Col("after"), Col("change"), Col("ratio", wide=True),
+    columns = [Col("point / metric", "name"), Col("before", mixed=True), Col("after", mixed=True), Col("change"),
+               Col("ratio", wide=True, mixed=True),
                Col("test", "name"), Col("n", wide=True), Col("verdict", "text"), Col("notes", "text", wide=True)]
     rows: list[list[str]] = []
     styles: list[str | None] = []
@@ -134,8 +135,19 @@ def _verdict(r: Row) -> str:
 
 
 def note_lines(result: Result) -> list[str]:
-    """The rows' notes (the default table has no room for them): one line each."""
-    return [f"{r.point} {r.metric}: {'; '.join(r.notes)}" for r in result.rows if r.notes]
+    """The rows' notes (the default table has no room for them): one line each, or one line for
+    a metric whose rows all say the same (a perplexity scored once per model has no samples)."""
+    by_note: dict[tuple[str, str], list[str]] = {}
+    for r in result.rows:
+        if r.notes:
+            by_note.setdefault((r.metric, "; ".join(r.notes)), []).append(r.point)
+    lines = []
+    for (metric, text), points in by_note.items():
+        if len(points) > 2:
+            lines.append(f"{metric} at {len(points)} points ({points[0]}, ...): {text}")
+        else:
+            lines += [f"{p} {metric}: {text}" for p in points]
+    return lines
 
 
 def footer(result: Result) -> list[str]:

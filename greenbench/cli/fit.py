@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from greenbench.tradeoff.curves import Curve, Tradeoff
 
 HELP = f"""Turn a profile into the carbon-QoE tradeoff: every operating point with its Pareto flag
-(maximise accuracy, minimise latency and energy per item), and fitted curves: accuracy against
-energy per item across models, batch latency and energy per item against batch size per model.
+(best quality, minimise latency and energy per item), and fitted curves: quality against energy
+per item across models, latency and energy per item against batch size (or, for a served model,
+concurrency) per model. Quality is the profile's own metric with its direction (accuracy higher,
+perplexity lower is better; --quality picks another).
 
 A fit is kept only if its largest relative residual and its leave-one-out prediction error are
 within --max-residual; otherwise the measured points are interpolated (piecewise-linear in log
@@ -30,7 +32,9 @@ to --out (default: next to the profile, <profile stem>-fit/). See docs/fit.md.
 def fit_command(
     profile: Path = typer.Argument(..., help="Profile JSON written by `greenbench profile`."),
     out_dir: Path | None = typer.Option(None, "--out", help="Output folder. Default: next to the profile, <stem>-fit/."),
-    latency: str = typer.Option("p95", "--latency", help="Batch-latency statistic per request: p95, p50, p90, p99 or mean."),
+    latency: str = typer.Option("p95", "--latency", help="Latency statistic per request: p95, p50, p90, p99 or mean."),
+    latency_kind: str = typer.Option("e2e", "--latency-kind", help="What latency is: e2e (the batch's latency for batched inference, a served request's end to end), ttft (time to first token) or tpot (time per output token)."),
+    quality: str = typer.Option("auto", "--quality", help="Quality metric: auto (the profile's own), accuracy, exact_match or perplexity."),
     energy: str = typer.Option("gross", "--energy", help="Energy per item: gross (what the meter saw) or net (minus idle power x time)."),
     max_residual: float = typer.Option(0.15, "--max-residual", help="Reject a fit whose max relative residual or leave-one-out error exceeds this fraction."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the PNG and SVG plots."),
@@ -43,19 +47,24 @@ def fit_command(
     from greenbench.methods import METHOD_NOTES
     from greenbench.tradeoff.curves import fit
     from greenbench.tradeoff.outputs import default_out_dir, render_outputs, to_doc, write_outputs
-    from greenbench.tradeoff.points import ENERGY_BASES, LATENCY_STATS
+    from greenbench.tradeoff.points import ENERGY_BASES, LATENCY_KINDS, LATENCY_STATS, QUALITY_METRICS
 
     fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
     # Checked here too so that the message names the option that fixes it.
     if latency not in LATENCY_STATS:
         raise fail(f"--latency {latency!r}: choose one of {', '.join(LATENCY_STATS)}")
+    if latency_kind not in LATENCY_KINDS:
+        raise fail(f"--latency-kind {latency_kind!r}: choose one of {', '.join(LATENCY_KINDS)}")
+    if quality != "auto" and quality not in QUALITY_METRICS:
+        raise fail(f"--quality {quality!r}: choose auto or one of {', '.join(QUALITY_METRICS)}")
     if energy not in ENERGY_BASES:
         raise fail(f"--energy {energy!r}: choose one of {', '.join(ENERGY_BASES)}")
     if not 0 < max_residual < 10:  # also false for NaN
         raise fail(f"--max-residual {max_residual}: give a fraction such as 0.15 (15%)")
     with user_errors():
         p = prof.load(profile)
-        result = fit(p, latency=latency, energy=energy, max_residual=max_residual)
+        result = fit(p, latency=latency, energy=energy, max_residual=max_residual, quality=quality,
+                     latency_kind=latency_kind)
         target = out_dir if out_dir is not None else default_out_dir(profile)
         written = write_outputs(result, target, profile=p, profile_path=str(profile), plots=plots)
 
@@ -84,19 +93,33 @@ def fit_sections(t: Tradeoff) -> list[Section]:
 
 
 def frontier_section(t: Tradeoff) -> Section:
+    from greenbench.tradeoff.points import LATENCY_KIND_WORDS, format_quality, latency_header
+
     n = len(t.points)
+    metric = t.quality_metric
     same_method = constant(p.energy_method for p in t.points)
-    columns = [Col("point", "name"), Col("params", wide=True), Col("accuracy"), Col(f"{t.latency} ms"),
-               Col("J/item"), Col("method", "name", wide=same_method is not None)]
-    points = sorted(t.frontier, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms))
-    rows = [[p.label, "—" if p.params is None else f"{p.params:,}", f"{p.accuracy:.3f}", sig(p.latency_ms),
-             sig(p.energy_j_per_item), p.energy_method] for p in points]
+    lat = latency_header(t.latency, t.latency_kind)
+    served = all(p.batch_size is None for p in t.points)
+    columns = [Col("point", "name"), Col("params", wide=True), Col(_short(metric)), Col(lat),
+               Col("J/request" if served else "J/item"), Col("method", "name", wide=same_method is not None)]
+    points = sorted(t.frontier, key=lambda p: (-p.goodness, p.energy_j_per_item, p.latency_ms))
+    rows = [[p.label, "—" if p.params is None else f"{p.params:,}", format_quality(p.quality, metric),
+             sig(p.latency_ms), sig(p.energy_j_per_item), p.energy_method] for p in points]
     every = len(t.frontier) == n and n > 1
+    best = "min" if t.direction == "lower" else "max"
+    kind = LATENCY_KIND_WORDS[t.latency_kind].split(" (")[0]
     legend = [("every point is on it: none is beaten at once" if every else "the points no other beats")
-              + " on accuracy (max), latency and energy (min)",
-              f"{t.latency} ms: latency per batch", f"J/item: {t.energy} energy per item",
+              + f" on {metric.replace('_', ' ')} ({best}), latency and energy (min)",
+              f"{_short(metric)}: {metric.replace('_', ' ')}" if _short(metric) != metric else None,
+              f"{lat}: " + ("latency per batch" if t.latency_kind == "e2e" and not served else kind),
+              f"J/{'request' if served else 'item'}: {t.energy} energy per {'request' if served else 'item'}",
               f"energy {method_label(same_method)}" if same_method else None]
     return Section(f"Pareto frontier: {len(t.frontier)} of {n} operating points", columns, rows, legend)
+
+
+def _short(metric: str) -> str:
+    """The frontier table's header for a quality metric."""
+    return {"perplexity": "PPL", "exact_match": "EM"}.get(metric, metric)
 
 
 def _params(c: Curve) -> str:

@@ -85,10 +85,18 @@ Consciousness = Annotated[str, typer.Option(
 RewardPerGco2e = Annotated[float | None, typer.Option(
     "--reward-per-gco2e", help="β for --consciousness reward: currency per gram CO2e saved.")]
 Latency = Annotated[str, typer.Option("--latency", help="Latency statistic per request: p95, p50, p90, p99 or mean.")]
+LatencyKind = Annotated[str, typer.Option(
+    "--latency-kind", help="Latency as the user sees it: e2e (a batch's latency for batched inference, a generated "
+    "request's end to end; the default), ttft (time to first token) or tpot (time per output token).")]
+Quality = Annotated[str, typer.Option(
+    "--quality", help="Quality metric: auto (the profile's own), accuracy, exact_match or perplexity (lower is "
+    "better).")]
 Energy = Annotated[str, typer.Option("--energy", help="Energy basis: gross (what the meter saw) or net (minus idle).")]
 LatencySloMs = Annotated[float | None, typer.Option(
     "--latency-slo-ms", help="H is the most accurate frontier point meeting this latency.")]
-AccuracyFloor = Annotated[float | None, typer.Option("--accuracy-floor", help="R must keep at least this accuracy.")]
+AccuracyFloor = Annotated[float | None, typer.Option(
+    "--accuracy-floor", "--quality-floor", help="R must keep at least this quality, in the metric's units: accuracy "
+    ">= it, or perplexity <= it.")]
 LatencyCeilingMs = Annotated[float | None, typer.Option(
     "--latency-ceiling-ms", help="R must keep latency at most this.")]
 Premium = Annotated[str | None, typer.Option("--premium", help="Name H by its label (e.g. 'cnn-64 b256 fp32 cpu').")]
@@ -135,6 +143,8 @@ class TierArgs:
     consciousness: str
     reward_per_gco2e: float | None
     latency: str
+    latency_kind: str
+    quality: str
     energy: str
     latency_slo_ms: float | None
     accuracy_floor: float | None
@@ -164,7 +174,7 @@ class TierArgs:
                            cap_quantile=self.cap_quantile, daily_share=self.daily_share, p_max=self.p_max,
                            p_max_quantile=self.p_max_quantile, truncation=self.truncation, demand=self.demand)
         return PricingOptions(
-            latency=self.latency, energy=self.energy, utility_shape=self.utility_shape, utility_k=self.utility_k,
+            latency=self.latency, latency_kind=self.latency_kind, quality=self.quality, energy=self.energy, utility_shape=self.utility_shape, utility_k=self.utility_k,
             consciousness=self.consciousness, reward_per_gco2e=self.reward_per_gco2e,
             latency_slo_ms=self.latency_slo_ms, accuracy_floor=self.accuracy_floor,
             latency_ceiling_ms=self.latency_ceiling_ms, premium=self.premium, reduced=self.reduced,

@@ -31,8 +31,11 @@ HELP = (
     " hourly data), forecast auto (a CSV trace's forecast column when it has one, else persistence: the "
     'same local hour a day earlier), cap mode exceedance with I_cap '
     'the 75th percentile of the forecast, p_max the largest monthly p, linear utility, consciousness as a'
-    ' discount, p95 latency, gross energy. The output says which options ran. See docs/pricing.md for the'
-    ' model and every option.'
+    ' discount, the profile\'s own quality metric (accuracy, or perplexity: lower is better), p95 latency'
+    ' (a batch\'s for batched inference, end to end for a generated request: --latency-kind ttft or tpot for'
+    ' the time to first token or per output token), gross energy, utility thresholds from the users file'
+    ' or else the Pareto frontier\'s range. The output says which options ran and where each threshold'
+    ' came from. See docs/pricing.md for the model and every option.'
     "\n\n"
     + EXIT_CODES_HELP
 )
@@ -93,6 +96,8 @@ def price_command(
     consciousness: opt.Consciousness = "discount",
     reward_per_gco2e: opt.RewardPerGco2e = None,
     latency: opt.Latency = "p95",
+    latency_kind: opt.LatencyKind = "e2e",
+    quality: opt.Quality = "auto",
     energy: opt.Energy = "gross",
     latency_slo_ms: opt.LatencySloMs = None,
     accuracy_floor: opt.AccuracyFloor = None,
@@ -110,14 +115,15 @@ def price_command(
     from greenbench.price.calculator import price, to_json
 
     fmt = stdout_format(json=as_json, markdown=markdown)
-    check_out_paths(json_out, markdown_out, export_slots_csv)
+    check_out_paths(json_out, markdown_out, export_slots_csv, inputs=(profile, users, trace, demand))
     args = opt.TierArgs(
         trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
         forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
         cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
         p_max_quantile=p_max_quantile, truncation=truncation, demand=demand, utility_shape=utility_shape,
         utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
-        energy=energy, latency_slo_ms=latency_slo_ms, accuracy_floor=accuracy_floor,
+        latency_kind=latency_kind, quality=quality, energy=energy, latency_slo_ms=latency_slo_ms,
+        accuracy_floor=accuracy_floor,
         latency_ceiling_ms=latency_ceiling_ms, premium=premium, reduced=reduced, rank_by=rank_by,
         standard_price=standard_price, subscribers=subscribers, discount=discount,
         electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)

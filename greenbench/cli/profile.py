@@ -16,6 +16,7 @@ from greenbench.cli.common import (
     fail,
     note,
     out,
+    same_file,
     stdout_format,
     user_errors,
     write_out,
@@ -63,7 +64,7 @@ def profile_command(
     ladder: str | None = typer.Argument(None, help="Ladder name (see `greenbench zoo`). Default: mnist1d."),
     zoo: Path | None = typer.Option(None, "--zoo", help="Model zoo YAML. Default: $GREENBENCH_ZOO, else ./model_zoo.yaml if present; built-in ladders always."),
     out_dir: Path = typer.Option(Path("profiles"), "--out", help="Folder for the profile JSON."),
-    name: str | None = typer.Option(None, "--name", help="Profile file stem. Default: the ladder name (+ '-quick')."),
+    name: str | None = typer.Option(None, "--name", help="Profile file name in --out, .json added (a .json given is kept, not doubled). Default: the ladder name (+ '-quick')."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run: 3 repeats of 0.25 s windows, 1 s idle; flagged 'quick' in the profile."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted profile without measuring finished points again."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing profile."),
@@ -105,12 +106,17 @@ def profile_command(
 
     base = QUICK if quick else Protocol()
     fmt = stdout_format(json=as_json, markdown=markdown, csv=as_csv)
-    check_out_paths(json_out, markdown_out, csv_out)
+    if name is not None:
+        name = name.removesuffix(".json")  # --name x.json: x.json, not x.json.json
+        if not name.strip():
+            raise fail("--name: give a file name for the profile (e.g. --name my-run), or leave --name out "
+                       "for the ladder's name")
+    ladder_notes: list[str] = []  # said once every input is known good: no note before an error
     with user_errors():  # the library's own checks speak for --meter, --precision and the protocol
         check_prefer(meter)
         for p in precision or []:
             zoomod.check_precision(p)
-        lad = zoomod.get_ladder(ladder, zoo, on_note=note)
+        lad = zoomod.get_ladder(ladder, zoo, on_note=ladder_notes.append)
         if not math.isfinite(pue):  # NaN: said apart from carbon's "at least 1.0", which NaN is not
             raise fail(f"--pue {pue}: PUE takes finite numbers of at least 1.0")
         intens = carbon.static_intensity(zone=zone, gco2e_per_kwh=intensity, basis=basis, pue=pue)
@@ -127,9 +133,14 @@ def profile_command(
             cache.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise fail(f"{cache}: cannot use as the cache folder: {e.strerror or e}") from None
-        stem = name or (lad.name + ("-quick" if quick else ""))
+        stem = name if name is not None else lad.name + ("-quick" if quick else "")
+        out_path = runner.profile_path(out_dir, stem, option="--name" if name is not None else "ladder")
+        check_outputs(out_path, json_out=json_out, markdown_out=markdown_out, csv_out=csv_out,
+                      resume=resume and not force)
+        for line in ladder_notes:
+            note(line)
         cfg = runner.RunConfig(
-            ladder=lad, out_path=runner.profile_path(out_dir, stem, option="--name" if name else "ladder"),
+            ladder=lad, out_path=out_path,
             protocol=proto, intensity=intens, export_csv=csv_out,
             cache_dir=cache, meter=meter,
             models=tuple(model) if model else None,
@@ -154,6 +165,24 @@ def profile_command(
     note(f"profile: {cfg.out_path}")
     if not result.ok_records():
         raise typer.Exit(int(Exit.NOTHING_MEASURED))
+
+
+def check_outputs(out_path: Path, *, json_out: Path | None, markdown_out: Path | None, csv_out: Path | None,
+                  resume: bool) -> None:
+    """Before anything is measured or noted: no output is the profile itself, each can be written
+    (``check_out_paths``), and a profile to resume is one (a bad one is one line now, not after
+    the device notes)."""
+    from greenbench import profile as prof
+
+    for option, path in (("--json-out", json_out), ("--markdown-out", markdown_out), ("--csv-out", csv_out)):
+        if path is not None and same_file(path, out_path):
+            raise fail(f"{option} {path}: is the profile itself (--out and --name make it); choose another file")
+    check_out_paths(json_out, markdown_out, csv_out)
+    if resume and out_path.exists():
+        try:
+            prof.load(out_path)
+        except prof.ProfileError as e:
+            raise fail(f"--resume: {e}") from None
 
 
 def show_profile(result: Profile, fmt: str | None, *, wide: bool, json_out: Path | None = None,

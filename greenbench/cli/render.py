@@ -15,9 +15,10 @@ from greenbench.cli.common import err, note, out
 from greenbench.cli.tables import Col, Section, print_lines, print_sections, sig, to_markdown
 from greenbench.methods import is_measurement
 from greenbench.price.calculator import finite_or_none, uptake_steps
+from greenbench.tradeoff.points import format_quality, latency_header
 
 if TYPE_CHECKING:
-    from greenbench.price.calculator import PricingResult
+    from greenbench.price.calculator import PricingResult, Threshold
     from greenbench.price.simulate import SimMonth, SimulationResult
 
 # ------------------------------------------------------------------------------------------------
@@ -73,7 +74,9 @@ def option_rows(res: PricingResult) -> list[list[str]]:
         ["users", "greenbench/data/users_example.yaml" if res.users_default else res.users_source,
          "default: shipped example" if res.users_default else "--users"],
         ["utility shape", shape, "--utility-shape"],
-        ["latency statistic", o.latency_statistic, "--latency"],
+        ["quality", f"{o.quality_metric} ({o.quality_direction} is better)",
+         "--quality " + res.options.quality],
+        ["latency", f"{o.latency_statistic} {LATENCY_WORDS[o.latency_kind]}", "--latency, --latency-kind"],
         ["energy basis", o.energy_basis, "--energy"],
         ["forecast", o.forecast, "--forecast " + o.forecast_option],
         ["cap mode", o.cap_mode, "--cap-mode"],
@@ -89,9 +92,11 @@ def option_rows(res: PricingResult) -> list[list[str]]:
         ["H must meet", "none" if o.latency_slo_ms is None else f"latency <= {o.latency_slo_ms:g} ms",
          "--latency-slo-ms" if o.premium is None else "ignored: --premium names H"],
         ["R must meet", "; ".join(x for x in (
-            None if o.accuracy_floor is None else f"accuracy >= {o.accuracy_floor:g}",
+            None if o.accuracy_floor is None else
+            f"{o.quality_metric} {'>=' if o.quality_direction == 'higher' else '<='} {o.accuracy_floor:g}",
             None if o.latency_ceiling_ms is None else f"latency <= {o.latency_ceiling_ms:g} ms") if x) or "none",
-         "--accuracy-floor, --latency-ceiling-ms" if o.reduced is None else "ignored: --reduced names R"],
+         ("--accuracy-floor" if o.quality_metric == "accuracy" else "--quality-floor") + ", --latency-ceiling-ms"
+         if o.reduced is None else "ignored: --reduced names R"],
         ["offered discount δ", pct(pop.discount, 2), pop.discount_source],
         ["prices", "none: no net" if no_prices else
          f"π_e {o.electricity_price_per_kwh or 0:g} {cur}/kWh, π_c {o.carbon_price_per_tonne or 0:g} {cur}/t CO2e",
@@ -104,26 +109,91 @@ def _options_section(res: PricingResult) -> Section:
                    option_rows(res), ["--wide: where each value came from"])
 
 
+LATENCY_WORDS = {"e2e": "latency per request", "ttft": "time to first token", "tpot": "time per output token"}
+QUALITY_HEADERS = {"perplexity": "PPL", "exact_match": "EM"}
+
+
+def quality_header(metric: str) -> str:
+    """A table header for the quality metric: accuracy, PPL, EM."""
+    return QUALITY_HEADERS.get(metric, metric)
+
+
+def _metric(res: PricingResult) -> str:
+    return res.choice.premium.quality_metric
+
+
+def _lat_header(res: PricingResult) -> str:
+    return latency_header(res.options.latency, res.options.latency_kind)
+
+
+def _quality_legend(res: PricingResult) -> str | None:
+    m = _metric(res)
+    if quality_header(m) == m:
+        return None
+    lower = res.choice.premium.direction == "lower"
+    return f"{quality_header(m)}: {m.replace('_', ' ')}" + (" (lower is better)" if lower else "")
+
+
 def point_rows(res: PricingResult) -> list[list[str]]:
     """H and R: their figures, energy method and how each was chosen."""
     ch = res.choice
-    return [[role, p.label, f"{p.accuracy:.3f}", sig(p.latency_ms), sig(p.energy_j_per_item),
+    return [[role, p.label, format_quality(p.quality, p.quality_metric), sig(p.latency_ms), sig(p.energy_j_per_item),
              p.energy_method + ("" if is_measurement(p.energy_method) else " (not a measurement)"), how]
             for role, p, how in (("H", ch.premium, ch.premium_how), ("R", ch.reduced, ch.reduced_how))]
 
 
 def _points_section(res: PricingResult) -> Section:
-    lat = res.options.latency
+    lat = _lat_header(res)
     return Section("operating points: H premium, R reduced",
-                   [Col("", "name"), Col("point", "name"), Col("accuracy"), Col(f"{lat} ms"), Col("J/request"),
-                    Col("energy method", "text"), Col("chosen as", "text", wide=True)],
-                   point_rows(res), [f"{lat} ms: latency per request", "J/request: energy per request"],
+                   [Col("", "name"), Col("point", "name"), Col(quality_header(_metric(res))), Col(lat),
+                    Col("J/request"), Col("energy method", "text"), Col("chosen as", "text", wide=True)],
+                   point_rows(res), [_quality_legend(res), f"{lat}: {LATENCY_WORDS[res.options.latency_kind]}",
+                                     "J/request: energy per request"],
                    wide_legend=["chosen as: how the point was picked"])
 
 
+def _threshold_cell(t: Threshold, metric: str | None) -> str:
+    text = format_quality(t.value, metric) if metric is not None else sig(t.value)
+    return text + ("*" if t.source == "users file" else "")
+
+
+def thresholds_section(res: PricingResult) -> Section | None:
+    """§3's thresholds per user type, each marked where the users file set it (the others are the
+    frontier's range); None for a drawn population."""
+    th = res.thresholds
+    if th is None or not th.user_types:
+        return None
+    first = th.user_types[0]
+    metric = th.quality_metric
+    types = th.user_types if th.any_given else th.user_types[:1]  # no type sets any: one row says it
+    rows = [[u.user_type if th.any_given else "every user type", _threshold_cell(u.quality_zero, metric),
+             _threshold_cell(u.quality_sat, metric), _threshold_cell(u.latency_sat, None),
+             _threshold_cell(u.latency_max, None), "; ".join(f"{t.name} {t.source}" for t in u.all)]
+            for u in types]
+    worst, best = th.quality_range
+    lo, hi = th.latency_range_ms
+    lower = th.quality_direction == "lower"
+    qn = quality_header(metric) if metric != "accuracy" else "A"
+    zero_word = f"{first.quality_zero.name}: worthless at or {'above' if lower else 'below'}"
+    sat_word = f"{first.quality_sat.name}: satisfied at or {'below' if lower else 'above'}"
+    legend = [f"{zero_word}, {sat_word}",
+              f"{first.latency_sat.name}, {first.latency_max.name}: {th.latency_statistic} "
+              f"{LATENCY_WORDS[th.latency_kind]} in ms",
+              "*: from the users file" if th.any_given else None,
+              (f"{'others' if th.any_given else 'all'}: the Pareto frontier's range over its {th.frontier_points} "
+               f"points ({qn} from {format_quality(worst, metric)}, the worst, to {format_quality(best, metric)}; "
+               f"latency {sig(lo)} to {sig(hi)} ms)")]
+    return Section(f"utility thresholds ({metric.replace('_', ' ')}, {th.latency_statistic} "
+                   f"{LATENCY_WORDS[th.latency_kind]})",
+                   [Col("user type", "name"), Col(first.quality_zero.name), Col(first.quality_sat.name),
+                    Col(first.latency_sat.name), Col(first.latency_max.name), Col("from", "text", wide=True)],
+                   rows, legend, wide_legend=["from: where each threshold came from"])
+
+
 def price_sections(res: PricingResult) -> list[Section]:
-    cur, lat, ch, pop = res.currency, res.options.latency, res.choice, res.population
-    rk = [[str(r.rank or "-"), r.point.label, f"{r.point.accuracy:.3f}", sig(r.point.latency_ms),
+    cur, lat, ch, pop = res.currency, _lat_header(res), res.choice, res.population
+    metric = _metric(res)
+    rk = [[str(r.rank or "-"), r.point.label, format_quality(r.point.quality, metric), sig(r.point.latency_ms),
            sig(r.point.energy_j_per_item), f"{r.utility:.3f}", sig(r.energy_saved_j), f"{r.utility_lost:.3f}",
            sig(finite_or_none(r.score)), r.reason] for r in ch.ranking]
     ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", money(u.price), pct(u.delta_star, 2),
@@ -133,16 +203,20 @@ def price_sections(res: PricingResult) -> list[Section]:
     ms = [[m.label + ("" if m.complete else " (partial)"), str(m.hours), str(m.high_hours), pct(m.p_candidate),
            pct(m.p), pct(res.slots.p_max), fmt_g(m.carbon.saved_g_per_request * 1000),
            fmt_g(m.carbon.c_base_g_per_request * 1000), pct(m.carbon.rho), pct(m.carbon.rho_blind)] for m in res.months]
+    thresholds = thresholds_section(res)
     return [
         _options_section(res),
         _points_section(res),
+        *([thresholds] if thresholds is not None else []),
         Section(f"R ranking by {ch.rank_utility}",
-                [Col("rank"), Col("frontier point", "name"), Col("accuracy", wide=True), Col(f"{lat} ms", wide=True),
+                [Col("rank"), Col("frontier point", "name"), Col(quality_header(metric), wide=True),
+                 Col(lat, wide=True),
                  Col("J", wide=True), Col("U", wide=True), Col("ΔE J"), Col("ΔU"), Col("J/U"),
                  Col("status", "text")], rk,
                 ["score J/U = energy saved per unit of utility lost, ΔE/ΔU = (E_H - E_k)/(U_H - U_k)",
                  "ΔE J per request"],
-                wide_legend=[f"{lat} ms: latency per request", "J: energy per request", "U: utility"]),
+                wide_legend=[_quality_legend(res), f"{lat}: {LATENCY_WORDS[res.options.latency_kind]}",
+                             "J: energy per request", "U: utility"]),
         Section(f"user types at δ = {pct(pop.discount, 2)}",
                 [Col("user type", "name"), Col("share"), Col("U_H", wide=True), Col("U_R", wide=True),
                  Col("P/period"), Col("δ*"), Col("takes"), Col("ΔC/period"), Col("discount", wide=True),
@@ -205,9 +279,11 @@ def simulate_sections(sim: SimulationResult) -> list[Section]:
                Col("ρ_blind", wide=True), Col("discounts")]
     if net:
         columns += [Col("value", wide=True), Col("net")]
+    thresholds = thresholds_section(res)
     return [
         _options_section(res),
         _points_section(res),
+        *([thresholds] if thresholds is not None else []),
         Section("month by month", columns, rows,
                 [f"{pop.subscribers:,} subscribers, {pct(pop.uptake)} on the green tier at δ = {pct(pop.discount, 2)} "
                  f"({pop.discount_source})", f"money in {cur}", "high h: high-carbon hours", "p: share of green requests on R",

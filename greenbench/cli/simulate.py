@@ -67,6 +67,8 @@ def simulate_command(
     consciousness: opt.Consciousness = "discount",
     reward_per_gco2e: opt.RewardPerGco2e = None,
     latency: opt.Latency = "p95",
+    latency_kind: opt.LatencyKind = "e2e",
+    quality: opt.Quality = "auto",
     energy: opt.Energy = "gross",
     latency_slo_ms: opt.LatencySloMs = None,
     accuracy_floor: opt.AccuracyFloor = None,
@@ -84,14 +86,15 @@ def simulate_command(
     from greenbench.price.simulate import simulate, to_json, write_plots
 
     fmt = stdout_format(json=as_json, markdown=markdown)
-    check_out_paths(json_out, markdown_out)
+    check_out_paths(json_out, markdown_out, inputs=(profile, users, trace, demand))
     args = opt.TierArgs(
         trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
         forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
         cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
         p_max_quantile=p_max_quantile, truncation=truncation, demand=demand, utility_shape=utility_shape,
         utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
-        energy=energy, latency_slo_ms=latency_slo_ms, accuracy_floor=accuracy_floor,
+        latency_kind=latency_kind, quality=quality, energy=energy, latency_slo_ms=latency_slo_ms,
+        accuracy_floor=accuracy_floor,
         latency_ceiling_ms=latency_ceiling_ms, premium=premium, reduced=reduced, rank_by=rank_by,
         standard_price=standard_price, subscribers=subscribers, discount=discount,
         electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)

@@ -1,21 +1,26 @@
 """Tables that read in an 80-column terminal: the one layout every command's tables share.
 
 A table (a ``Section``) has a compact default set of columns (``--wide`` shows every one), short
-headers with the units said once in a legend line under it, numbers to 3 significant figures, and
-names that are never cut: a name column folds a name onto a second line rather than end it with
-"…". The same sections print as Markdown (``to_markdown``, every column, HTML escaped).
+headers with the units said once in a legend line under it, and numbers to 3 significant figures,
+in one notation down a column. Nothing is ever cut to "…": numbers and headers are whole, text
+wraps at its spaces and a name too long for the terminal folds onto more lines (``_layout``); a
+table whose numbers alone are wider than the terminal is printed wider. The same sections print
+as Markdown (``to_markdown``, every column, HTML escaped).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import typer
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
@@ -36,12 +41,15 @@ Kind = Literal["number", "name", "text"]
 @dataclass(frozen=True)
 class Col:
     """One column: ``name`` cells are folded, never cut; ``text`` cells wrap at spaces; ``number``
-    cells stay on one line. ``wide`` columns are shown with --wide only."""
+    cells stay on one line, in one notation down the column (``_one_notation``) unless ``mixed``:
+    a column whose rows hold different quantities (compare's before and after: an accuracy under
+    an energy), each cell as it was written. ``wide`` columns are shown with --wide only."""
 
     header: str
     kind: Kind = "number"
     wide: bool = False
     justify: JustifyMethod | None = None  # default: numbers right, names and text left
+    mixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,44 +103,172 @@ def constant(values: Iterable[str]) -> str | None:
     return next(iter(seen)) if len(seen) == 1 else None
 
 
+# A name folded to fit keeps at least this many columns a line (or its header's longest word):
+# narrower, a name reads as a column of fragments.
+NAME_FLOOR = 12
+# Text (a status, a reason) wraps down to this many columns before any name folds, and only then
+# to its longest word: a name whole reads better, and a sentence one word a line reads worst.
+TEXT_FLOOR = 12
+
+
+def _cell_width(text: str) -> int:
+    return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def _word_width(text: str) -> int:
+    return max((cell_len(w) for w in text.split()), default=0)
+
+
+def _height(text: str, width: int) -> int:
+    """The lines ``text`` takes in a column ``width`` wide, wrapped at spaces and a word longer
+    than the column folded (as Rich lays it out; a cost to compare layouts by, not a render)."""
+    lines = 0
+    for para in text.splitlines() or [""]:
+        lines += 1
+        used = 0
+        for word in para.split():
+            n = cell_len(word)
+            if used and used + 1 + n <= width:
+                used += 1 + n
+                continue
+            if used:
+                lines += 1
+            lines += (n - 1) // width if n > width else 0
+            used = n - width * ((n - 1) // width) if n > width else n
+    return lines
+
+
+def _cost(kind: Kind, cells: Sequence[str], width: int) -> list[int]:
+    """Per cell, the lines it takes at ``width``; a name cut inside a word counts one line more (a
+    name folded at its spaces reads better than one split mid-word)."""
+    split = kind == "name"
+    return [_height(x, width) + (split and _word_width(x) > width) for x in cells]
+
+
+def _layout(columns: Sequence[Col], cells: Sequence[Sequence[str]], width: int, overhead: int) -> list[int]:
+    """Each column's width for a table ``width`` wide (``overhead``: its padding and rules).
+
+    Every column starts at its natural width (its widest cell or header, on one line). A table too
+    wide for ``width`` is laid out by the first of these that fits: text wrapped at spaces down to
+    TEXT_FLOOR columns, names whole; then names folded too, down to NAME_FLOOR; then text down to
+    its longest word. In each, a column gives one column at a time, the one that adds the fewest
+    lines to the table (on a tie text first, then the widest). Number columns never give (they
+    are short by construction), nor a header's longest word. A table that fits none is wider than
+    ``width``: the caller prints it so, rather than cut a number."""
+    rows = [[c.header, *col] for c, col in zip(columns, cells, strict=True)]  # the header wraps as its cells do
+    natural = [max(_cell_width(x) for x in col) for col in rows]
+    if not columns or sum(natural) + overhead <= width:
+        return natural
+    words = [max(_word_width(x) for x in rows[i]) if c.kind == "text" else natural[i] for i, c in enumerate(columns)]
+    soft = [max(words[i], min(natural[i], TEXT_FLOOR)) for i in range(len(columns))]
+    folded = [max(_word_width(c.header), min(natural[i], NAME_FLOOR)) if c.kind == "name" else natural[i]
+              for i, c in enumerate(columns)]
+    text_soft = [soft[i] if c.kind == "text" else natural[i] for i, c in enumerate(columns)]
+    stages = (text_soft,  # names whole
+              [min(a, b) for a, b in zip(text_soft, folded, strict=True)],
+              [min(a, b) for a, b in zip(words, folded, strict=True)])
+    widths = natural
+    for floors in stages:
+        widths = _give(columns, rows, list(natural), floors, sum(natural) + overhead - width)
+        if sum(widths) + overhead <= width:
+            break
+    return widths
+
+
+def _give(columns: Sequence[Col], rows: Sequence[Sequence[str]], widths: list[int], floors: list[int],
+          excess: int) -> list[int]:
+    """``widths`` narrowed by ``excess`` columns (or down to ``floors``), one column at a time, each
+    time the one whose narrowing adds the fewest lines to the table."""
+    costs = [_cost(c.kind, col, w) for c, col, w in zip(columns, rows, widths, strict=True)]
+    while excess > 0:
+        # per row, the tallest cell and the tallest of the others: a row's height without column i
+        tall = [sorted(((costs[j][r], j) for j in range(len(columns))), reverse=True)[:2] for r in range(len(rows[0]))]
+        best: tuple[int, bool, int, int] | None = None  # (table height, not text, -width, column)
+        trial: list[int] = []
+        for i, c in enumerate(columns):
+            if widths[i] <= floors[i]:
+                continue
+            new = _cost(c.kind, rows[i], widths[i] - 1)
+            others = [next((h for h, j in t if j != i), 0) for t in tall]
+            added = sum(max(n, o) for n, o in zip(new, others, strict=True))
+            key = (added, c.kind != "text", -widths[i], i)
+            if best is None or key < best:
+                best, trial = key, new
+        if best is None:
+            break
+        i = best[3]
+        widths[i] -= 1
+        costs[i] = trial
+        excess -= 1
+    return widths
+
+
+def _new_table(title: str | None) -> Table:
+    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, collapse_padding=True, header_style="bold")
+
+
+@lru_cache(maxsize=64)
+def _overhead(n: int) -> int:
+    """The columns a table of ``n`` columns spends on padding and rules, measured once on a probe
+    (not from Rich's private sums); it depends on the table's style alone."""
+    probe = _new_table(None)
+    for _ in range(n):
+        probe.add_column("", width=1)
+    console = Console(width=10**4)
+    return Measurement.get(console, console.options, probe).maximum - n
+
+
 def make_table(columns: Sequence[Col], rows: Iterable[Sequence[str]], *, title: str | None = None,
                wide: bool = False, styles: Sequence[str | None] | None = None,
-               fit: tuple[Console, int] | None = None) -> Table:
-    """A Rich table of the columns the view shows (every one with ``wide``); each row has a cell
-    for every column of ``columns``, the hidden ones dropped here. Cells are plain text: a name
-    with brackets is printed as it is, never read as markup.
+               fit: tuple[Console, int] | None = None) -> tuple[Table, int]:
+    """A Rich table of the columns the view shows (every one with ``wide``), and the width it
+    needs; each row has a cell for every column of ``columns``, the hidden ones dropped here.
+    Cells are plain text: a name with brackets is printed as it is, never read as markup.
 
-    Names stay on one line while the table can fit ``fit``'s (console, width) with its text
-    columns wrapped; only a table that cannot lets its row names (the first name column) fold
-    onto more lines."""
+    With ``fit``, a (console, width), the table is laid out for that width (``_layout``): text
+    wraps and names fold before anything is cut, and nothing ever is; without, every column is
+    at its natural width, on one line."""
     keep = [i for i, c in enumerate(columns) if wide or not c.wide]
-    body = [[Text(row[i]) for i in keep] for row in rows]
+    cols = [columns[i] for i in keep]
+    body = [list(r) for r in rows]
+    cells = [_column(columns[i], [row[i] for row in body]) for i in keep]
+    overhead = _overhead(len(cols))
+    widths = _layout(cols, cells, fit[1] if fit is not None else 10**6, overhead)
+    table = _new_table(title)
+    for c, w in zip(cols, widths, strict=True):
+        justify: JustifyMethod = c.justify or ("right" if c.kind == "number" else "left")
+        if c.kind == "number":  # short by construction, and never cut
+            table.add_column(c.header, justify=justify, width=w, no_wrap=True)
+        else:  # text wraps at its spaces; a name, when it must, folds onto the next lines
+            table.add_column(c.header, justify=justify, width=w, overflow="fold")
+    for n in range(len(body)):
+        table.add_row(*(Text(col[n]) for col in cells), style=None if styles is None else styles[n])
+    return table, sum(widths) + overhead
 
-    first_name = next((i for i in keep if columns[i].kind == "name"), None)
 
-    def build(names_fold: bool) -> Table:
-        t = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False, collapse_padding=True, header_style="bold")
-        for i in keep:
-            c = columns[i]
-            justify: JustifyMethod = c.justify or ("right" if c.kind == "number" else "left")
-            # the row's own name (the first name column) is the one that may fold; the others
-            # (a device, a method) are short and stay whole
-            if c.kind == "number" or (c.kind == "name" and not (names_fold and i == first_name)):
-                t.add_column(c.header, justify=justify, no_wrap=True)
-            else:  # text wraps at its spaces; a name, when it must, folds onto the next line
-                t.add_column(c.header, justify=justify, overflow="fold")
-        for n, cells in enumerate(body):
-            t.add_row(*cells, style=None if styles is None else styles[n])
-        return t
+_SCIENTIFIC = re.compile(r"-?\d(?:\.\d+)?e[+-]\d+")
+_PLAIN = re.compile(r"-?\d+(?:\.\d+)?")
 
-    table = build(names_fold=False)
-    if fit is not None:
-        console, width = fit
-        # measured unbounded: a measurement within ``width`` is clamped to it and never says "too wide"
-        if Measurement.get(console, console.options.update_width(10**4), table).minimum > width:
-            table = build(names_fold=True)
-    return table
+
+def _column(col: Col, cells: list[str]) -> list[str]:
+    return _one_notation(cells) if col.kind == "number" and not col.mixed else cells
+
+
+def _one_notation(cells: Sequence[str]) -> list[str]:
+    """A number column in one notation: where ``sig`` wrote any cell with an exponent (below
+    0.001), the plain decimals beside it (0.00302, 11.3) are written so too (3.02e-03, 1.13e+01),
+    to the same significant figures, so that a column reads down. Other cells (grouped totals,
+    percentages, "—") are as they were."""
+    out = list(cells)
+    sci = [_SCIENTIFIC.fullmatch(x) for x in out]
+    if not any(sci):
+        return out
+    digits = max(len(x.split("e")[0].lstrip("-").replace(".", "")) for x, m in zip(out, sci, strict=True) if m)
+    for n, x in enumerate(out):
+        if not sci[n] and _PLAIN.fullmatch(x) and float(x) != 0:
+            out[n] = f"{float(x):.{digits - 1}e}"
+    return out
 
 
 def print_legend(console: Console, parts: Iterable[str | None]) -> None:
@@ -145,15 +281,12 @@ def print_legend(console: Console, parts: Iterable[str | None]) -> None:
 def print_sections(console: Console, sections: Iterable[Section], wide: bool = False) -> None:
     """Each table and its legend. The default view is laid out for the console's width; --wide
     at its own full width, wider than the console if it must be (for ``less -S`` or a wide
-    window), so that no column is squeezed into "…"."""
+    window), and so is a default table whose numbers alone are wider: nothing is cut to "…"."""
     for s in sections:
         console.print(Text(s.title, style="bold"), soft_wrap=False)  # wrapped at spaces, unlike a table title
-        table = make_table(s.columns, s.rows, wide=wide, styles=s.styles, fit=(console, console.width))
-        if wide:
-            natural = Measurement.get(console, console.options.update_width(10**4), table).maximum
-            with _at_least(console, natural):
-                console.print(table)
-        else:
+        table, needed = make_table(s.columns, s.rows, wide=wide, styles=s.styles,
+                                   fit=None if wide else (console, console.width))
+        with _at_least(console, needed):
             console.print(table)
         print_legend(console, [*s.legend, *(s.wide_legend if wide else ())])
 
@@ -190,7 +323,8 @@ def to_markdown(sections: Iterable[Section], summary: Iterable[str] = ()) -> str
         parts.append("| " + " | ".join(md_escape(c.header) for c in s.columns) + " |")
         parts.append("|" + "|".join("--:" if (c.justify or ("right" if c.kind == "number" else "left")) == "right"
                                     else "---" for c in s.columns) + "|")
-        parts.extend("| " + " | ".join(md_escape(x) for x in r) + " |" for r in s.rows)
+        cols = [_column(c, [r[i] for r in s.rows]) for i, c in enumerate(s.columns)]
+        parts.extend("| " + " | ".join(md_escape(col[n]) for col in cols) + " |" for n in range(len(s.rows)))
         legend = "; ".join(p for p in (*s.legend, *s.wide_legend) if p)
         if legend:
             parts.append(f"\n_{md_escape(legend)}_")

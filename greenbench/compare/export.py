@@ -68,9 +68,9 @@ def to_json(res: Result) -> str:
 
 
 # The columns of the CSV export: one row per (point, metric), as the JSON's rows, flattened.
-CSV_COLUMNS = ["ladder", "model", "batch_size", "precision", "device", "label", "metric", "direction", "threshold",
-               "status", "before", "after", "change", "change_kind", "ratio", "test", "p", "p_adjusted", "crossed",
-               "significant", "estimate", "n_before", "n_after", "notes"]
+CSV_COLUMNS = ["ladder", "model", "batch_size", "concurrency", "request_rate_per_s", "precision", "device", "label",
+               "metric", "direction", "threshold", "status", "before", "after", "change", "change_kind", "ratio",
+               "test", "p", "p_adjusted", "crossed", "significant", "estimate", "n_before", "n_after", "notes"]
 
 
 def to_csv(res: Result) -> str:

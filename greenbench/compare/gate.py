@@ -1,7 +1,9 @@
 """Baseline against candidate: the CI gate.
 
-Operating points are matched by ladder, model, batch size, precision and device. Every metric has a
-direction (accuracy and throughput: higher is better; energy, carbon, latency: lower is better). A
+Operating points are matched by their key (``Record.key``): ladder, model, batch size or, for a
+served model, concurrency and request rate, precision and device. Every metric has a direction
+(accuracy, exact match and throughput: higher is better; energy, carbon, latency, perplexity, TTFT and
+TPOT: lower is better). A
 row is one point and one gated metric; it is a **regression** only when the change crosses the
 metric's threshold in the bad direction *and* is statistically significant on the per-repeat
 samples stored in the profiles (one-sided Welch test on log samples for energy, latency and
@@ -51,20 +53,31 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("latency_p99_ms", False, "ms"),
     Metric("items_per_s", True, "items/s"),
     Metric("accuracy", True, ""),
-    # language models (records of causal-LM ladders)
+    # language models (records of causal-LM ladders, in-process or served)
     Metric("perplexity", False, "", optional=True),
+    Metric("exact_match", True, "", optional=True),
     Metric("ttft_p50_ms", False, "ms", optional=True),
     Metric("ttft_p95_ms", False, "ms", optional=True),
+    Metric("ttft_p99_ms", False, "ms", optional=True),
     Metric("tpot_ms", False, "ms", optional=True),
+    Metric("tpot_p50_ms", False, "ms", optional=True),
+    Metric("tpot_p95_ms", False, "ms", optional=True),
+    Metric("tpot_p99_ms", False, "ms", optional=True),
+    Metric("itl_p95_ms", False, "ms", optional=True),
     Metric("output_tokens_per_s", True, "tokens/s", optional=True),
+    Metric("requests_per_s", True, "requests/s", optional=True),
+    Metric("goodput_requests_per_s", True, "requests/s", optional=True),
     Metric("energy_j_per_output_token", False, "J", energy=True, optional=True),
     # peak memory over a point's windows (GPU allocator; host resident set)
     Metric("gpu_mem_peak_mib", False, "MiB", optional=True, peak=True),
     Metric("host_rss_peak_mib", False, "MiB", optional=True, peak=True),
 ]}
 
-# Gated when no --fail-on is given (docs/ci.md, "Thresholds").
-DEFAULT_THRESHOLDS = ("energy_j_per_item:+5%", "latency_p95_ms:+10%", "accuracy:-0.01")
+# Gated when no --fail-on is given (docs/ci.md, "Thresholds"). The quality metrics of language
+# models are optional: a row only where a profile scored them (perplexity, exact match), so that a
+# classifier's comparison is what it was.
+DEFAULT_THRESHOLDS = ("energy_j_per_item:+5%", "latency_p95_ms:+10%", "accuracy:-0.01", "perplexity:+1%",
+                      "exact_match:-0.01")
 
 # Values that are, by definition, the mean of their per-repeat samples: a mismatch means the
 # samples do not describe the value (an edited file), so the row cannot be tested.
@@ -302,7 +315,17 @@ def _row_phrase(r: Row) -> str:
 
 
 def point_label(r: Record) -> str:
-    return f"{r.model} b{r.batch_size} {r.precision} {r.device}"
+    """The point's name: ``Record.label`` ("cnn-64 b256 fp32 cpu", "qwen c16 bf16 cuda:0")."""
+    return r.label
+
+
+def metric_value(r: Record, name: str) -> float | None:
+    """The record's figure of a gated metric: a field, or one of its other quality figures
+    (``Record.quality``, e.g. exact_match)."""
+    v = getattr(r, name, None)
+    if v is None and name not in Record.model_fields:
+        v = (r.quality or {}).get(name)
+    return v
 
 
 # --- samples -------------------------------------------------------------------------------------
@@ -416,7 +439,7 @@ def _metric_blocker(metric: Metric, b: Record, a: Record, bp: Profile, ap: Profi
             return f"carbon intensity {b.intensity_gco2e_per_kwh} vs {a.intensity_gco2e_per_kwh} gCO2e/kWh"
     if metric.name == "accuracy" and b.accuracy_n and a.accuracy_n and b.accuracy_n != a.accuracy_n:
         return f"accuracy over {b.accuracy_n} vs {a.accuracy_n} items"
-    vb, va = getattr(b, metric.name, None), getattr(a, metric.name, None)
+    vb, va = metric_value(b, metric.name), metric_value(a, metric.name)
     if vb is None or va is None:
         side, rec = ("baseline", b) if vb is None else ("candidate", a)
         why = rec.energy_reason if metric.energy and rec.energy_reason else "null"
@@ -518,7 +541,7 @@ def _point_rows(b: Record, a: Record, bp: Profile, ap: Profile, options: Options
                                            if x not in (UNAVAILABLE, None) and not is_measurement(x)}))
             row.estimate = bool(row.unmeasured)
         why = blocker or _metric_blocker(m, b, a, bp, ap)
-        row.before, row.after = getattr(b, m.name, None), getattr(a, m.name, None)
+        row.before, row.after = metric_value(b, m.name), metric_value(a, m.name)
         if row.before is None and row.after is None and (m.optional or m.name == "accuracy"):
             continue  # a figure this workload does not produce (accuracy of a language model)
         if m.peak and (row.before is None or row.after is None):

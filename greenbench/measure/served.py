@@ -97,7 +97,8 @@ def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[S
         if served_id not in listed:
             raise srv.ServerError(f"the server serves {', '.join(listed) or 'no model'}, not {served_id!r} "
                                   "(set served_name in the zoo to the id it lists)")
-        facts = {"server": "launched" if server.launched else server.base_url, **srv.engine_version(server.base_url)}
+        facts: dict[str, Any] = {"server": "launched" if server.launched else server.base_url,
+                                 **srv.engine_version(server.base_url)}
         prompts = make_prompts(server.base_url, served_id, lad.generation.prompt_tokens,
                                seed=run.protocol.seed, count=64)
         quality, dataset = None, kw["dataset"]  # its path resolved beside the zoo file

@@ -29,12 +29,22 @@ from greenbench.errors import GreenbenchError
 from greenbench.methods import is_measurement, method_note  # pricing.is_measurement too
 from greenbench.price import slots as slotsmod
 from greenbench.price.users import (
+    LATENCY_KEYS,
     MAX_STANDARD_PRICE,
     MAX_SUBSCRIBERS,
+    QUALITY_KEYS,
     Users,
     load_users,
 )
-from greenbench.tradeoff.points import OperatingPoint, dominates, operating_points, pareto_front
+from greenbench.profile import QUALITY_DIRECTIONS
+from greenbench.tradeoff.points import (
+    LATENCY_KINDS,
+    QUALITY_METRICS,
+    OperatingPoint,
+    dominates,
+    operating_points,
+    pareto_front,
+)
 from greenbench.units import G_PER_TONNE, J_PER_KWH  # also read as pricing.J_PER_KWH
 
 UTILITY_SHAPES = ("linear", "log", "sigmoid")
@@ -56,12 +66,14 @@ class PricingOptions:
 
     latency: str = "p95"  # latency statistic of the profile (per request = per batch)
     energy: str = "gross"  # energy basis: gross | net
+    latency_kind: str = "e2e"  # e2e (batch, or a served request end to end) | ttft | tpot
+    quality: str = "auto"  # the quality metric: auto (the profile's own) | accuracy | exact_match | perplexity
     utility_shape: str = "linear"
     utility_k: float | None = None  # curvature of log/sigmoid; default 9 (log), 10 (sigmoid)
     consciousness: str = "discount"  # discount | reward
     reward_per_gco2e: float | None = None  # β (currency per gram saved), reward mode only
     latency_slo_ms: float | None = None  # H must meet it
-    accuracy_floor: float | None = None  # R must meet it
+    accuracy_floor: float | None = None  # R's quality must be at least this good (in the metric's units)
     latency_ceiling_ms: float | None = None  # R must meet it
     premium: str | None = None  # name H by label
     reduced: str | None = None  # name R by label
@@ -74,6 +86,10 @@ class PricingOptions:
     slots: slotsmod.SlotPolicy = field(default_factory=slotsmod.SlotPolicy)
 
     def check(self) -> None:
+        if self.latency_kind not in LATENCY_KINDS:
+            raise PricingError(f"latency kind {self.latency_kind!r}: choose one of {', '.join(LATENCY_KINDS)}")
+        if self.quality != "auto" and self.quality not in QUALITY_METRICS:
+            raise PricingError(f"quality metric {self.quality!r}: choose auto or one of {', '.join(QUALITY_METRICS)}")
         if self.utility_shape not in UTILITY_SHAPES:
             raise PricingError(f"utility shape {self.utility_shape!r}: choose one of {', '.join(UTILITY_SHAPES)}")
         if self.consciousness not in CONSCIOUSNESS_MODES:
@@ -90,7 +106,7 @@ class PricingOptions:
                                "(smaller is a straight line, larger a step)")
         checks = (("reward per gCO2e", self.reward_per_gco2e, 0, None, False),
                   ("latency SLO (ms)", self.latency_slo_ms, 0, None, True),
-                  ("accuracy floor", self.accuracy_floor, 0, 1, False),
+                  ("quality floor", self.accuracy_floor, 0, None, False),  # its metric's range: choose_points
                   ("latency ceiling (ms)", self.latency_ceiling_ms, 0, None, True),
                   ("standard price", self.standard_price, 0, MAX_STANDARD_PRICE, True),
                   ("discount", self.discount, 0, 1, False),
@@ -132,22 +148,52 @@ def shape(x: np.ndarray, kind: str = "linear", k: float | None = None) -> np.nda
 
 @dataclass(frozen=True)
 class Bounds:
-    """Per user row: A_min, A_sat, L_sat, L_max (the profile's range where the file gives none)."""
+    """Per user row, the points where each normalised term is 0 and 1 (spec §3), in the units of the
+    profile's quality metric and latency kind; the frontier's range where the file gives none.
 
-    a_min: np.ndarray
-    a_sat: np.ndarray
+    For a quality that is better higher (accuracy) ``q_zero`` is A_min and ``q_sat`` A_sat; for one
+    better lower (perplexity) ``q_zero`` is Q_max (worthless at or above) and ``q_sat`` Q_sat
+    (satisfied at or below). ``given`` says, per threshold name, which rows the users file set."""
+
+    q_zero: np.ndarray
+    q_sat: np.ndarray
     l_sat: np.ndarray
     l_max: np.ndarray
+    metric: str = "accuracy"
+    direction: str = "higher"
+    latency_kind: str = "e2e"
+    given: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def a_min(self) -> np.ndarray:
+        return self.q_zero
+
+    @property
+    def a_sat(self) -> np.ndarray:
+        return self.q_sat
 
 
-def bounds(users: Users, accuracy: np.ndarray, latency_ms: np.ndarray) -> Bounds:
-    def fill(v: np.ndarray, default: float) -> np.ndarray:
+def bounds(users: Users, quality: np.ndarray, latency_ms: np.ndarray, metric: str = "accuracy",
+           latency_kind: str = "e2e") -> Bounds:
+    """Each user row's thresholds: the users file's keys for ``metric`` and ``latency_kind``
+    (``users.QUALITY_KEYS``, ``users.LATENCY_KEYS``), else the min and max of ``quality`` and
+    ``latency_ms``: the values of the profile's points on the Pareto frontier (spec §3: a dominated
+    point must not move anyone's utility)."""
+    direction = QUALITY_DIRECTIONS.get(metric, "higher")
+    zero_key, sat_key = QUALITY_KEYS[metric]
+    lmax_key, lsat_key = LATENCY_KEYS[latency_kind]
+    q = np.asarray(quality, dtype=float)
+    lo, hi = float(np.min(q)), float(np.max(q))
+    worst, best = (lo, hi) if direction == "higher" else (hi, lo)
+
+    def fill(key: str, default: float) -> np.ndarray:
+        v = users.threshold(key)
         return np.where(np.isnan(v), default, v)
 
-    return Bounds(fill(users.accuracy_min, float(np.min(accuracy))),
-                  fill(users.accuracy_sat, float(np.max(accuracy))),
-                  fill(users.latency_sat_ms, float(np.min(latency_ms))),
-                  fill(users.latency_max_ms, float(np.max(latency_ms))))
+    given = {k: ~np.isnan(users.threshold(k)) for k in (zero_key, sat_key, lsat_key, lmax_key)}
+    return Bounds(fill(zero_key, worst), fill(sat_key, best),
+                  fill(lsat_key, float(np.min(latency_ms))), fill(lmax_key, float(np.max(latency_ms))),
+                  metric=metric, direction=direction, latency_kind=latency_kind, given=given)
 
 
 def _norm(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -161,11 +207,16 @@ def _norm(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def utility(users: Users, b: Bounds, accuracy, latency_ms, kind: str = "linear", k: float | None = None) -> np.ndarray:
-    """U[user, point] = w_A · f(â) + (1 - w_A) · f(l̂)."""
-    a = np.atleast_1d(np.asarray(accuracy, dtype=float))[None, :]
+def utility(users: Users, b: Bounds, quality, latency_ms, kind: str = "linear", k: float | None = None) -> np.ndarray:
+    """U[user, point] = w_A · f(â) + (1 - w_A) · f(l̂), with â in the quality's own units and
+    direction: (A - A_min) / (A_sat - A_min), or (Q_max - Q) / (Q_max - Q_sat) for a quality that is
+    better lower (perplexity); l̂ = (L_max - L) / (L_max - L_sat)."""
+    a = np.atleast_1d(np.asarray(quality, dtype=float))[None, :]
     lat = np.atleast_1d(np.asarray(latency_ms, dtype=float))[None, :]
-    a_hat = _norm(a - b.a_min[:, None], (b.a_sat - b.a_min)[:, None])
+    if b.direction == "lower":
+        a_hat = _norm(b.q_zero[:, None] - a, (b.q_zero - b.q_sat)[:, None])
+    else:
+        a_hat = _norm(a - b.q_zero[:, None], (b.q_sat - b.q_zero)[:, None])
     l_hat = _norm(b.l_max[:, None] - lat, (b.l_max - b.l_sat)[:, None])
     w = users.accuracy_weight[:, None]
     return w * shape(a_hat, kind, k) + (1 - w) * shape(l_hat, kind, k)
@@ -228,7 +279,9 @@ def no_reduced_point(h: OperatingPoint, h_how: str, points: list[OperatingPoint]
     """Why no point of this profile can be R, point by point, and what would make one: the error
     of ``choose_points`` when no frontier point is eligible. Only options the user set are named.
     ``rank_u`` is the ranking utility of every point by label (to tell which other H would work)."""
-    stat = f"{opts.latency} latency"
+    stat = f"{opts.latency} latency" if opts.latency_kind == "e2e" else f"{opts.latency} {opts.latency_kind.upper()}"
+    metric = h.quality_metric
+    floor_opt = floor_option(metric)
     why: list[str] = []
     fixes: list[str] = []
     if not ranking:
@@ -241,9 +294,11 @@ def no_reduced_point(h: OperatingPoint, h_how: str, points: list[OperatingPoint]
         elif r.reason.startswith("loses no utility"):
             why.append(f"{p.label} saves energy and loses no utility (a better H than a reduced tier)")
             fixes.append(f"make it H with --premium {p.label!r}")
-        elif r.reason.startswith("accuracy below"):
-            why.append(f"{p.label} has accuracy {p.accuracy:.3g}, below --accuracy-floor {opts.accuracy_floor:g}")
-            fixes.append("lower --accuracy-floor")
+        elif "the floor" in r.reason:
+            assert opts.accuracy_floor is not None  # the reason names the floor the user set
+            side, fix = ("below", "lower") if p.direction == "higher" else ("above", "raise")
+            why.append(f"{p.label} has {metric} {p.quality:.3g}, {side} {floor_opt} {opts.accuracy_floor:g}")
+            fixes.append(f"{fix} {floor_opt}")
         elif r.reason.startswith("latency above"):
             why.append(f"{p.label} has {stat} {p.latency_ms:.3g} ms, above --latency-ceiling-ms "
                        f"{opts.latency_ceiling_ms:g}")
@@ -265,7 +320,7 @@ def no_reduced_point(h: OperatingPoint, h_how: str, points: list[OperatingPoint]
     # another H helps only where some frontier point would be eligible below it: less energy, some
     # utility lost, within the floor and ceiling the user set (the same tests as the ranking's)
     def within(f: OperatingPoint) -> bool:
-        return ((opts.accuracy_floor is None or f.accuracy >= opts.accuracy_floor)
+        return (meets_floor(f, opts.accuracy_floor)
                 and (opts.latency_ceiling_ms is None or f.latency_ms <= opts.latency_ceiling_ms))
 
     def below(q: OperatingPoint) -> bool:
@@ -286,15 +341,53 @@ def no_reduced_point(h: OperatingPoint, h_how: str, points: list[OperatingPoint]
                         f"To make one: {'; or '.join(fixes)}")
 
 
+def floor_option(metric: str) -> str:
+    """The option that sets R's quality floor, as messages name it for this metric."""
+    return "--accuracy-floor" if metric == "accuracy" else "--quality-floor"
+
+
+def meets_floor(p: OperatingPoint, floor: float | None) -> bool:
+    """p's quality is at least as good as ``floor`` (None: no floor), in its metric's direction."""
+    if floor is None:
+        return True
+    return p.quality >= floor if p.direction == "higher" else p.quality <= floor
+
+
+def premium_words(metric: str) -> str:
+    """How H's default choice is named: the best-quality frontier point."""
+    if metric == "accuracy":
+        return "most accurate frontier point"
+    best = "lowest" if QUALITY_DIRECTIONS.get(metric) == "lower" else "highest"
+    return f"{best}-{metric.replace('_', ' ')} frontier point"
+
+
+def quality_metric(points: list[OperatingPoint]) -> str:
+    """The one quality metric of the points (a profile's operating points share one)."""
+    metrics = sorted({p.quality_metric for p in points})
+    if len(metrics) != 1:
+        raise PricingError(f"the operating points mix quality metrics ({', '.join(metrics)}); price one at a time")
+    return metrics[0]
+
+
+def frontier_bounds(users: Users, front: list[OperatingPoint], opts: PricingOptions) -> Bounds:
+    """The thresholds of every user row, the frontier's range where the users file gives none."""
+    return bounds(users, np.array([p.quality for p in front]), np.array([p.latency_ms for p in front]),
+                  quality_metric(front), opts.latency_kind)
+
+
 def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptions,
                   excluded: tuple[str, ...] = ()) -> Choice:
-    """H and R by §7: H the most accurate frontier point within the SLO; R the frontier point with
+    """H and R by §7: H the best-quality frontier point within the SLO; R the frontier point with
     the most energy saved per unit of utility lost, within the floor and ceiling. Either can be named."""
     points = sorted(points, key=OperatingPoint.sort_key)
+    metric = quality_metric(points)
+    floor = opts.accuracy_floor
+    if floor is not None and metric in ("accuracy", "exact_match") and floor > 1:
+        raise PricingError(f"{floor_option(metric)} {floor:g}: {metric} is a share; give a number from 0 to 1")
     front = pareto_front(points)
-    acc = np.array([p.accuracy for p in points])
+    qual = np.array([p.quality for p in points])
     lat = np.array([p.latency_ms for p in points])
-    b = bounds(users, acc, lat)
+    b = frontier_bounds(users, front, opts)
     if opts.premium is not None:
         h = _find(points, opts.premium, "--premium")
         h_how = "named (--premium)"
@@ -304,8 +397,8 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
             fastest = min(front, key=lambda p: p.latency_ms)
             raise PricingError(f"no frontier point meets the latency SLO of {opts.latency_slo_ms:g} ms "
                                f"(fastest: {fastest.label} at {fastest.latency_ms:.3g} ms); raise --latency-slo-ms")
-        h = min(ok, key=lambda p: (-p.accuracy, p.energy_j_per_item, p.latency_ms, p.label))
-        h_how = "most accurate frontier point" + (
+        h = min(ok, key=lambda p: (-p.goodness, p.energy_j_per_item, p.latency_ms, p.label))
+        h_how = premium_words(metric) + (
             f" within the {opts.latency_slo_ms:g} ms SLO" if opts.latency_slo_ms else "")
 
     cands = [p for p in front if p.label != h.label]
@@ -313,7 +406,7 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         named = _find(points, opts.reduced, "--reduced")
         if named.label not in {p.label for p in cands}:
             cands.append(named)
-    u_all = utility(users, b, [p.accuracy for p in [h, *cands]], [p.latency_ms for p in [h, *cands]],
+    u_all = utility(users, b, [p.quality for p in [h, *cands]], [p.latency_ms for p in [h, *cands]],
                     opts.utility_shape, opts.utility_k)
     ur, rank_what = _rank_utility(users, u_all, opts.rank_by)
     u_h = float(ur[0])
@@ -324,8 +417,10 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
             why = "uses no less energy than H"
         elif lost <= 0:
             why = "loses no utility (a better default, not a reduced tier)"
-        elif opts.accuracy_floor is not None and p.accuracy < opts.accuracy_floor:
-            why = f"accuracy below the floor {opts.accuracy_floor:g}"
+        elif not meets_floor(p, floor):
+            assert floor is not None
+            why = (f"{metric} below the floor {floor:g}" if p.direction == "higher"
+                   else f"{metric} above the floor {floor:g} (lower is better)")
         elif opts.latency_ceiling_ms is not None and p.latency_ms > opts.latency_ceiling_ms:
             why = f"latency above the ceiling {opts.latency_ceiling_ms:g} ms"
         else:
@@ -346,7 +441,7 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         r_how = "named (--reduced)"
     else:
         if not eligible:
-            u_points, _ = _rank_utility(users, utility(users, b, acc, lat, opts.utility_shape, opts.utility_k),
+            u_points, _ = _rank_utility(users, utility(users, b, qual, lat, opts.utility_shape, opts.utility_k),
                                         opts.rank_by)
             rank_u = {p.label: float(x) for p, x in zip(points, u_points, strict=True)}
             raise no_reduced_point(h, h_how, points, front, ranking, opts, rank_u)
@@ -455,6 +550,82 @@ class Month:
     carbon: Carbon
 
 
+QUALITY_KEYS_ALL = tuple(k for keys in QUALITY_KEYS.values() for k in keys)
+LATENCY_KEYS_ALL = tuple(k for keys in LATENCY_KEYS.values() for k in keys)
+QUALITY_SYMBOLS = {"accuracy": "A", "exact_match": "EM", "perplexity": "PPL"}
+LATENCY_SYMBOLS = {"e2e": "L", "ttft": "TTFT", "tpot": "TPOT"}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One threshold of one user type: its name in §3 (A_min, PPL_sat, L_max), the users file's key,
+    its value, and where it came from ("users file", or the frontier's min or max)."""
+
+    name: str
+    key: str
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
+class TypeThresholds:
+    user_type: str
+    quality_zero: Threshold  # â = 0: A_min, or Q_max for a quality better lower
+    quality_sat: Threshold  # â = 1
+    latency_sat: Threshold  # l̂ = 1
+    latency_max: Threshold  # l̂ = 0
+
+    @property
+    def all(self) -> tuple[Threshold, ...]:
+        return (self.quality_zero, self.quality_sat, self.latency_sat, self.latency_max)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """§3's thresholds as they ran: the metric and latency they are in, the frontier's range (the
+    defaults), and each user type's four values with their sources (empty for a drawn population)."""
+
+    quality_metric: str
+    quality_direction: str
+    latency_kind: str
+    latency_statistic: str
+    frontier_points: int
+    quality_range: tuple[float, float]  # (worst, best) over the frontier
+    latency_range_ms: tuple[float, float]  # (min, max) over the frontier
+    user_types: tuple[TypeThresholds, ...]
+
+    @property
+    def any_given(self) -> bool:
+        return any(t.source == "users file" for u in self.user_types for t in u.all)
+
+
+def thresholds(users: Users, b: Bounds, front: list[OperatingPoint], opts: PricingOptions) -> Thresholds:
+    """The thresholds that ran, named, with where each came from."""
+    metric, kind = b.metric, b.latency_kind
+    qs, ls = QUALITY_SYMBOLS.get(metric, metric), LATENCY_SYMBOLS.get(kind, kind)
+    zero_key, sat_key = QUALITY_KEYS[metric]
+    lmax_key, lsat_key = LATENCY_KEYS[kind]
+    lower = b.direction == "lower"
+    zero_name = f"{qs}_max" if lower else f"{qs}_min"
+    quality = [p.quality for p in front]
+    lat = [p.latency_ms for p in front]
+    worst, best = (max(quality), min(quality)) if lower else (min(quality), max(quality))
+    rows = []
+    if len(set(users.names)) == len(users.names):
+        def one(name: str, key: str, values: np.ndarray, i: int, default: str) -> Threshold:
+            given = bool(b.given[key][i])
+            return Threshold(name, key, float(values[i]), "users file" if given else default)
+
+        for i, n in enumerate(users.names):
+            rows.append(TypeThresholds(
+                n, one(zero_name, zero_key, b.q_zero, i, "frontier " + ("max" if lower else "min")),
+                one(f"{qs}_sat", sat_key, b.q_sat, i, "frontier " + ("min" if lower else "max")),
+                one(f"{ls}_sat", lsat_key, b.l_sat, i, "frontier min"),
+                one(f"{ls}_max", lmax_key, b.l_max, i, "frontier max")))
+    return Thresholds(metric, b.direction, kind, opts.latency, len(front), (worst, best), (min(lat), max(lat)),
+                      tuple(sorted(rows, key=lambda r: r.user_type)))  # by name: no order of the types shows
+
+
 @dataclass(frozen=True)
 class PricingResult:
     options: PricingOptions
@@ -474,6 +645,7 @@ class PricingResult:
     value_per_request: float | None  # (E_H-E_R)(π_e + π_c CI) per request on average; None without prices
     notes: tuple[str, ...]
     users_default: bool = False  # the users were the example shipped with greenbench (no users file given)
+    thresholds: Thresholds | None = None  # §3's thresholds of each user type, and where each came from
 
     @property
     def high_hours(self) -> int:
@@ -492,7 +664,9 @@ class PricingResult:
         k = None if o.utility_shape == "linear" else (
             o.utility_k if o.utility_k is not None else DEFAULT_UTILITY_K[o.utility_shape])
         return OptionsUsed(
-            utility_shape=o.utility_shape, utility_k=k, latency_statistic=o.latency, energy_basis=o.energy,
+            utility_shape=o.utility_shape, utility_k=k, quality_metric=self.choice.premium.quality_metric,
+            quality_direction=self.choice.premium.direction, latency_kind=o.latency_kind,
+            latency_statistic=o.latency, energy_basis=o.energy,
             forecast=s.forecast_used, forecast_option=s.policy.forecast, cap_mode=s.policy.cap_mode,
             cap_gco2e_per_kwh=s.cap_gco2e_per_kwh, cap_source=s.cap_source, daily_share=s.daily_share,
             p_max=s.p_max, p_max_source=s.p_max_source, truncation=s.policy.truncation,
@@ -524,6 +698,9 @@ class OptionsUsed:
 
     utility_shape: str
     utility_k: float | None  # None for linear
+    quality_metric: str  # the metric utility read (auto resolved)
+    quality_direction: str  # higher | lower (is better)
+    latency_kind: str  # e2e | ttft | tpot
     latency_statistic: str
     energy_basis: str
     forecast: str  # the forecast used (auto resolved)
@@ -601,10 +778,8 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
         choice = choose_points(points, users, opts, excluded)
     h, r = choice.premium, choice.reduced
     s = slots if slots is not None else slotsmod.select(trace, opts.slots)
-    acc = np.array([p.accuracy for p in points])
-    lat = np.array([p.latency_ms for p in points])
-    b = bounds(users, acc, lat)
-    u = utility(users, b, [h.accuracy, r.accuracy], [h.latency_ms, r.latency_ms], opts.utility_shape, opts.utility_k)
+    b = frontier_bounds(users, list(choice.frontier), opts)
+    u = utility(users, b, [h.quality, r.quality], [h.latency_ms, r.latency_ms], opts.utility_shape, opts.utility_k)
     u_h, u_r = u[:, 0], u[:, 1]
     e_h, e_r = h.energy_j_per_item, r.energy_j_per_item
     c = carbon(s, e_h, e_r)
@@ -662,6 +837,13 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
                  f"{float(np.max(users.value_per_request)):g} {users.currency} per request, {subs} subscribers")
 
     notes = []
+    used = set(QUALITY_KEYS[b.metric]) | set(LATENCY_KEYS[b.latency_kind])
+    unused = sorted(k for k in {*QUALITY_KEYS_ALL, *LATENCY_KEYS_ALL} - used
+                    if not np.all(np.isnan(users.threshold(k))))
+    if unused:
+        notes.append(f"thresholds in the users file that this run does not read (it prices {b.metric} and "
+                     f"{opts.latency_kind} latency): "
+                     + ", ".join(unused))
     for role, pt in (("H", h), ("R", r)):
         if not is_measurement(pt.energy_method):
             notes.append(f"energy of {role} ({pt.label}) is {method_note(pt.energy_method)}")
@@ -674,7 +856,8 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
         notes.append(f"partial months (under {slotsmod.COMPLETE_MONTH_HOURS} hours): {', '.join(partial)}")
     return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""),
                          getattr(trace, "basis", None), getattr(trace, "tz", None), users.currency, users.source,
-                         choice, s, c, tuple(months), tuple(rows), pop, ds, value_req, tuple(notes))
+                         choice, s, c, tuple(months), tuple(rows), pop, ds, value_req, tuple(notes),
+                         thresholds=thresholds(users, b, list(choice.frontier), opts))
 
 
 def check_finite(values: dict, inputs: str) -> None:
@@ -701,7 +884,8 @@ def price(profile, users: Users | None, trace, opts: PricingOptions = PricingOpt
     ``users`` None: the example shipped with greenbench (``load_users()``); the result says so
     (``users_default``)."""
     opts.check()
-    points, excluded = operating_points(profile, latency=opts.latency, energy=opts.energy)
+    points, excluded = operating_points(profile, latency=opts.latency, energy=opts.energy, quality=opts.quality,
+                                        latency_kind=opts.latency_kind)
     res = price_points(points, load_users() if users is None else users, trace, opts, tuple(excluded))
     return replace(res, users_default=True) if users is None else res
 
@@ -738,11 +922,25 @@ def finite_or_none(x) -> float | None:
 
 
 def _point(p: OperatingPoint) -> dict:
-    return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "precision": p.precision,
-            "device": p.device, "params": p.params, "accuracy": p.accuracy, "latency_ms": p.latency_ms,
+    return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "concurrency": p.concurrency,
+            "request_rate_per_s": p.request_rate_per_s, "precision": p.precision,
+            "device": p.device, "params": p.params, "quality_metric": p.quality_metric,
+            "quality_direction": p.direction, "quality": p.quality,
+            **{p.quality_metric: p.quality, "accuracy": p.accuracy}, "latency_ms": p.latency_ms,
             "energy_j_per_item": p.energy_j_per_item, "energy_method": p.energy_method,
             "energy_is_estimate": p.energy_method == "estimate",
             "energy_is_measurement": is_measurement(p.energy_method)}
+
+
+def _thresholds(t: Thresholds) -> dict:
+    return {"quality_metric": t.quality_metric, "quality_direction": t.quality_direction,
+            "latency_kind": t.latency_kind, "latency_statistic": t.latency_statistic,
+            "frontier_points": t.frontier_points,
+            "frontier_quality_worst_best": list(t.quality_range),
+            "frontier_latency_ms_min_max": list(t.latency_range_ms),
+            "user_types": [{"name": u.user_type, **{f: asdict(getattr(u, f)) for f in
+                                                   ("quality_zero", "quality_sat", "latency_sat", "latency_max")}}
+                           for u in t.user_types]}
 
 
 def _carbon(c: Carbon) -> dict:
@@ -769,6 +967,7 @@ def to_dict(res: PricingResult) -> dict:
                               "energy_saved_j_per_item": r.energy_saved_j, "utility_lost": r.utility_lost,
                               "score": finite_or_none(r.score), "status": r.reason} for r in ch.ranking]},
         "frontier": [p.label for p in ch.frontier],
+        "thresholds": None if res.thresholds is None else _thresholds(res.thresholds),
         "excluded_records": list(ch.excluded),
         "high_hours": res.high_hours,
         "carbon": {**_carbon(res.carbon), "e_h_j_per_item": ch.premium.energy_j_per_item,

@@ -15,15 +15,22 @@ Every error is one line naming the file, the user type and the key::
         consciousness: 0.1       # e in [0, 1]
         value_per_request: 0.002 # V: value of one request served perfectly (U = 1), at most 1e6
         requests_per_period: 3000  # N: requests per billing period (a month), at most 1e12
-        accuracy_min: 0.5        # A_min  (optional; default: min over the profile's points)
-        accuracy_sat: 0.97       # A_sat  (optional; default: max over the profile's points)
-        latency_sat_ms: 5        # L_sat  (optional; default: min over the profile's points)
-        latency_max_ms: 200      # L_max  (optional; default: max over the profile's points)
+        accuracy_min: 0.5        # A_min  (optional; default: min over the profile's frontier)
+        accuracy_sat: 0.97       # A_sat  (optional; default: max over the frontier)
+        latency_sat_ms: 5        # L_sat  (optional; default: min over the frontier)
+        latency_max_ms: 200      # L_max  (optional; default: max over the frontier)
+
+Thresholds in other units, each read only when the profile's quality metric or the latency kind
+asked for is theirs (docs/pricing.md, "The users file"): ``exact_match_min``/``exact_match_sat``
+(higher is better, in [0, 1]); ``perplexity_sat``/``perplexity_max`` (lower is better: satisfied at
+or below PPL_sat, worthless at or above PPL_max); ``ttft_sat_ms``/``ttft_max_ms`` and
+``tpot_sat_ms``/``tpot_max_ms`` for ``--latency-kind ttft`` and ``tpot`` (``latency_*_ms`` are the
+batch latency of a batched model and the end-to-end latency of a generated request).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -45,6 +52,19 @@ MAX_STANDARD_PRICE = 1e15  # currency per user per billing period
 # ~130 bytes a type: room for some 250,000 user types (a drawn population is built in memory, not read)
 MAX_USERS_BYTES = 32 * 2**20
 
+# The users file's thresholds of each quality metric: (the key where the term is 0, the key where it
+# is 1). Higher is better for a share (A_min, A_sat); lower for perplexity (PPL_max, PPL_sat).
+QUALITY_KEYS = {"accuracy": ("accuracy_min", "accuracy_sat"),
+                "exact_match": ("exact_match_min", "exact_match_sat"),
+                "perplexity": ("perplexity_max", "perplexity_sat")}
+# ... and of each latency kind (L_max, L_sat): e2e (a batch's, or a request's end to end), TTFT, TPOT.
+LATENCY_KEYS = {"e2e": ("latency_max_ms", "latency_sat_ms"),
+                "ttft": ("ttft_max_ms", "ttft_sat_ms"),
+                "tpot": ("tpot_max_ms", "tpot_sat_ms")}
+# Thresholds beyond the four every Users has as attributes (kept in ``Users.more``).
+MORE_THRESHOLDS = ("exact_match_min", "exact_match_sat", "perplexity_sat", "perplexity_max",
+                   "ttft_sat_ms", "ttft_max_ms", "tpot_sat_ms", "tpot_max_ms")
+
 
 class UsersError(GreenbenchError):
     """A users file is missing, unreadable or invalid (one line naming file, user type and key)."""
@@ -63,6 +83,14 @@ class UserType(BaseModel):
     accuracy_sat: float | None = Field(default=None, ge=0, le=1)
     latency_sat_ms: float | None = Field(default=None, ge=0)
     latency_max_ms: float | None = Field(default=None, gt=0)
+    exact_match_min: float | None = Field(default=None, ge=0, le=1)
+    exact_match_sat: float | None = Field(default=None, ge=0, le=1)
+    perplexity_sat: float | None = Field(default=None, ge=1, le=1e12)  # a perplexity is at least 1
+    perplexity_max: float | None = Field(default=None, ge=1, le=1e12)
+    ttft_sat_ms: float | None = Field(default=None, ge=0)
+    ttft_max_ms: float | None = Field(default=None, gt=0)
+    tpot_sat_ms: float | None = Field(default=None, ge=0)
+    tpot_max_ms: float | None = Field(default=None, gt=0)
 
 
 class UsersDoc(BaseModel):
@@ -93,9 +121,20 @@ class Users:
     subscribers: int | None = None
     standard_price: float | None = None
     source: str = ""
+    # thresholds in other units (MORE_THRESHOLDS), by key; a key that is not here is NaN for every row
+    more: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def threshold(self, key: str) -> np.ndarray:
+        """One threshold of every row (NaN: not in the file, taken from the profile's frontier)."""
+        if key in _ARRAYS:
+            return getattr(self, key)
+        if key not in MORE_THRESHOLDS:
+            raise KeyError(key)
+        v = self.more.get(key)
+        return np.full(len(self), np.nan) if v is None else v
 
     def take(self, index: np.ndarray, weight: np.ndarray) -> Users:
         """Rows ``index`` (e.g. drawn users) with new weights."""
@@ -103,7 +142,8 @@ class Users:
         arr = {k: getattr(self, k)[index] for k in _ARRAYS if k != "weight"}
         return Users(names=tuple(self.names[i] for i in index), weight=np.asarray(weight, float),
                      currency=self.currency, subscribers=self.subscribers,
-                     standard_price=self.standard_price, source=self.source, **arr)
+                     standard_price=self.standard_price, source=self.source,
+                     more={k: v[index] for k, v in self.more.items()}, **arr)
 
 
 _ARRAYS = ("weight", "accuracy_weight", "consciousness", "value_per_request", "requests_per_period",
@@ -163,6 +203,16 @@ def parse_users(doc: object, source: str) -> Users:
         if t.latency_sat_ms is not None and t.latency_max_ms is not None and t.latency_max_ms <= t.latency_sat_ms:
             raise UsersError(f"{source}: user type {t.name!r}: key 'latency_max_ms' ({t.latency_max_ms}) "
                              f"must be above latency_sat_ms ({t.latency_sat_ms})")
+        # the worthless point beyond the satisfaction point, in each metric's direction
+        for worse, better, above in (("exact_match_min", "exact_match_sat", True),
+                                     ("perplexity_max", "perplexity_sat", False),
+                                     ("ttft_max_ms", "ttft_sat_ms", False), ("tpot_max_ms", "tpot_sat_ms", False)):
+            w, b = getattr(t, worse), getattr(t, better)
+            if w is not None and b is not None and (b <= w if above else w <= b):
+                key, other = (better, worse) if above else (worse, better)
+                raise UsersError(f"{source}: user type {t.name!r}: key {key!r} ({getattr(t, key)}) "
+                                 f"must be above {other} ({getattr(t, other)})"
+                                 + ("" if above else " (lower is better: satisfied at or below the _sat value)"))
     # one canonical order (by name), so that results never depend on the file's order
     types = sorted(parsed.user_types, key=lambda t: t.name)
 
@@ -175,6 +225,7 @@ def parse_users(doc: object, source: str) -> Users:
         **{k: col(k) for k in _ARRAYS[1:]},
         currency=parsed.currency, subscribers=parsed.subscribers,
         standard_price=parsed.standard_price, source=source,
+        more={k: col(k) for k in MORE_THRESHOLDS if any(getattr(t, k) is not None for t in types)},
     )
 
 

@@ -24,6 +24,7 @@ from greenbench.profile.io import (
 from greenbench.profile.schema import (
     MAX_ENERGY_J,
     MAX_POWER_W,
+    QUALITY_DIRECTIONS,
     SCHEMA,
     SCHEMA_VERSION,
     CarbonIntensity,
@@ -41,12 +42,13 @@ from greenbench.profile.schema import (
     Training,
     WarmIdle,
     point_key,
+    setting_label,
 )
 
 __all__ = [
-    "CSV_COLUMNS", "MAX_ENERGY_J", "MAX_POWER_W", "MAX_PROFILE_BYTES", "SCHEMA", "SCHEMA_VERSION",
+    "CSV_COLUMNS", "MAX_ENERGY_J", "MAX_POWER_W", "MAX_PROFILE_BYTES", "QUALITY_DIRECTIONS", "SCHEMA", "SCHEMA_VERSION",
     "CarbonIntensity", "IdleBaseline", "IdleMeterPower", "LadderInfo", "MeterSummary", "Profile",
     "ProfileBusy", "ProfileError", "ProtocolSettings", "Provenance", "Record", "Settings", "Status",
     "Training", "WarmIdle", "WriteError", "WriteLock", "check_writable", "csv_text", "export_csv", "load",
-    "lock_path", "point_key", "remove_stale_temps", "save", "to_rows", "utc_now", "write_atomic",
+    "lock_path", "point_key", "remove_stale_temps", "save", "setting_label", "to_rows", "utc_now", "write_atomic",
 ]

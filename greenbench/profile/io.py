@@ -69,12 +69,23 @@ def load(path: Path) -> Profile:
     return profile
 
 
+def _shown(value: object) -> str:
+    """A value of a file as an error line can carry it: escaped where it holds a control
+    character (never written raw to a terminal), and at most 40 characters."""
+    text = str(value)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def _point_name(doc: dict[str, Any], index: int) -> str:
     records = doc.get("records")
     r = records[index] if isinstance(records, list) and index < len(records) else None
     if not isinstance(r, dict):
         return ""
-    return f" ({r.get('model')} b{r.get('batch_size')} {r.get('precision')} {r.get('device')})"
+    setting = f"b{_shown(r['batch_size'])}" if r.get("batch_size") is not None else " ".join(
+        f"{k[0]}{_shown(r[k])}" for k in ("request_rate_per_s", "concurrency") if r.get(k) is not None)
+    return f" ({_shown(r.get('model'))} {setting} {_shown(r.get('precision'))} {_shown(r.get('device'))})"
 
 
 def _validation_line(e: ValidationError, doc: dict[str, Any]) -> str:
@@ -129,10 +140,36 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _target(path: Path) -> Path:
+    """The file a write to ``path`` lands in: a symlink's target (the link stays a link, its target
+    is replaced), or ``path``. WriteError where that exists and is not a regular file: a folder,
+    a FIFO or a device would be replaced by a regular file (or, written in place, block or
+    discard), so greenbench writes none of them."""
+    target = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as e:
+        raise WriteError(f"{path}: cannot write: {_why(e)}") from None
+    what = next((name for test, name in _NOT_REGULAR if test(mode)), None)
+    if what is not None:
+        link = f" (a link to {target})" if target != Path(os.path.abspath(path)) else ""
+        hint = "" if what == "a folder" else " (--json, --markdown and --csv print to stdout)"
+        raise WriteError(f"{path}: cannot write: it is {what}{link}, not a regular file; give a file path{hint}")
+    return target
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one;
-    the file keeps its mode. A failure is WriteError naming ``path`` (no temporary file is left)."""
-    path = Path(path)
+    the file keeps its mode; a symlink stays a link and its target is what is replaced. A path
+    that is a folder, a FIFO or a device is refused. A failure is WriteError naming ``path`` (no
+    temporary file is left)."""
+    shown, path = Path(path), _target(Path(path))
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -144,7 +181,7 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise WriteError(f"{path}: cannot write: {_why(e)}") from None
+        raise WriteError(f"{shown}: cannot write: {_why(e)}") from None
     finally:
         if tmp is not None:  # any failure, Ctrl-C included: leave no temporary file behind
             try:
@@ -198,15 +235,18 @@ PROBE_BYTES = 64 * 1024  # about a profile's size: a full disk fails on it, not 
 def check_writable(path: Path) -> None:
     """Check now that ``path`` can be created or replaced the way ``write_atomic`` does it, so that a
     run fails before measuring rather than after: the folder exists and takes a new file of a
-    profile's size (a full disk, a read-only folder), and an existing file is not immutable.
-    Raises WriteError naming ``path``; leaves nothing behind."""
-    path = Path(path)
+    profile's size (a full disk, a read-only folder), and an existing file is a regular file (a
+    symlink's target, as ``write_atomic`` writes it) and not immutable. Raises WriteError naming
+    ``path``; leaves nothing behind."""
+    shown = Path(path)
+    above = next((f for f in (shown.parent, *shown.parent.parents) if os.path.lexists(f)), None)
+    if above is not None and not above.is_dir():  # afile/x.json: afile is a file
+        raise WriteError(f"{shown}: cannot write: {above} is not a folder")
+    path = _target(shown)  # a folder, a FIFO or a device: refused
     if not path.parent.is_dir():
-        raise WriteError(f"{path}: cannot write: the folder {path.parent} does not exist")
-    if path.is_dir():
-        raise WriteError(f"{path}: cannot write: it is a folder")
+        raise WriteError(f"{shown}: cannot write: the folder {path.parent} does not exist")
     if _immutable(path):
-        raise WriteError(f"{path}: cannot write: {os.strerror(errno.EPERM)} (the file is immutable or "
+        raise WriteError(f"{shown}: cannot write: {os.strerror(errno.EPERM)} (the file is immutable or "
                          "append-only; lsattr shows it, chattr -i -a lifts it)")
     probe: str | None = None
     try:
@@ -216,7 +256,7 @@ def check_writable(path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise WriteError(f"{path}: cannot write: {_why(e)}") from None
+        raise WriteError(f"{shown}: cannot write: {_why(e)}") from None
     finally:
         if probe is not None:
             try:

@@ -47,6 +47,10 @@ MAX_RATE_PER_S = 1e12  # items or tokens per second
 MAX_CO2E_G = 1e9  # per item: MAX_ENERGY_J at 2000 gCO2e/kWh and a PUE of 6 is 3.3e6 g
 MAX_INTENSITY_GCO2E_PER_KWH = 2000.0  # what ``greenbench.carbon`` accepts (coal is about 1000)
 MAX_MEMORY_MIB = 2.0**30  # 1 PiB
+# Items in one batch: 2**31 is an int32's range (the index type of many kernels) and beyond any
+# device's memory (2 GiB at one byte an item); below it, fit's and price's numpy int64 products of
+# batch sizes with repeats or request counts cannot overflow (10**30 reached them as exit 4).
+MAX_BATCH_SIZE = 2**31
 
 
 def _implausible(text: str) -> PydanticCustomError:
@@ -95,6 +99,23 @@ def _fraction(v: float | None) -> float | None:
 def _batch_size(v: int | None) -> int | None:
     if v is not None and v < 1:
         raise _implausible(f"{v}: a batch holds at least 1 item")
+    if v is not None and v > MAX_BATCH_SIZE:
+        shown = str(v) if len(str(v)) <= 16 else f"a {len(str(v))}-digit number of"  # 10**400 has no float
+        raise _implausible(f"{shown} items in a batch is beyond {MAX_BATCH_SIZE:,}, more than any device holds")
+    return v
+
+
+# Characters a name must not hold: C0 and C1 controls (escape sequences recolour or rewrite a
+# terminal; JUnit XML cannot carry them) and the bidirectional overrides that reorder what is shown.
+_CONTROL = frozenset([*map(chr, range(32)), *map(chr, range(0x7F, 0xA0)), *map(chr, range(0x202A, 0x202F)),
+                      *map(chr, range(0x2066, 0x206A))])
+
+
+def _printable_name(v: str) -> str:
+    bad = next((c for c in v if c in _CONTROL), None)
+    if bad is not None:
+        raise _implausible(f"{v[:40]!r} holds the control character U+{ord(bad):04X}; a name is printed "
+                           "to terminals and reports")
     return v
 
 
@@ -270,6 +291,11 @@ class Record(BaseModel):
                 bounded(0, MAX_ENERGY_J, "J")(float(e))
         return v
 
+    @field_validator("ladder", "model", "precision", "device")
+    @classmethod
+    def _names_printable(cls, v: str) -> str:
+        return _printable_name(v)
+
     @model_validator(mode="after")
     def _one_setting(self) -> Record:
         if self.batch_size is None and self.concurrency is None and self.request_rate_per_s is None:
@@ -310,8 +336,8 @@ class Record(BaseModel):
 def setting_label(batch_size: int | None, concurrency: int | None = None, rate_per_s: float | None = None) -> str:
     if batch_size is not None:
         return f"b{batch_size}"
-    parts = ([] if rate_per_s is None else [f"r{rate_per_s:g}/s"]) + ([] if concurrency is None else [f"c{concurrency}"])
-    return " ".join(parts)
+    rate = [] if rate_per_s is None else [f"r{rate_per_s:g}/s"]
+    return " ".join(rate + ([] if concurrency is None else [f"c{concurrency}"]))
 
 
 def point_key(ladder: str, model: str, batch_size: int | None, precision: str, device: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from greenbench.methods import (
     method_label,
     method_source,
 )
-from greenbench.profile import Profile, Record, utc_now
+from greenbench.profile import QUALITY_DIRECTIONS, Profile, Record, utc_now
 from greenbench.report import plots as plots
 
 
@@ -32,13 +33,53 @@ class ReportError(GreenbenchError):
 PLOTS = {  # file name -> (title, what it shows)
     "accuracy_vs_energy.png": ("Accuracy against energy per item",
                                "Each point is an operating point; bars are 95% intervals on both axes."),
+    "exact_match_vs_energy.png": ("Exact match against energy per item",
+                                  "Each point is an operating point; bars are 95% intervals of energy."),
+    "perplexity_vs_energy.png": ("Perplexity against energy per item",
+                                 "Each point is an operating point (lower perplexity is better, log axis); "
+                                 "bars are 95% intervals of energy."),
     "latency_vs_batch.png": ("Latency against batch size",
                              "Latency per batch (what each request of a batch waits): p50 solid, p95 dashed."),
+    "latency_vs_concurrency.png": ("Request latency against concurrency",
+                                   "Each request's end-to-end latency under a closed-loop load of N requests in "
+                                   "flight: p50 solid, p95 dashed."),
+    "latency_vs_rate.png": ("Request latency against request rate",
+                            "Each request's end-to-end latency under an open-loop (Poisson) load: p50 solid, "
+                            "p95 dashed."),
     "energy_by_model.png": ("Energy per item by model",
-                            "One marker per batch size on a log axis (equal steps are equal ratios); "
+                            "One marker per batch size (or load) on a log axis (equal steps are equal ratios); "
                             "whiskers are 95% intervals."),
 }
+# Language models only (drawn where the profile has the figures): name -> (title, caption, drawer).
+LM_PLOTS = {
+    "energy_per_token_vs_{axis}.png": ("Energy per output token against {words}",
+                                       "The energy of a request over its output tokens, per model.",
+                                       plots.energy_per_token),
+    "ttft_vs_{axis}.png": ("Time to first token against {words}",
+                           "What a user waits before the first token: p50 solid, p95 dashed.", plots.ttft),
+}
 CHANGES_PNG = "changes.png"
+
+
+Drawer = Callable[[Profile], "bytes | None"]
+
+
+def _plot_list(profile: Profile) -> list[tuple[str, str, str, Drawer]]:
+    """(file, title, caption, drawer) of every plot this profile gets, in the report's order."""
+    recs = profile.ok_records()
+    axis = plots.resource_axis(recs) if recs else "batch"
+    words = plots.AXES[axis][0].split(" (")[0]
+    quality, latency = plots.quality_plot_name(profile), f"latency_vs_{axis}.png"
+    out: list[tuple[str, str, str, Drawer]] = [
+        (quality, *PLOTS[quality], plots.accuracy_vs_energy), (latency, *PLOTS[latency], plots.latency_vs_batch),
+        ("energy_by_model.png", *PLOTS["energy_by_model.png"], plots.energy_by_model)]
+    if recs and all(r.batch_size is None for r in recs):  # served: energy is per request
+        out = [(f, t.replace("per item", "per request"), c, fn) for f, t, c, fn in out]
+    for name, (title, caption, fn) in LM_PLOTS.items():
+        field = "energy_j_per_output_token" if fn is plots.energy_per_token else "ttft_p50_ms"
+        if any(getattr(r, field) is not None for r in recs):
+            out.append((name.format(axis=axis), title.format(words=words), caption, fn))
+    return out
 
 
 @dataclass
@@ -82,9 +123,7 @@ def write_report(profile: Profile, out_dir: Path, *, profile_name: str = "profil
             comparison.warnings.insert(0, mismatch)
     drawn: dict[str, bytes] = {}
     missing: dict[str, str] = {}
-    for name, fn in (("accuracy_vs_energy.png", plots.accuracy_vs_energy),
-                     ("latency_vs_batch.png", plots.latency_vs_batch),
-                     ("energy_by_model.png", plots.energy_by_model)):
+    for name, _, _, fn in _plot_list(profile):
         png = fn(profile)
         if png is None:
             missing[name] = "no point of this profile has the values it needs"
@@ -182,41 +221,100 @@ def _device_names(profile: Profile) -> str:
     return ", ".join(names) or "no device"
 
 
+def _served(profile: Profile) -> bool:
+    recs = profile.ok_records() or profile.records
+    return bool(recs) and all(r.batch_size is None for r in recs)
+
+
 def summary_lines(profile: Profile) -> list[str]:
-    """Most accurate point, least energy, and what the spread between them costs."""
-    # (record, energy per item, accuracy) of the points that have both
-    ok = [(r, r.energy_j_per_item, r.accuracy) for r in profile.ok_records()
-          if r.energy_j_per_item is not None and r.accuracy is not None]
+    """Best quality, least energy, and what the spread between them costs; for language models
+    also the least energy per output token and the shortest time to first token."""
+    metric = plots.quality_metric(profile) or "accuracy"
+    lower = QUALITY_DIRECTIONS.get(metric) == "lower"
+    words = plots.QUALITY_WORDS.get(metric, metric)
+    # (record, energy per item, quality) of the points that have both
+    ok = [(r, r.energy_j_per_item, q) for r in profile.ok_records()
+          if r.energy_j_per_item is not None and (q := _quality(r, metric)) is not None]
     if not ok:
-        return ["No point has both accuracy and energy."]
-    best, best_e, best_a = max(ok, key=lambda p: (p[2], -p[1]))
+        return [f"No point has both {words} and energy."]
+    unit = "request" if _served(profile) else "item"
+
+    def good(q: float) -> float:
+        return -q if lower else q
+
+    def fq(q: float) -> str:
+        return f"{q:.3g}" if metric == "perplexity" else f"{q:.3f}"
+
+    best, best_e, best_a = max(ok, key=lambda p: (good(p[2]), -p[1]))
     least, least_e, least_a = min(ok, key=lambda p: p[1])
-    lines = [f"Most accurate: {best.model} (accuracy {best_a:.3f}) at {best_e:.3g} "
-             f"J per item (batch {best.batch_size}, {method_label(best.energy_method)})."]
+    head = "Most accurate" if metric == "accuracy" else f"{'Lowest' if lower else 'Highest'} {words}"
+    lines = [f"{head}: {best.model} ({words} {fq(best_a)}) at {best_e:.3g} "
+             f"J per {unit} ({plots.setting_words(best)}, {method_label(best.energy_method)})."]
     if least is not best and least_e > 0:
-        lines.append(f"Least energy: {least.model} at batch {least.batch_size}, "
-                     f"{best_e / least_e:.3g}× less energy per item than that, "
-                     f"accuracy {least_a:.3f} ({least_a - best_a:+.3f}).")
+        diff = f"{least_a - best_a:+.3f}" if metric != "perplexity" else f"{least_a / best_a:.2f}× that"
+        lines.append(f"Least energy: {least.model} at {plots.setting_words(least)}, "
+                     f"{best_e / least_e:.3g}× less energy per {unit} than that, "
+                     f"{words} {fq(least_a)} ({diff}).")
     fastest = max(profile.ok_records(), key=lambda r: r.items_per_s or 0)
     if fastest.items_per_s:
-        lines.append(f"Highest throughput: {fastest.model} at batch {fastest.batch_size}, "
-                     f"{fastest.items_per_s:,.0f} items/s.")
+        tokens = f" ({fastest.output_tokens_per_s:,.0f} output tokens/s)" if fastest.output_tokens_per_s else ""
+        lines.append(f"Highest throughput: {fastest.model} at {plots.setting_words(fastest)}, "
+                     f"{fastest.items_per_s:,.0f} {'requests' if unit == 'request' else 'items'}/s{tokens}.")
+    per_token = [r for r in profile.ok_records() if r.energy_j_per_output_token is not None]
+    if per_token:
+        r = min(per_token, key=lambda r: r.energy_j_per_output_token or 0.0)
+        lines.append(f"Least energy per output token: {r.model} at {plots.setting_words(r)}, "
+                     f"{r.energy_j_per_output_token:.3g} J per token ({method_label(r.energy_method)}).")
+    first = [r for r in profile.ok_records() if r.ttft_p50_ms is not None]
+    if first:
+        r = min(first, key=lambda r: r.ttft_p50_ms or 0.0)
+        lines.append(f"Shortest time to first token: {r.model} at {plots.setting_words(r)}, "
+                     f"{r.ttft_p50_ms:.3g} ms (p50).")
     return lines
 
 
+def _quality(r: Record, metric: str) -> float | None:
+    if metric == "accuracy":
+        return r.accuracy
+    if metric == "perplexity":
+        return r.perplexity
+    return r.quality.get(metric)
+
+
+def _any(profile: Profile, field: str) -> bool:
+    return any(getattr(r, field) is not None for r in profile.records)
+
+
 def _points_table(profile: Profile) -> str:
-    """One row per point; precision and device get columns only when they vary."""
+    """One row per point; precision and device get columns only when they vary, the quality and
+    language-model columns only when some point has them."""
     varying = {c for c in ("precision", "device") if len({getattr(r, c) for r in profile.records}) > 1}
+    batched = all(r.batch_size is not None for r in profile.records)
+    served = _served(profile)
     cols = [("model", "", lambda r: _e(r.model)), ("params", "num", lambda r: _num(r.params, ",")),
-            ("batch", "num", lambda r: str(r.batch_size))]
+            ("batch", "num", lambda r: str(r.batch_size)) if batched else ("setting", "", lambda r: _e(r.setting))]
     if "precision" in varying:
         cols.append(("prec", "", lambda r: _e(r.precision)))
     if "device" in varying:
         cols.append(("device", "", lambda r: _e(r.device)))
-    cols += [("accuracy [95% CI]", "num", _acc), ("p50 ms", "num", lambda r: _num(r.latency_p50_ms)),
-             ("p95 ms", "num", lambda r: _num(r.latency_p95_ms)),
-             ("items/s", "num", lambda r: "—" if r.items_per_s is None else f"{r.items_per_s:,.0f}"),
-             ("J/item ± σ", "num", _energy),
+    lead = len(cols)
+    if _any(profile, "accuracy") or not (_any(profile, "perplexity") or _exact_match(profile)):
+        cols.append(("accuracy [95% CI]", "num", _acc))
+    if _any(profile, "perplexity"):
+        cols.append(("perplexity", "num", lambda r: _num(r.perplexity)))
+    if _exact_match(profile):
+        cols.append(("exact match", "num", lambda r: _num(r.quality.get("exact_match"), ".3f")))
+    cols += [("p50 ms", "num", lambda r: _num(r.latency_p50_ms)),
+             ("p95 ms", "num", lambda r: _num(r.latency_p95_ms))]
+    lm = [("TTFT p50 ms", "ttft_p50_ms", ".3g"), ("TTFT p95 ms", "ttft_p95_ms", ".3g"), ("TPOT ms", "tpot_ms", ".3g"),
+          ("tokens/s", "output_tokens_per_s", ",.0f"), ("J/token", "energy_j_per_output_token", ".3g")]
+    for name, attr, spec in lm:
+        if _any(profile, attr):
+            cols.append((name, "num", _field_cell(attr, spec)))
+    cols += [("requests/s" if served else "items/s", "num",
+              lambda r: "—" if r.items_per_s is None else f"{r.items_per_s:,.3g}" if served
+              else f"{r.items_per_s:,.0f}"),
+             ("J/request ± σ" if served else "J/item ± σ", "num", _energy),
              ("CV", "num", lambda r: "—" if r.energy_j_per_item_cv is None else f"{r.energy_j_per_item_cv:.1%}"),
              ("method", "", lambda r: _e(r.energy_method) if is_measurement(r.energy_method)
               or r.energy_j_per_item is None else f'<span class="tag">{_e(r.energy_method)}</span>'),
@@ -227,8 +325,8 @@ def _points_table(profile: Profile) -> str:
     body = []
     for r in profile.records:
         if r.status != "ok":
-            first = "".join(_cell("td", c, f(r)) for _, c, f in cols[:3 + len(varying)])
-            body.append(f'<tr class="failed">{first}<td colspan="{len(cols) - 3 - len(varying)}" class="wrap">'
+            first = "".join(_cell("td", c, f(r)) for _, c, f in cols[:lead])
+            body.append(f'<tr class="failed">{first}<td colspan="{len(cols) - lead}" class="wrap">'
                         f"{_e(r.status)}: {_e(r.error)}</td></tr>")
             continue
         body.append("<tr>" + "".join(_cell("td", c, f(r)) for _, c, f in cols) + "</tr>")
@@ -237,6 +335,15 @@ def _points_table(profile: Profile) -> str:
             f"{c} {getattr(profile.records[0], c)}" for c in ("precision", "device") if c not in varying) + ".</p>")
     return (f'{uniform}<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _field_cell(attr: str, spec: str) -> Callable[[Record], str]:
+    """A table cell of one record field, formatted with ``spec`` ("—" when null)."""
+    return lambda r: _num(getattr(r, attr), spec)
+
+
+def _exact_match(profile: Profile) -> bool:
+    return any("exact_match" in r.quality for r in profile.records)
 
 
 def _acc(r: Record) -> str:
@@ -326,15 +433,25 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
     if comparison is not None:
         parts.append(_comparison_section(comparison, images, missing, mismatch))
     parts.append("<h2>Plots</h2>")
-    for file, (title, caption) in PLOTS.items():
+    for file, title, caption, _ in _plot_list(profile):
         if file in images:
             parts.append(f"<figure>{_img(file, images[file], title)}<figcaption><b>{_e(title)}</b> "
                          f"({_e(file)}). {_e(caption)}</figcaption></figure>")
         else:
             parts.append(f'<p class="note">{_e(title)}: not drawn ({_e(missing.get(file, "no data"))}).</p>')
     parts.append("<h2>Operating points</h2>")
-    parts.append('<p class="note">Latency is per batch (p50 and p95 over every step of every repeat); '
-                 "J/item is the mean over repeats ± its standard deviation; CV is σ/mean.</p>")
+    if _served(profile):
+        parts.append('<p class="note">Served points: the setting is the load (cN: N requests in flight, closed loop; '
+                     "rN/s: Poisson arrivals at N requests/s). Latency is each request's end to end (p50 and p95 "
+                     "over the requests of the measured windows); TTFT is the time to first token, TPOT the time "
+                     "per output token after the first; tokens/s counts output tokens; J/request is the mean over "
+                     "repeats ± its standard deviation and J/token the energy per output token; CV is σ/mean.</p>")
+    else:
+        lm = " TTFT is the time to first token (the prefill), TPOT the time per output token after the first; " \
+             "J/token is the energy of a request over its output tokens." if _any(profile, "ttft_p50_ms") or \
+             _any(profile, "energy_j_per_output_token") else ""
+        parts.append('<p class="note">Latency is per batch (p50 and p95 over every step of every repeat); '
+                     f"J/item is the mean over repeats ± its standard deviation; CV is σ/mean.{lm}</p>")
     parts.append(_points_table(profile))
     flags = sorted({f for r in profile.records for f in r.flags})
     if flags:
@@ -346,6 +463,8 @@ def render_html(profile: Profile, profile_name: str, images: dict[str, bytes], c
         ("host", prov.host), ("OS", prov.os), ("CPU", f"{prov.cpu_model} ({prov.cpu_count} cores)"),
         ("Python", prov.python), ("torch", prov.torch), ("CUDA", prov.torch_cuda),
         ("CodeCarbon", prov.codecarbon), ("nvidia-ml-py", prov.nvidia_ml_py),
+        ("serving engine", ", ".join(dict.fromkeys(
+            f"{r.engine} {r.engine_version or ''}".strip() for r in profile.records if r.engine))),
         ("protocol", ", ".join(f"{k} {v}" for k, v in proto.items())),
         ("meter", profile.settings.meter), ("energy basis", profile.settings.energy_basis),
         ("created", profile.created_utc), ("updated", profile.updated_utc),

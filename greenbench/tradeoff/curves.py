@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from greenbench.methods import is_measurement
-from greenbench.profile import Profile
+from greenbench.profile import QUALITY_DIRECTIONS, Profile
 from greenbench.tradeoff.points import OperatingPoint, TradeoffError, operating_points, pareto_front
 
 # ---------------------------------------------------------------------------------------------
@@ -46,31 +46,41 @@ def _pos(x: FloatArray) -> FloatArray:
     return np.maximum(x, 1e-300)
 
 
-# Energy per item against batch size: a fixed per-batch cost amortised over the batch (launch,
-# weight reads, Python overhead) plus a per-item cost; or an empirical power law.
-ENERGY_BATCH_FORMS = (
-    Form("amortised", "E(b) = e_inf_j + e0_j / b", ("e_inf_j", "e0_j"),
-         lambda b, t: t[0] + t[1] / b,
-         lambda b, y: [[y.min() * 0.5, y.max()], [0.0, y.max()]],
-         (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
-    Form("power", "E(b) = c_j * b^(-k)", ("c_j", "k"),
-         lambda b, t: t[0] * b ** (-t[1]),
-         lambda b, y: [[y.max(), 0.5], [y.max(), 1.0]],
-         (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
-)
-# Batch latency against batch size: fixed overhead plus per-item compute; or sublinear growth
-# (parallel hardware absorbs part of the batch).
-LATENCY_BATCH_FORMS = (
-    Form("linear", "L(b) = l0_ms + l1_ms * b", ("l0_ms", "l1_ms"),
-         lambda b, t: t[0] + t[1] * b,
-         lambda b, y: [[y.min(), 0.0], [y.min(), (y.max() - y.min()) / max(b.max() - 1, 1)]],
-         (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
-    Form("power", "L(b) = c_ms * b^k", ("c_ms", "k"),
-         lambda b, t: t[0] * b ** t[1],
-         lambda b, y: [[y.min(), 0.3], [y.min(), 1.0]],
-         (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
-)
-# Accuracy against energy per item across model sizes: diminishing returns in log energy.
+def _energy_forms(v: str) -> tuple[Form, ...]:
+    """Energy per item against a resource setting ``v`` (batch size b, concurrency c, request rate r):
+    a fixed cost shared by the items served together (launch, weight reads, idle power, Python
+    overhead) plus a per-item cost; or an empirical power law."""
+    return (
+        Form("amortised", f"E({v}) = e_inf_j + e0_j / {v}", ("e_inf_j", "e0_j"),
+             lambda b, t: t[0] + t[1] / b,
+             lambda b, y: [[y.min() * 0.5, y.max()], [0.0, y.max()]],
+             (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
+        Form("power", f"E({v}) = c_j * {v}^(-k)", ("c_j", "k"),
+             lambda b, t: t[0] * b ** (-t[1]),
+             lambda b, y: [[y.max(), 0.5], [y.max(), 1.0]],
+             (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
+    )
+
+
+def _latency_forms(v: str) -> tuple[Form, ...]:
+    """Latency against a resource setting ``v``: a fixed overhead plus per-item compute (or
+    queueing); or sublinear growth (parallel hardware absorbs part of the load)."""
+    return (
+        Form("linear", f"L({v}) = l0_ms + l1_ms * {v}", ("l0_ms", "l1_ms"),
+             lambda b, t: t[0] + t[1] * b,
+             lambda b, y: [[y.min(), 0.0], [y.min(), (y.max() - y.min()) / max(b.max() - 1, 1)]],
+             (0.0, 0.0), (np.inf, np.inf), lambda t, xs, ys: t * ys),
+        Form("power", f"L({v}) = c_ms * {v}^k", ("c_ms", "k"),
+             lambda b, t: t[0] * b ** t[1],
+             lambda b, y: [[y.min(), 0.3], [y.min(), 1.0]],
+             (0.0, 0.0), (np.inf, 3.0), lambda t, xs, ys: t * [ys, 1.0]),
+    )
+
+
+ENERGY_BATCH_FORMS = _energy_forms("b")
+LATENCY_BATCH_FORMS = _latency_forms("b")
+# Accuracy (or exact match, a share too) against energy per item across model sizes: diminishing
+# returns in log energy.
 ACCURACY_ENERGY_FORMS = (
     Form("log", "A(E) = a + b * ln(E / 1 J)", ("a", "b"),
          lambda e, t: t[0] + t[1] * np.log(_pos(e)),
@@ -90,6 +100,38 @@ ACCURACY_ENERGY_FORMS = (
          (0.0, 0.0, 1e-6, 0.05), (1.0, 1.0, 1e6, 20.0),
          lambda t, xs, ys: np.array([t[0], t[1], t[2] * xs, t[3]]), "x"),
 )
+# Perplexity against energy per item across model sizes: it falls as models grow (lower is
+# better), with diminishing returns; never below 1. Energy is rescaled by its geometric mean.
+PERPLEXITY_ENERGY_FORMS = (
+    Form("log", "PPL(E) = a - b * ln(E / 1 J)", ("a", "b"),
+         lambda e, t: t[0] - t[1] * np.log(_pos(e)),
+         lambda e, y: [[y.mean(), 0.1 * y.mean()], [y.mean(), y.max() - y.min()]],
+         (-np.inf, 0.0), (np.inf, np.inf),
+         lambda t, xs, ys: np.array([t[0] + t[1] * np.log(xs), t[1]]), "x"),
+    Form("power", "PPL(E) = c * (E / 1 J)^(-k)", ("c", "k"),
+         lambda e, t: t[0] * _pos(e) ** (-t[1]),
+         lambda e, y: [[y.mean(), 0.1], [y.mean(), 0.5]],
+         (1e-12, 0.0), (np.inf, 5.0),
+         lambda t, xs, ys: np.array([t[0] * xs ** t[1], t[1]]), "x"),
+    Form("saturating", "PPL(E) = ppl_min + c * (E / 1 J)^(-k)", ("ppl_min", "c", "k"),
+         lambda e, t: t[0] + t[1] * _pos(e) ** (-t[2]),
+         lambda e, y: [[max(1.0, y.min() * 0.9), max(y.max() - y.min(), 1e-3), 0.5],
+                       [max(1.0, y.min() * 0.5), y.max(), 1.0]],
+         (1.0, 0.0, 1e-3), (np.inf, np.inf, 5.0),
+         lambda t, xs, ys: np.array([t[0], t[1] * xs ** t[2], t[2]]), "x"),
+)
+
+# The resource axes of the per-model curves, as curve names write them: batch size (in-process),
+# concurrency (a served model under a closed-loop load), request rate (open loop).
+RESOURCE_AXES = {"batch_size": "batch", "concurrency": "concurrency", "request_rate_per_s": "rate"}
+RESOURCE_WORDS = {"batch_size": "batch size", "concurrency": "concurrency (requests in flight)",
+                  "request_rate_per_s": "request rate (requests/s)"}
+_SYMBOL = {"batch_size": "b", "concurrency": "c", "request_rate_per_s": "r"}
+
+
+def quality_curve_name(metric: str) -> str:
+    """``accuracy_vs_energy``, ``perplexity_vs_energy``, ``exact_match_vs_energy``."""
+    return f"{metric}_vs_energy"
 
 
 @dataclass(frozen=True)
@@ -110,8 +152,8 @@ class Candidate:
 class Curve:
     """A curve y(x) over measured points: fitted with a validated form, or interpolated."""
 
-    name: str  # accuracy_vs_energy | latency_vs_batch | energy_vs_batch
-    group: str | None  # "cnn-64 fp32 cpu" for per-model batch curves; None across models
+    name: str  # <metric>_vs_energy | latency_vs_<axis> | energy_vs_<axis> (axis: batch, concurrency, rate)
+    group: str | None  # "cnn-64 fp32 cpu" for per-model resource curves; None across models
     x_name: str
     y_name: str
     x: tuple[float, ...]
@@ -148,11 +190,24 @@ class Curve:
         return np.full(xa.shape, np.nan)
 
 
-_FORMS = {
+_FORMS: dict[str, dict[str, Form]] = {
     "accuracy_vs_energy": {f.name: f for f in ACCURACY_ENERGY_FORMS},
-    "energy_vs_batch": {f.name: f for f in ENERGY_BATCH_FORMS},
-    "latency_vs_batch": {f.name: f for f in LATENCY_BATCH_FORMS},
+    "exact_match_vs_energy": {f.name: f for f in ACCURACY_ENERGY_FORMS},
+    "perplexity_vs_energy": {f.name: f for f in PERPLEXITY_ENERGY_FORMS},
 }
+# (x, y) of each curve
+_AXES: dict[str, tuple[str, str]] = {
+    "accuracy_vs_energy": ("energy_j_per_item", "accuracy"),
+    "exact_match_vs_energy": ("energy_j_per_item", "exact_match"),
+    "perplexity_vs_energy": ("energy_j_per_item", "perplexity"),
+}
+for _axis, _short in RESOURCE_AXES.items():
+    _FORMS[f"energy_vs_{_short}"] = {f.name: f for f in _energy_forms(_SYMBOL[_axis])}
+    _FORMS[f"latency_vs_{_short}"] = {f.name: f for f in _latency_forms(_SYMBOL[_axis])}
+    _AXES[f"energy_vs_{_short}"] = (_axis, "energy_j_per_item")
+    _AXES[f"latency_vs_{_short}"] = (_axis, "latency_ms")
+# Curves whose y is a share in [0, 1]: interpolated in log x, linear y (the others in log-log).
+_LINEAR_Y = {"accuracy_vs_energy", "exact_match_vs_energy"}
 
 
 def _rel(pred: FloatArray, y: FloatArray) -> FloatArray:
@@ -253,7 +308,7 @@ def fit_curve(name: str, x: ArrayLike, y: ArrayLike, *, group: str | None = None
     """
     forms = _FORMS[name]
     x_name, y_name = _AXES[name]
-    log_y = name != "accuracy_vs_energy"
+    log_y = name not in _LINEAR_Y
     xs, ys, labels = _merge_duplicates(np.asarray(x, float), np.asarray(y, float), list(point_labels))
     common = _CurveData(name=name, group=group, x_name=x_name, y_name=y_name, x=tuple(map(float, xs)),
                         y=tuple(map(float, ys)), point_labels=tuple(labels),
@@ -278,13 +333,6 @@ def fit_curve(name: str, x: ArrayLike, y: ArrayLike, *, group: str | None = None
                  expression=f"piecewise-linear in {space} through the measured points, no extrapolation",
                  params=None, residuals=None, max_residual=None, loo_max_error=None,
                  candidates=cands, reason=f"no form passed ({why})")
-
-
-_AXES = {
-    "accuracy_vs_energy": ("energy_j_per_item", "accuracy"),
-    "energy_vs_batch": ("batch_size", "energy_j_per_item"),
-    "latency_vs_batch": ("batch_size", "latency_ms"),
-}
 
 
 def _merge_duplicates(x: FloatArray, y: FloatArray, labels: list[str]) -> tuple[FloatArray, FloatArray, list[str]]:
@@ -315,6 +363,8 @@ class Tradeoff:
     latency: str
     energy: str
     max_residual: float
+    quality_metric: str = "accuracy"
+    latency_kind: str = "e2e"
 
     @property
     def energy_methods(self) -> list[str]:
@@ -325,54 +375,79 @@ class Tradeoff:
         """Some energy is not a meter reading (an estimate, or the test meter)."""
         return any(not is_measurement(m) for m in self.energy_methods)
 
+    @property
+    def direction(self) -> str:
+        return QUALITY_DIRECTIONS.get(self.quality_metric, "higher")
+
+    @property
+    def quality_curve(self) -> Curve:
+        """The curve of quality against energy per item across models."""
+        name = quality_curve_name(self.quality_metric)
+        return next(c for c in self.curves if c.name == name)
+
+    @property
+    def resource_axes(self) -> list[str]:
+        """The resource axes of the per-model curves (batch_size, concurrency, request_rate_per_s)."""
+        return [a for a in RESOURCE_AXES if any(c.x_name == a and c.group is not None for c in self.curves)]
+
     def on_frontier(self, p: OperatingPoint) -> bool:
         return p in self.frontier
 
 
 def fit(profile: Profile, *, latency: str = "p95", energy: str = "gross",
-        max_residual: float = DEFAULT_MAX_RESIDUAL) -> Tradeoff:
+        max_residual: float = DEFAULT_MAX_RESIDUAL, quality: str = "auto", latency_kind: str = "e2e") -> Tradeoff:
     """Operating points, frontier and validated curves of a profile."""
     if not (math.isfinite(max_residual) and 0 < max_residual < 10):
         raise TradeoffError(f"max residual {max_residual}: give a fraction such as 0.15 (15%)",
                             option="--max-residual")
-    points, excluded = operating_points(profile, latency=latency, energy=energy)
+    points, excluded = operating_points(profile, latency=latency, energy=energy, quality=quality,
+                                        latency_kind=latency_kind)
+    metric = points[0].quality_metric
     curves: list[Curve] = []
 
     # Across model sizes: each model's lowest-energy point, i.e. its cheapest way to deliver its
-    # accuracy (batch, precision and device change energy, not what the model knows).
+    # quality (batch, load, precision and device change energy, not what the model knows).
     by_model: dict[str, OperatingPoint] = {}
     for p in points:
         if p.model not in by_model or p.energy_j_per_item < by_model[p.model].energy_j_per_item:
             by_model[p.model] = p
-    # A model beaten on both accuracy and energy by another model's point costs more and knows
-    # less: it is not part of the tradeoff, and would bend the curve down.
+    # A model beaten on both quality and energy by another model's point costs more and knows
+    # less: it is not part of the tradeoff, and would bend the curve the wrong way.
     best = sorted(by_model.values(), key=OperatingPoint.sort_key)
     beaten = [p for p in best if any(
-        q.accuracy >= p.accuracy and q.energy_j_per_item <= p.energy_j_per_item
-        and (q.accuracy > p.accuracy or q.energy_j_per_item < p.energy_j_per_item) for q in best)]
+        q.goodness >= p.goodness and q.energy_j_per_item <= p.energy_j_per_item
+        and (q.goodness > p.goodness or q.energy_j_per_item < p.energy_j_per_item) for q in best)]
     best = [p for p in best if p not in beaten]
-    acc_curve = fit_curve(
-        "accuracy_vs_energy", [p.energy_j_per_item for p in best], [p.accuracy for p in best],
+    q_curve = fit_curve(
+        quality_curve_name(metric), [p.energy_j_per_item for p in best], [p.quality for p in best],
         point_labels=[p.label for p in best], energy_methods=[p.energy_method for p in best],
         max_residual=max_residual)
     if beaten:
-        acc_curve = replace(acc_curve, reason=acc_curve.reason + "; left out, beaten on accuracy "
-                            "and energy by another model: " + ", ".join(p.model for p in beaten))
-    curves.append(acc_curve)
+        q_curve = replace(q_curve, reason=q_curve.reason + f"; left out, beaten on {metric} "
+                          "and energy by another model: " + ", ".join(p.model for p in beaten))
+    curves.append(q_curve)
 
-    # Per model (and precision, device): how batching trades latency for energy.
+    # Per model (and precision, device): how its resource setting (batch size, or the load on a
+    # served model) trades latency for energy. A served point with both a rate and a concurrency is
+    # grouped by its rate and drawn against concurrency.
     groups: dict[tuple, list[OperatingPoint]] = {}
     for p in points:
-        groups.setdefault((p.model, p.precision, p.device), []).append(p)
-    for key in sorted(groups):
+        axis, _ = p.resource
+        rate = p.request_rate_per_s if axis == "concurrency" else None
+        groups.setdefault((axis, p.model, p.precision, p.device, rate), []).append(p)
+    order = list(RESOURCE_AXES)
+    for key in sorted(groups, key=lambda k: (order.index(k[0]), k[1:4], k[4] or 0.0)):
         g = groups[key]
-        if len({p.batch_size for p in g}) < 2:
-            continue  # one batch size: no batch curve to speak of
-        name = " ".join(key)
-        for curve, attr in (("latency_vs_batch", "latency_ms"), ("energy_vs_batch", "energy_j_per_item")):
+        axis, model, precision, device, rate = key
+        if len({p.resource[1] for p in g}) < 2:
+            continue  # one setting: no curve to speak of
+        name = " ".join((model, precision, device)) + ("" if rate is None else f" r{rate:g}/s")
+        short = RESOURCE_AXES[axis]
+        for curve, attr in ((f"latency_vs_{short}", "latency_ms"), (f"energy_vs_{short}", "energy_j_per_item")):
             curves.append(fit_curve(
-                curve, [p.batch_size for p in g], [getattr(p, attr) for p in g], group=name,
+                curve, [p.resource[1] for p in g], [getattr(p, attr) for p in g], group=name,
                 point_labels=[p.label for p in g], energy_methods=[p.energy_method for p in g],
                 max_residual=max_residual))
     return Tradeoff(points=points, frontier=pareto_front(points), excluded=excluded, curves=curves,
-                    latency=latency, energy=energy, max_residual=max_residual)
+                    latency=latency, energy=energy, max_residual=max_residual, quality_metric=metric,
+                    latency_kind=latency_kind)

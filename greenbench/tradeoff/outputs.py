@@ -13,16 +13,25 @@ from pathlib import Path
 
 from greenbench.methods import METHOD_NOTES
 from greenbench.profile import Profile
-from greenbench.tradeoff.curves import Curve, Tradeoff
-from greenbench.tradeoff.points import ENERGY_FIELD, LATENCY_FIELD, OperatingPoint, TradeoffError
+from greenbench.tradeoff.curves import RESOURCE_AXES, Curve, Tradeoff, quality_curve_name
+from greenbench.tradeoff.points import ENERGY_FIELD, LATENCY_KIND_WORDS, TradeoffError, latency_field
 
 TRADEOFF_SCHEMA = "greenbench/tradeoff"
 TRADEOFF_SCHEMA_VERSION = 1
 
 
+def point_columns(t: Tradeoff) -> list[str]:
+    """tradeoff.csv's columns: the quality column is named for its metric (accuracy, perplexity),
+    and a served profile's load columns (concurrency, request rate) come where the batch size is."""
+    load = [k for k in ("concurrency", "request_rate_per_s") if any(getattr(p, k) is not None for p in t.points)]
+    return ["label", "model", "batch_size", *load, "precision", "device", "params", t.quality_metric,
+            "latency_ms", "energy_j_per_item", "energy_method", "on_frontier"]
+
+
 def point_rows(t: Tradeoff) -> list[dict]:
-    return [{**{k: getattr(p, k) for k in OperatingPoint.__dataclass_fields__},
-             "on_frontier": t.on_frontier(p)} for p in t.points]
+    cols = point_columns(t)
+    return [{k: p.quality if k == t.quality_metric else t.on_frontier(p) if k == "on_frontier" else getattr(p, k)
+             for k in cols} for p in t.points]
 
 
 def curve_doc(c: Curve) -> dict:
@@ -46,7 +55,10 @@ def to_doc(t: Tradeoff, profile: Profile | None = None, profile_path: str | None
         "greenbench_version": __version__,
         "created_utc": utc_now(),
         "profile": src,
-        "settings": {"latency": t.latency, "latency_field": LATENCY_FIELD[t.latency],
+        "settings": {"quality_metric": t.quality_metric, "quality_direction": t.direction,
+                     "latency": t.latency, "latency_kind": t.latency_kind,
+                     "latency_field": latency_field(t.latency, t.latency_kind),
+                     "latency_means": LATENCY_KIND_WORDS[t.latency_kind],
                      "energy": t.energy, "energy_field": ENERGY_FIELD[t.energy],
                      "max_residual": t.max_residual},
         "energy_methods": {m: METHOD_NOTES.get(m, m) for m in t.energy_methods},
@@ -77,8 +89,11 @@ def default_out_dir(profile_path) -> Path:
 
 
 # Files of earlier runs that this run may not write again (a ladder with a single batch size per
-# model has no batch curves): removed with the new set so that the folder never mixes two fits.
-_OPTIONAL = ("batch_curves.png", "batch_curves.svg")
+# model has no batch curves; a perplexity fit has no accuracy plot): removed with the new set so
+# that the folder never mixes two fits.
+_OPTIONAL = tuple(f"{base}{suffix}" for base in (
+    "batch_curves", "concurrency_curves", "rate_curves",
+    "accuracy_vs_energy", "exact_match_vs_energy", "perplexity_vs_energy") for suffix in (".png", ".svg"))
 
 
 def render_outputs(t: Tradeoff, *, profile: Profile | None = None, profile_path: str | None = None,
@@ -91,23 +106,26 @@ def render_outputs(t: Tradeoff, *, profile: Profile | None = None, profile_path:
     import pandas as pd
 
     where = profile_path or "profile"
-    for p in t.points:  # a batch size axis is logarithmic and a batch holds at least one item
-        if p.batch_size < 1:
-            raise TradeoffError(f"{where}: point {p.label}: batch size {p.batch_size}; a batch holds at least one item")
+    for p in t.points:  # a resource axis is logarithmic: a batch holds at least one item, a load is positive
+        axis, value = p.resource
+        if axis == "batch_size" and not value >= 1:
+            raise TradeoffError(f"{where}: point {p.label}: batch size {value:g}; a batch holds at least one item")
+        if not value > 0:
+            raise TradeoffError(f"{where}: point {p.label}: {axis} {value:g}; a load is positive")
     files: dict[str, bytes] = {}
     try:
         doc = to_doc(t, profile, profile_path)
         files["tradeoff.json"] = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8")
     except ValueError as e:  # allow_nan=False: a NaN or infinity reached the document
         raise TradeoffError(f"{where}: cannot write the tradeoff document: {e}") from None
-    cols = [*OperatingPoint.__dataclass_fields__, "on_frontier"]
-    files["tradeoff.csv"] = pd.DataFrame(point_rows(t), columns=cols).to_csv(index=False).encode("utf-8")
+    files["tradeoff.csv"] = pd.DataFrame(point_rows(t), columns=point_columns(t)).to_csv(index=False).encode("utf-8")
     files["curves.csv"] = pd.DataFrame(curve_rows(t), columns=CURVE_CSV_COLUMNS).to_csv(index=False).encode("utf-8")
     if plots:
         from greenbench import plotting
         from greenbench.tradeoff import plots as plotmod
 
-        figures = {"accuracy_vs_energy": plotmod.accuracy_vs_energy, "batch_curves": plotmod.batch_curves}
+        figures = {quality_curve_name(t.quality_metric): plotmod.quality_vs_energy,
+                   **{f"{RESOURCE_AXES[axis]}_curves": plotmod.resource_drawer(axis) for axis in t.resource_axes}}
         for base, draw in figures.items():
             try:
                 with warnings.catch_warnings():

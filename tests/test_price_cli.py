@@ -317,12 +317,12 @@ def test_fake_meter_energy_is_flagged_as_not_a_measurement(tmp_path, csv_trace):
     fake = _profile_with(tmp_path, "fake.json", energy_method="fake")
     res = invoke("price", fake, "--trace", csv_trace)
     assert res.exit_code == 0, res.output
-    assert "fake (not a measurement)" in res.stdout
-    assert "is from the fake test meter (energy_method 'fake'), not a measurement" in res.stdout
+    assert "fake (not a measurement)" in res.stdout  # in the table of results
+    assert "is from the fake test meter (energy_method 'fake'), not a measurement" in res.stderr  # the note
     doc = json.loads(invoke("price", fake, "--trace", csv_trace, "--json").stdout)
     assert doc["premium"]["energy_is_measurement"] is False and doc["premium"]["energy_is_estimate"] is False
     res = invoke("simulate", fake, "--trace", csv_trace)
-    assert res.exit_code == 0 and "(energy_method 'fake'), not a measurement" in res.stdout
+    assert res.exit_code == 0 and "(energy_method 'fake'), not a measurement" in res.stderr
     from greenbench.carbon.trace import load_trace
     result = sim.simulate(prof.load(fake), load_users(), load_trace(str(csv_trace)), PricingOptions())
     assert "not a measurement: energy_method fake" in sim.cumulative_title(result)

@@ -199,7 +199,9 @@ def price_sections(res: PricingResult) -> list[Section]:
     ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", money(u.price), pct(u.delta_star, 2),
            "yes" if u.takes_up else "no", fmt_g(u.saved_g_per_period),
            money(u.discount_cost) if u.takes_up else "-",
-           money(finite_or_none(u.net_per_user)) if u.takes_up else "-"] for u in res.users]
+           money(finite_or_none(u.net_per_user)) if u.takes_up else "-"]
+          for u in sorted(res.users, key=lambda u: -u.share)[:MAX_USER_ROWS]]
+    more_users = len(res.users) - len(ut)
     ms = [[m.label + ("" if m.complete else " (partial)"), str(m.hours), str(m.high_hours), pct(m.p_candidate),
            pct(m.p), pct(res.slots.p_max), fmt_g(m.carbon.saved_g_per_request * 1000),
            fmt_g(m.carbon.c_base_g_per_request * 1000), pct(m.carbon.rho), pct(m.carbon.rho_blind)] for m in res.months]
@@ -221,7 +223,8 @@ def price_sections(res: PricingResult) -> list[Section]:
                 [Col("user type", "name"), Col("share"), Col("U_H", wide=True), Col("U_R", wide=True),
                  Col("P/period"), Col("δ*"), Col("takes"), Col("ΔC/period"), Col("discount", wide=True),
                  Col("net/user")], ut,
-                [f"δ: {pop.discount_source}", f"money in {cur}", "P/period: standard price",
+                ([f"the {len(ut)} largest of {len(res.users):,} user types (--json lists all)"] if more_users else [])
+                + [f"δ: {pop.discount_source}", f"money in {cur}", "P/period: standard price",
                  "δ*: minimum discount, share of P",
                  "takes: takes the green tier", "ΔC/period: carbon saved per user per billing period"],
                 wide_legend=["U_H, U_R: utility of H and R", "discount: δ·P per user"]),
@@ -249,8 +252,10 @@ def price_summary(res: PricingResult) -> list[str]:
     ]
     steps = uptake_steps(res)
     if steps:
+        shown = steps if len(steps) <= 10 else (*steps[:9], steps[-1])  # thousands of types: the ends
         lines.append("uptake by discount: " + ", ".join(f"δ >= {pct(st.discount, 2)}: {pct(st.uptake, 0)}"
-                                                         for st in steps))
+                                                         for st in shown)
+                     + (f" ({len(steps) - 10} steps left out; --json has them all)" if len(steps) > 10 else ""))
     net = finite_or_none(pop.net)
     if net is not None:
         lines.append(f"provider's net per billing period: {fmt_money(finite_or_none(pop.savings_value), cur)} of "
@@ -310,6 +315,8 @@ def simulate_summary(sim: SimulationResult) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # output
 
+MAX_USER_ROWS = 50  # a users file of thousands of types: the largest in the table, all in --json
+
 
 def users_note(res: PricingResult) -> None:
     """On stderr, when no users file was given: which users were priced."""
@@ -335,8 +342,15 @@ def plot_notes(plots: Sequence[Path]) -> None:
 
 
 def render(sections: list[Section], summary: list[str], markdown: bool, wide: bool = False) -> None:
-    if markdown:
+    if markdown:  # a document: its notes are part of it
         print(to_markdown(sections, summary), end="")
         return
     print_sections(out, sections, wide=wide)
-    print_lines(out, summary)
+    print_lines(out, [line for line in summary if not _is_note(line)])
+    for line in summary:  # notes and hints go to stderr, beside the other notes
+        if _is_note(line):
+            note(line)
+
+
+def _is_note(line: str) -> bool:
+    return line.startswith(("note: ", "provider's net: give"))

@@ -897,15 +897,16 @@ def price(profile, users: Users | None, trace, opts: PricingOptions = PricingOpt
 def uptake_steps(res: PricingResult) -> tuple[UptakeStep, ...]:
     """For each user type's δ*, ascending: the share of subscribers that a discount of δ* takes."""
     rows = sorted(res.users, key=lambda u: (u.delta_star, u.name))
-    out: list[UptakeStep] = []
+    steps: list[tuple[float, float, list[str]]] = []  # names collected in lists: linear in the types
     cum = 0.0
     for u in rows:
         cum += u.share
-        if out and abs(out[-1].discount - u.delta_star) <= 1e-12:
-            out[-1] = UptakeStep(out[-1].discount, cum, (*out[-1].types, u.name))
+        if steps and abs(steps[-1][0] - u.delta_star) <= 1e-12:
+            steps[-1] = (steps[-1][0], cum, steps[-1][2])
+            steps[-1][2].append(u.name)
         else:
-            out.append(UptakeStep(u.delta_star, cum, (u.name,)))
-    return tuple(out)
+            steps.append((u.delta_star, cum, [u.name]))
+    return tuple(UptakeStep(d, up, tuple(names)) for d, up, names in steps)
 
 
 def uptake_curve(res: PricingResult) -> list[dict]:

@@ -184,3 +184,28 @@ def test_quality_is_scored_once_through_the_server(tmp_path):
         assert r["accuracy_ci95"][0] < 0.75 < r["accuracy_ci95"][1]
         assert "tokenization" in r["workload"]["quality"]
     assert "0.750" in res.stdout  # the table's accuracy column
+
+
+def test_lengths_drawn_from_a_file_of_conversations(tmp_path):
+    """ShareGPT, OpenAI-style and plain items: each request's prompt and output length from the file
+    (the stub streams exactly max_tokens, so the records' output length is the drawn lengths' mix)."""
+    lines = [
+        {"conversations": [{"from": "human", "value": "a b c"}, {"from": "gpt", "value": "one two three four"}]},
+        {"messages": [{"role": "user", "content": "d e"}, {"role": "assistant", "content": "x y z w v u t s"}]},
+        {"prompt": "f g h i", "output_tokens": 6},
+        {"conversations": [{"from": "human", "value": "no reply"}]},  # left out: no reply
+    ]
+    (tmp_path / "conv.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    zoo = _zoo(tmp_path, _launch(), models="\n      - {name: fast, id: stub-model}", concurrency="[2]")
+    zoo.write_text(zoo.read_text().replace("generation: {prompt_tokens: 8, output_tokens: 12}",
+                                           "generation: {conversations: conv.jsonl}"))
+    res = _profile(tmp_path, zoo)
+    assert res.returncode == 0, res.stderr
+    (r,) = _records(tmp_path)
+    assert r["status"] == "ok" and 4 <= r["output_tokens"] <= 8 and r["output_tokens"] != 12
+    assert r["workload"]["lengths"].startswith("drawn from conv.jsonl: 3 conversations")
+    bad = tmp_path / "conv.jsonl"
+    bad.write_text('{"conversations": []}\n')
+    res = _profile(tmp_path, zoo, "--force")
+    (r,) = _records(tmp_path)
+    assert r["status"] == "failed" and "no conversation with a prompt and a reply" in r["error"]

@@ -11,6 +11,7 @@ the ladder goes on.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,8 +100,14 @@ def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[S
                                   "(set served_name in the zoo to the id it lists)")
         facts: dict[str, Any] = {"server": "launched" if server.launched else server.base_url,
                                  **srv.engine_version(server.base_url)}
-        prompts = make_prompts(server.base_url, served_id, lad.generation.prompt_tokens,
-                               seed=run.protocol.seed, count=64)
+        gen = kw["generation"]
+        lengths: list[int] | None = None
+        if gen.conversations is not None:
+            prompts, lengths, how = conversation_prompts(server.base_url, served_id, Path(gen.conversations),
+                                                         seed=run.protocol.seed)
+            facts["lengths"] = how
+        else:
+            prompts = make_prompts(server.base_url, served_id, gen.prompt_tokens, seed=run.protocol.seed, count=64)
         quality, dataset = None, kw["dataset"]  # its path resolved beside the zoo file
         if dataset is not None:
             run.emit_note(f"{where}: scoring {dataset.format} quality through the server")
@@ -115,8 +122,8 @@ def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[S
             if not server.alive():
                 records.append(_failed(run, model_name, precision, load, server.died_message(), log))
                 continue
-            records.append(_measure_load(run, server, served_id, model_name, precision, load, prompts, facts,
-                                         log if server.launched else None, quality))
+            records.append(_measure_load(run, server, served_id, model_name, precision, load, (prompts, lengths),
+                                         facts, log if server.launched else None, quality))
         return records
     except GreenbenchError as e:
         run.emit_warning(f"{where}: failed: {str(e).splitlines()[0]}")
@@ -150,6 +157,85 @@ def make_prompts(base_url: str, model: str, tokens: int, *, seed: int, count: in
     return out
 
 
+MAX_CONVERSATIONS = 2000  # drawn from a larger file, seeded: a load cycles through them
+MAX_CONVERSATIONS_BYTES = 256 * 2**20
+
+
+def _turns(item: Any) -> tuple[str, str | int] | None:
+    """(prompt, the reply or its length) of one conversation in any of the three layouts."""
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("prompt"), str):
+        n = item.get("output_tokens")
+        return (item["prompt"], n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+    turns = item.get("conversations") or item.get("messages")
+    if not isinstance(turns, list):
+        return None
+    said = [(str(t.get("from") or t.get("role") or ""), t.get("value") or t.get("content")) for t in turns
+            if isinstance(t, dict)]
+    for (who, text), (who2, reply) in itertools.pairwise(said):
+        if who in ("human", "user") and who2 in ("gpt", "assistant") and isinstance(text, str) \
+                and isinstance(reply, str) and text.strip() and reply.strip():
+            return text, reply
+    return None
+
+
+def conversation_prompts(base_url: str, model: str, path: Path, *, seed: int
+                         ) -> tuple[list[str | list[int]], list[int], str]:
+    """Prompts and output lengths drawn from a file of conversations (the first user turn and the
+    reply's length, as vLLM's ShareGPT benchmark takes them), counted with the server's tokenizer
+    where it has ``/tokenize``. Pairs longer than the server's context are left out, and said."""
+    from greenbench.safeload import InputError, load_json, read_text
+    from greenbench.serving.scoring import server_context
+
+    try:
+        text = read_text(path, what="conversations file", max_bytes=MAX_CONVERSATIONS_BYTES)
+        stripped = text.lstrip()
+        items = load_json(text, str(path)) if stripped.startswith("[") else [
+            load_json(line, f"{path} line {i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    except InputError as e:
+        raise WorkloadError(str(e)) from None
+    pairs = [p for p in map(_turns, items if isinstance(items, list) else []) if p is not None]
+    if not pairs:
+        raise WorkloadError(f"{path}: no conversation with a prompt and a reply (or output_tokens); "
+                            "see docs/serving.md")
+    random.Random(f"conversations:{seed}").shuffle(pairs)
+    context = server_context(base_url, model)
+    prompts: list[str | list[int]] = []
+    lengths: list[int] = []
+    skipped = 0
+    for prompt, reply in pairs[:MAX_CONVERSATIONS]:
+        ids = _tokenize(base_url, model, prompt)
+        n_out = reply if isinstance(reply, int) else len(_tokenize(base_url, model, reply) or reply.split())
+        n_in = len(ids) if ids is not None else len(prompt.split())
+        if context is not None and n_in + n_out > context:
+            skipped += 1
+            continue
+        prompts.append(ids if ids is not None else prompt)
+        lengths.append(max(1, n_out))
+    if not prompts:
+        raise WorkloadError(f"{path}: every conversation is longer than the server's context ({context} tokens)")
+    how = (f"drawn from {path.name}: {len(prompts)} conversations, mean {sum(lengths) / len(lengths):.0f} output "
+           f"tokens" + (f"; {skipped} longer than the context left out" if skipped else ""))
+    return prompts, lengths, how
+
+
+def _tokenize(base_url: str, model: str, text: str) -> list[int] | None:
+    """The server's token ids for ``text`` (POST /tokenize), or None where it has none."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"model": model, "prompt": text, "add_special_tokens": False}).encode()
+    req = urllib.request.Request(base_url.rstrip("/").removesuffix("/v1") + "/tokenize", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 -- the ladder's own server
+            ids = json.loads(r.read().decode("utf-8")).get("tokens")
+    except (OSError, ValueError):
+        return None
+    return [int(i) for i in ids] if isinstance(ids, list) else None
+
+
 def score_through(base_url: str, model: str, ds: HFDataset, allow_download: bool) -> EndpointScore:
     """The model's quality, scored once through its own server (serving.scoring): multiple-choice
     accuracy by the log-likelihood of each choice, perplexity of a text set, or exact match."""
@@ -169,14 +255,15 @@ def score_through(base_url: str, model: str, ds: HFDataset, allow_download: bool
 
 
 def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, precision: str, load: Setting,
-                  prompts: list[str | list[int]], facts: dict[str, Any], log: Path | None,
+                  requests: tuple[list[str | list[int]], list[int] | None], facts: dict[str, Any], log: Path | None,
                   quality: EndpointScore | None) -> prof.Record:
     from greenbench.serving.load import Load, LoadError, LoadSpec
 
     lad, proto = run.ladder, run.protocol
+    prompts, lengths = requests
     spec = LoadSpec(model=served_id, prompts=prompts, max_tokens=lad.generation.output_tokens,
                     concurrency=load.concurrency, request_rate_per_s=load.request_rate_per_s, seed=proto.seed,
-                    fixed_length=lad.generation.fixed_length)
+                    fixed_length=lad.generation.fixed_length, output_lengths=lengths)
     gen = Load(server.base_url, spec)
     label = f"{model_name} {load.label} {precision}"
     window_s = required_window_s(proto.min_window_s, proto.min_counter_updates, run.update_period_s)

@@ -342,6 +342,10 @@ class ServedGeneration(_Strict):
     # min_tokens = max_tokens and ignore_eos (vLLM's and SGLang's extensions): every request streams
     # exactly output_tokens; false for an engine without them: the tokens streamed are counted.
     fixed_length: bool = True
+    # A local file of conversations (JSONL or JSON: {"prompt", "output_tokens"}, ShareGPT's
+    # "conversations" or OpenAI-style "messages"): each request's prompt and output length are drawn
+    # from it, seeded, instead of the fixed shape above.
+    conversations: str | None = None
 
 
 class ServedSlo(_Strict):
@@ -412,7 +416,11 @@ class ServedLadder(_LadderBase):
         dataset = self.dataset
         if base is not None and dataset is not None and dataset.path and not Path(dataset.path).is_absolute():
             dataset = dataset.model_copy(update={"path": str(base / dataset.path)})
-        return {"model": model, "dataset": dataset, "server": self.server, "generation": self.generation,
+        generation = self.generation
+        conv = generation.conversations
+        if base is not None and conv is not None and not Path(conv).is_absolute():
+            generation = generation.model_copy(update={"conversations": str(base / conv)})
+        return {"model": model, "dataset": dataset, "server": self.server, "generation": generation,
                 "slo": self.slo, "fields": {**self.fields, **model.fields}}
 
 

@@ -93,6 +93,9 @@ class LoadSpec:
     fixed_length: bool = True
     continuous_usage: bool = True
     timeout_s: float = 300.0
+    # Per prompt (same order): its own output length, as drawn from a file of conversations;
+    # None: max_tokens for every request.
+    output_lengths: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency is None and self.request_rate_per_s is None:
@@ -105,15 +108,21 @@ class LoadSpec:
             raise LoadError(f"output tokens {self.max_tokens}: give 1 or more")
         if not self.prompts:
             raise LoadError("a load needs at least one prompt")
+        if self.output_lengths is not None and (len(self.output_lengths) != len(self.prompts)
+                                                or any(n < 1 for n in self.output_lengths)):
+            raise LoadError("output lengths: one of 1 or more per prompt")
 
-    def body(self, prompt: str | Sequence[int]) -> dict[str, Any]:
+    def body(self, k: int) -> dict[str, Any]:
+        """The request body of the load's ``k``-th request (prompts are taken in turn)."""
+        prompt = self.prompts[k % len(self.prompts)]
+        n = self.max_tokens if self.output_lengths is None else self.output_lengths[k % len(self.prompts)]
         b: dict[str, Any] = {"model": self.model, "prompt": prompt if isinstance(prompt, str) else list(prompt),
-                             "max_tokens": self.max_tokens, "temperature": 0.0, "stream": True,
+                             "max_tokens": n, "temperature": 0.0, "stream": True,
                              "stream_options": {"include_usage": True}}
         if self.continuous_usage:
             b["stream_options"]["continuous_usage_stats"] = True
         if self.fixed_length:
-            b["min_tokens"] = self.max_tokens
+            b["min_tokens"] = n
             b["ignore_eos"] = True
         return b
 
@@ -218,15 +227,12 @@ class Load:
             else:
                 await self._open_loop(session)
 
-    def _prompt(self, i: int) -> str | Sequence[int]:
-        return self.spec.prompts[i % len(self.spec.prompts)]
-
     async def _client(self, session: Any, index: int) -> None:
         """One closed-loop client: its next request when its last one ends."""
         assert self._stopping is not None
         k = index
         while not self._stopping.is_set():
-            await self._request(session, self._prompt(k))
+            await self._request(session, k)
             k += self.spec.concurrency or 1
 
     async def _open_loop(self, session: Any) -> None:
@@ -246,27 +252,27 @@ class Load:
                 except asyncio.TimeoutError:
                     pass
 
-            async def one(prompt: str | Sequence[int]) -> None:
+            async def one(k: int) -> None:
                 if cap is None:
-                    await self._request(session, prompt)
+                    await self._request(session, k)
                     return
                 async with cap:
-                    await self._request(session, prompt)
+                    await self._request(session, k)
 
-            task = asyncio.create_task(one(self._prompt(k)))
+            task = asyncio.create_task(one(k))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             k += 1
         if tasks:
             await asyncio.gather(*tasks)
 
-    async def _request(self, session: Any, prompt: str | Sequence[int]) -> None:
+    async def _request(self, session: Any, k: int) -> None:
         trace = RequestTrace(sent_s=now())
         self.traces.append(trace)
         self._in_flight += 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
-            await self._stream(session, prompt, trace)
+            await self._stream(session, k, trace)
         except asyncio.CancelledError:
             trace.error = "cancelled"
             raise
@@ -279,8 +285,8 @@ class Load:
         else:
             await asyncio.sleep(0.05)  # a failing server is not hammered in a tight loop
 
-    async def _stream(self, session: Any, prompt: str | Sequence[int], trace: RequestTrace) -> None:
-        async with session.post(self.url, json=self.spec.body(prompt)) as resp:
+    async def _stream(self, session: Any, k: int, trace: RequestTrace) -> None:
+        async with session.post(self.url, json=self.spec.body(k)) as resp:
             if resp.status != 200:
                 text = (await resp.text())[:200].replace("\n", " ")
                 trace.error = f"HTTP {resp.status}: {text}"

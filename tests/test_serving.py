@@ -191,3 +191,13 @@ def test_attach_refuses_a_server_that_is_not_there(unused_port):
 def test_engine_version_from_the_server(unused_port):
     with ThreadServer(StubConfig(), unused_port) as s:
         assert srv.engine_version(s.url) == {"engine": "stub", "engine_version": "0.0.0-stub"}
+
+
+def test_a_request_that_times_out_is_a_failed_request(unused_port):
+    with ThreadServer(StubConfig(first_token_ms=3000), unused_port) as s:
+        load = Load(s.url, _spec(concurrency=1, timeout_s=0.5))
+        load.start()
+        with pytest.raises(LoadError, match="every request failed"):
+            load.wait_steady(5)
+        load.stop()
+    assert load.failed() and all("Timeout" in (t.error or "") for t in load.failed())

@@ -52,6 +52,13 @@ def test_vllm_figures_are_read_from_its_result():
     assert f.prompt_tokens_mean == 32 and f.duration_s == pytest.approx(5.4908, rel=1e-4)
 
 
+def test_the_burst_share_of_a_detailed_result():
+    detailed = {**VLLM_RESULT, "ttfts": [0.010, 0.020, 0.030, 0.040], "latencies": [0.0101, 0.060, 0.0305, 0.09],
+                "output_lens": [32, 32, 32, 1]}
+    assert bench.vllm_figures(detailed).burst_share == pytest.approx(2 / 3)  # one token: no span to judge
+    assert bench.vllm_figures(VLLM_RESULT).burst_share is None
+
+
 def test_a_result_without_its_figures_or_requests_is_one_line():
     with pytest.raises(bench.BenchError, match="no median_ttft_ms, median_tpot_ms"):
         bench.vllm_figures({k: v for k, v in VLLM_RESULT.items() if k not in ("median_ttft_ms", "median_tpot_ms")})
@@ -76,6 +83,9 @@ def test_greenbench_figures_are_computed_as_vllm_computes_its_own():
     assert f.tpot_p50_ms == pytest.approx((31 * 0.002 + 0.0005) / 31 * 1e3)
     assert f.tpot_last_chunk_p50_ms == pytest.approx(2.0)
     assert (f.completed, f.failed, f.output_tokens, f.prompt_tokens_mean) == (3, 1, 96, 32)
+    assert f.burst_share == 0.0
+    burst = bench.greenbench_figures([_trace(0.0, 0.05, 0.00001, 32), _trace(0.0, 0.05, 0.001, 32)])
+    assert burst.burst_share == 0.5
     with pytest.raises(bench.BenchError, match="completed no request: HTTP 500"):
         bench.greenbench_figures([RequestTrace(sent_s=0.0, error="HTTP 500: boom")])
 
@@ -111,19 +121,24 @@ def test_verdicts_and_the_table_cover_the_three_figures():
     assert len(lines) == 4 and "2,890" in lines[1] and "±10%" in lines[2]
 
 
-def test_the_verdict_is_taken_over_rounds_without_another_engine_where_there_are_two():
-    def figs(others):
-        return bench.Figures(output_tokens_per_s=1.0, ttft_p50_ms=1.0, tpot_p50_ms=1.0, completed=1, failed=0,
-                             duration_s=1.0, output_tokens=2, other_engines=others)
+def test_the_verdict_is_taken_over_the_runs_the_server_streamed_to_where_each_client_has_two():
+    def figs(others, burst=0.0, tps=1.0):
+        return bench.Figures(output_tokens_per_s=tps, ttft_p50_ms=1.0, tpot_p50_ms=1.0, completed=1, failed=0,
+                             duration_s=1.0, output_tokens=2, other_engines=others, burst_share=burst)
     rounds = [{"greenbench": figs(0), "vllm": figs(1)}, {"greenbench": figs(0), "vllm": figs(0)},
-              {"greenbench": figs(0), "vllm": figs(0)}]
-    assert bench.judged_rounds(rounds)[0] == [1, 2]
-    assert bench.judged_rounds(rounds[:2]) == ([0, 1], "every round (fewer than two ran with no other vLLM "
-                                                      "engine on the machine)")
-    assert bench.judged_rounds(rounds[1:])[0] == [0, 1] and "no other vLLM engine ran" in bench.judged_rounds(
-        rounds[1:])[1]
-    attached = [{"greenbench": figs(None), "vllm": figs(None)}] * 3  # not known: every round
-    assert bench.judged_rounds(attached)[0] == [0, 1, 2]
+              {"greenbench": figs(0, tps=2.0), "vllm": figs(0)}, {"greenbench": figs(0, 0.9, tps=9.0), "vllm": figs(0)}]
+    runs, why = bench.judged_runs(rounds)
+    assert runs == {"greenbench": [0, 1, 2], "vllm": [1, 2, 3]} and "streamed to the client" in why
+    v = bench.verdicts(rounds, runs)[0]
+    assert v.greenbench == pytest.approx(4 / 3) and v.vllm == 1.0  # the burst run (9 tokens/s) left out
+    runs, why = bench.judged_runs(rounds[:2])
+    assert runs == {"greenbench": [0, 1], "vllm": [0, 1]} and why.startswith(bench.TOO_BUSY)
+    assert bench.judged_runs(rounds[1:3]) == ({"greenbench": [0, 1], "vllm": [0, 1]},
+                                              "every run (the server streamed to both clients in each)")
+    attached = [{"greenbench": figs(None), "vllm": figs(None)}] * 3  # another engine not known: not counted
+    assert bench.judged_runs(attached)[0]["vllm"] == [0, 1, 2]
+    unknown = [{"greenbench": figs(0, None), "vllm": figs(0)}] * 2  # bursts not known: not streaming
+    assert bench.judged_runs(unknown)[1].startswith(bench.TOO_BUSY)
     assert bench.count_other_engines(None) is None
     assert bench.count_other_engines(os.getpgid(0)) >= 0
 
@@ -135,7 +150,8 @@ def test_the_vllm_bench_command_matches_the_load():
     assert cmd[:3] == ["/v/bin/vllm", "bench", "serve"]
     for part in ("--backend vllm", "--base-url http://127.0.0.1:8011 ", "--random-input-len 32",
                  "--random-output-len 16", "--max-concurrency 4", "--num-prompts 100", "--ignore-eos",
-                 "--seed 3", "--result-dir /w", "--result-filename r.json", "--dataset-name random"):
+                 "--seed 3", "--result-dir /w", "--result-filename r.json", "--dataset-name random",
+                 "--save-detailed"):
         assert part in text + " ", part
 
 
@@ -246,7 +262,8 @@ def test_both_clients_measure_one_real_vllm_server(tmp_path):
     assert out["settings"]["engine"] == "vllm"
     assert [v["verdict"] for v in out["verdicts"]] == [bench.INCONCLUSIVE] * 3  # one round: no spread
     assert "TTFT p50 (ms)" in "\n".join(bench.report_lines(out))
-    assert all(isinstance(r[c]["other_engines"], int) for c in ("greenbench", "vllm"))
+    assert all(isinstance(r[c]["other_engines"], int) and r[c]["burst_share"] is not None
+               for c in ("greenbench", "vllm"))
     assert (tmp_path / "vllm-server.log").is_file()
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "tiny-llama")], capture_output=True, text=True).stdout.split()
     assert left == [], f"the server the benchmark started outlived it: {left}"

@@ -45,7 +45,8 @@ def test_vllm_serves_fixed_lengths_and_scales_with_concurrency(vllm_server):
         assert ok and not load.failed(), load.failed()[:1]
         # min_tokens and ignore_eos: every request exactly the asked length; the prompt as sent
         assert {t.output_tokens for t in ok} == {32} and {t.prompt_tokens for t in ok} == {32}
-        assert all(t.ttft_s > 0 and t.tpot_s > 0 for t in ok)
+        # TPOT may be 0: on 2 shared cores vLLM's CPU build often sends a response in one burst
+        assert all(t.ttft_s > 0 and t.tpot_s is not None and t.tpot_s >= 0 for t in ok)
     # the resource axis is real even on a CPU: 16 concurrent requests stream more tokens per second
     # than 1 (measured here: about 6x; asserted as a ratio in one run, with room for a noisy machine)
     assert rates[16] > 1.5 * rates[1], rates
@@ -87,7 +88,9 @@ def _check_served(recs: list[dict]) -> None:
         assert r["status"] == "ok", r["error"]
         assert r["engine"] == "vllm" and r["engine_version"] == "0.32.0"
         assert r["prompt_tokens"] == 32 and r["output_tokens"] == 32
-        assert r["ttft_p50_ms"] > 0 and r["tpot_p50_ms"] > 0 and r["output_tokens_per_s"] > 0
+        assert r["ttft_p50_ms"] > 0 and r["output_tokens_per_s"] > 0
+        # streamed token by token, or flagged: a burst makes TPOT 0 and says nothing of the engine
+        assert r["tpot_p50_ms"] > 0 or "stream_bursty" in r["flags"], (r["tpot_p50_ms"], r["flags"])
         # the host meter on this CPU machine: CodeCarbon's estimate, labelled as one (or null, said why)
         assert r["energy_method"] in ("rapl", "estimate", "unavailable")
         if r["energy_method"] == "unavailable":

@@ -372,6 +372,8 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
         flags.append("load_generator_saturated")
     if any(w.failed for w in windows):
         flags.append("requests_failed")
+    if _burst_share(steady) > 0.5:
+        flags.append("stream_bursty")
     samples: dict[str, list[float]] = {
         "items_per_s": [float(x) for x in items / windows_s],
         "output_tokens_per_s": [float(x) for x in tokens / windows_s],
@@ -428,6 +430,15 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
     )
 
 
+def _burst_share(steady: list[Any]) -> float:
+    """The share of responses whose tokens all came within 1 ms of the first: streamed in one
+    burst, so their TTFT is nearly the whole request and their TPOT and ITL are near 0."""
+    multi = [t for t in steady if t.output_tokens > 1 and t.chunk_times_s]
+    if not multi:
+        return 0.0
+    return sum(t.chunk_times_s[-1] - t.chunk_times_s[0] < 1e-3 for t in multi) / len(multi)
+
+
 LOAD_SATURATED_SHARE = 0.9  # the load thread's CPU time over wall time: near one core, it measures itself
 
 FLAG_FIXES = {
@@ -435,6 +446,9 @@ FLAG_FIXES = {
                                 "limit, not the server's; lower the concurrency or the request rate",
     "requests_failed": "some requests failed during the windows (the server's log says why); check the "
                        "server and measure again",
+    "stream_bursty": "most responses arrived in one burst: their TTFT is nearly the whole request and TPOT/ITL "
+                     "say nothing of the engine's pace (its output was held back, e.g. its processes starved "
+                     "of CPU); give the server cores of its own and measure again",
     "energy_cv_high": "energy varies between repeats; raise --repeats or --min-window",
     "throughput_cv_high": "throughput varies between repeats; close other programs or raise --min-window",
     "too_few_counter_updates": "windows spanned few counter updates; raise --min-window",

@@ -82,7 +82,7 @@ def _profile(tmp_path: Path, zoo: Path) -> list[dict]:
     return json.loads((tmp_path / "out" / "tiny-served-quick.json").read_text())["records"]
 
 
-def _check_served(recs: list[dict]) -> None:
+def _check_served(recs: list[dict], scaling: bool = True) -> None:
     assert [r["concurrency"] for r in recs] == [1, 4, 16]
     for r in recs:
         assert r["status"] == "ok", r["error"]
@@ -98,6 +98,8 @@ def _check_served(recs: list[dict]) -> None:
         else:
             assert r["energy_j_per_output_token"] > 0
         assert r["goodput_requests_per_s"] is not None
+    if not scaling:
+        return
     by_c = {r["concurrency"]: r for r in recs}
     # throughput rises with concurrency (about 6x from 1 to 16 on a quiet machine; quick windows on
     # a busy 2-core one still showed 1.4x, hence the margin)
@@ -125,7 +127,9 @@ def test_greenbench_launches_and_stops_vllm(vllm_server, tmp_path):
              ("eye", "head", "hand", "face")])))
     recs = _profile(tmp_path, _served_zoo(tmp_path, launch, model,
                                           "    dataset: {path: mc.csv, format: multiple-choice}"))
-    _check_served(recs)
+    # no scaling check here: the session's other vLLM server shares the 2 cores with this one
+    # (the attached test above checks it, with the cores to itself)
+    _check_served(recs, scaling=False)
     # quality through the same endpoint, once per model: the same figure on every load
     assert {r["quality_metric"] for r in recs} == {"accuracy"} and {r["accuracy_n"] for r in recs} == {6}
     assert len({r["accuracy"] for r in recs}) == 1

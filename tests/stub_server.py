@@ -246,7 +246,10 @@ def main() -> None:
     ap.add_argument("--scoring", default="", choices=["", "echo", "prompt-logprobs", "none"])
     ap.add_argument("--no-tokenize", action="store_true")
     ap.add_argument("--max-model-len", type=int, default=64)
+    ap.add_argument("--tensor-parallel-size", type=int, default=1)  # only echoed: the GPUs it was given
     a = ap.parse_args()
+    print(f"tensor_parallel_size={a.tensor_parallel_size} "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
     time.sleep(a.startup_s)
     cfg = StubConfig(token_ms=a.token_ms, first_token_ms=a.first_token_ms, fail=a.fail,
                      crash_after=a.crash_after, model=a.model, scoring=a.scoring, tokenize=not a.no_tokenize,

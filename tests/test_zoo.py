@@ -289,7 +289,8 @@ def test_a_misspelt_workload_does_not_hide_the_other_keys_nor_a_duplicate_the_ot
         # like no workload: the keys every workload shares, and the keys none has
         f"{path}: ladder 'unknown': workload: 'tpu' is not one of embedded, hf-text, hf-vision, hf-lm, served-lm",
         f"{path}: ladder 'unknown': unknown key 'precision' (did you mean 'precisions'?)",
-        f"{path}: ladder 'unknown': devices: unknown device 'gpu0' (use auto, cpu, cuda:N or a GPU UUID)",
+        f"{path}: ladder 'unknown': devices: unknown device 'gpu0' (use auto, cpu, cuda:N, a GPU UUID, or GPUs "
+        "joined by '+' for a tensor-parallel server)",
         # a duplicate beside another model's error, not after it is fixed
         f"{path}: ladder 'twice': models.1.width: Input should be greater than 0 (got 0)",
         f"{path}: ladder 'twice': models: the name 'a' is given 2 times; model names must be unique within a ladder",

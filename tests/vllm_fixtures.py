@@ -66,18 +66,7 @@ def build_tiny_llama(venv: Path, folder: Path) -> Path:
     return folder
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(d.name))
-    return pids
+group_pids = srv.group_pids  # the library's /proc reader, for the vLLM tests
 
 
 def group_left(pgid: int, wait_s: float = 10.0) -> list[int]:

@@ -74,8 +74,8 @@ def profile_command(
     warmup: float | None = typer.Option(None, "--warmup", min=0, help="Warm-up seconds before each window (default 0.5)."),
     idle: float | None = typer.Option(None, "--idle", min=0, help="Idle-baseline seconds before the sweep (default 5; 0 turns it off)."),
     max_cv: float = typer.Option(0.05, "--max-cv", min=0, help="Flag points whose energy or throughput CV exceeds this."),
-    device: list[str] | None = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID or auto (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
-    devices: str | None = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter."),
+    device: list[str] | None = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID, auto, or GPUs joined by + for a served ladder's tensor-parallel server (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
+    devices: str | None = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter; GPUs joined by + (0+1) are one tensor-parallel server's, their energy summed and each GPU recorded."),
     parallel: bool | None = typer.Option(None, "--parallel/--sequential", help="Measure devices at once, one process each (default: at once when two or more GPUs are given)."),
     download: bool = typer.Option(False, "--download", help="Let hub ladders download models and datasets that are not cached (off: offline)."),
     model: list[str] | None = typer.Option(None, "--model", help="Only these models (repeatable)."),
@@ -209,10 +209,9 @@ def device_specs(device: list[str] | None, devices: str | None) -> tuple[str, ..
             from greenbench.measure.devices import visible_gpus
 
             specs.extend(visible_gpus())
-        elif item.isdigit():
-            specs.append(f"cuda:{item}")
-        else:
-            specs.append(item)
+        else:  # "0+1": the GPUs of one tensor-parallel server, metered together
+            specs.append("+".join(f"cuda:{w.strip()}" if w.strip().isdigit() else w.strip()
+                                  for w in item.split("+")))
     if devices is not None and not specs:
         raise fail("--devices: give GPU indices or UUIDs, comma-separated (e.g. 0,1), or all")
     return tuple(dict.fromkeys(specs)) or None

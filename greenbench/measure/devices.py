@@ -26,10 +26,20 @@ class Device:
     name: str  # CPU model or GPU name
     uuid: str | None = None  # GPU UUID (NVML selects by it, whatever CUDA_VISIBLE_DEVICES says)
     note: str | None = None  # e.g. why "auto" meant the CPU
+    parts: tuple[Device, ...] = ()  # the GPUs of a group ("cuda:0+cuda:1"): one tensor-parallel server
 
     @property
     def is_cuda(self) -> bool:
         return self.spec.startswith("cuda")
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self.parts)
+
+    @property
+    def gpus(self) -> tuple[Device, ...]:
+        """The GPUs this device is: its parts, or itself (none for the CPU)."""
+        return self.parts if self.parts else ((self,) if self.is_cuda else ())
 
 
 @lru_cache(maxsize=1)
@@ -63,11 +73,15 @@ def _cuda_device(index: int) -> Device:
 
 
 def resolve(spec: str) -> Device:
-    """``auto`` -> first visible GPU, else the CPU (with a note); ``cuda:N``; a GPU UUID; ``cpu``."""
+    """``auto`` -> first visible GPU, else the CPU (with a note); ``cuda:N``; a GPU UUID; ``cpu``;
+    GPUs joined by "+" (``cuda:0+cuda:1``): the group one tensor-parallel server spans."""
+    if "+" in spec:
+        return _group(spec)
     if spec == "cpu":
         return Device("cpu", cpu_model())
     if not (spec in ("auto", "cuda") or spec.startswith(("cuda:", "GPU-", "MIG-"))):
-        raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda:N or a GPU UUID)")
+        raise DeviceError(f"unknown device {spec!r} (use auto, cpu, cuda:N, a GPU UUID, or GPUs joined by '+' "
+                          "for a tensor-parallel server)")
     count = cuda_count()
     if spec == "auto":
         if count == 0:
@@ -90,6 +104,36 @@ def resolve(spec: str) -> Device:
         if dev.uuid and dev.uuid.lower().startswith(spec.lower()):
             return dev
     raise DeviceError(f"device {spec!r}: no visible GPU has that UUID")
+
+
+def _group(spec: str) -> Device:
+    words = [w.strip() for w in spec.split("+")]
+    if any(not w or w in ("auto", "cpu", "cuda") for w in words):
+        raise DeviceError(f"device {spec!r}: a group joins GPUs (cuda:N or GPU UUIDs) with '+', "
+                          "e.g. cuda:0+cuda:1")
+    parts = tuple(resolve(w) for w in words)
+    seen: dict[str, str] = {}
+    for w, d in zip(words, parts, strict=True):
+        key = d.uuid or d.spec
+        if key in seen:
+            raise DeviceError(f"device {spec!r}: {w} and {seen[key]} are the same GPU")
+        seen[key] = w
+    names = [d.name for d in parts]
+    name = f"{len(parts)} x {names[0]}" if len(set(names)) == 1 else " + ".join(names)
+    uuid = "+".join(d.uuid for d in parts if d.uuid) if all(d.uuid for d in parts) else None
+    return Device("+".join(d.spec for d in parts), name, uuid, parts=parts)
+
+
+def check_disjoint(devices: list[Device]) -> None:
+    """One run's devices share no GPU: a GPU in two of them would be metered (and loaded) twice."""
+    owner: dict[str, str] = {}
+    for d in devices:
+        for g in d.gpus:
+            key = g.uuid or g.spec
+            if key in owner and owner[key] != d.spec:
+                raise DeviceError(f"devices {owner[key]} and {d.spec} share {g.spec}: give each GPU to one "
+                                  "device of a run")
+            owner[key] = d.spec
 
 
 def visible_gpus() -> list[str]:

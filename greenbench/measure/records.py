@@ -418,7 +418,7 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
         energy_domain=head[0].domain, energy_reason=energy.reason,
         power_w=energy.power_w, idle_power_w=idle_w, idle_basis=idle_basis if idle_w is not None else None,
         counter_update_period_s=float(np.median(periods_s)) if periods_s else None,
-        components=_components(trials, items),
+        components=_components(trials, items), gpus=_gpu_parts(point, head, items, tokens),
         co2e_g_per_item=point.intensity.co2e_g(energy.j_per_item),
         intensity_gco2e_per_kwh=point.intensity.gco2e_per_kwh, intensity_source=intensity_label(point.intensity),
         repeats=len(trials), window_s=float(windows_s.mean()),
@@ -428,6 +428,32 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
         memory_reason="the model's memory is the server's own process, not greenbench's",
         measured_utc=prof.utc_now(),
     )
+
+
+def _gpu_parts(point: PointContext, head: list[EnergyReading], items: np.ndarray,
+               tokens: np.ndarray) -> list[dict[str, Any]]:
+    """Each GPU of a tensor-parallel server: its own energy over the same windows (the record's
+    figure is their sum, taken only from windows where every GPU read validly)."""
+    gpus = point.device.parts
+    if not gpus or not all(len(r.parts) == len(gpus) for r in head):
+        return []
+    rows = []
+    for j, gpu in enumerate(gpus):
+        ok = [(r.parts[j], n, t) for r, n, t in zip(head, items, tokens, strict=True)
+              if r.valid and r.energy_j is not None and r.parts[j].energy_j is not None]
+        joules = [float(p.energy_j or 0.0) for p, _, _ in ok]
+        per_token = [e / t for e, (_, _, t) in zip(joules, ok, strict=True) if t > 0]
+        first = head[0].parts[j]
+        rows.append({
+            "device": gpu.spec, "uuid": gpu.uuid, "domain": first.domain, "method": first.method,
+            "energy_j_per_item": float(np.mean([e / n for e, (_, n, _) in zip(joules, ok, strict=True)]))
+            if ok else None,
+            "energy_j_per_output_token": float(np.mean(per_token)) if per_token else None,
+            "power_w": float(np.mean([e / p.duration_s for e, (p, _, _) in zip(joules, ok, strict=True)]))
+            if ok else None,
+            "reason": None if ok else next((r.parts[j].reason for r in head if r.parts[j].reason), "no valid window"),
+        })
+    return rows
 
 
 def _burst_share(steady: list[Any]) -> float:

@@ -335,6 +335,11 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
         devmod.set_threads(cfg.threads)  # before provenance, training and every window
     # Records name the device that ran ("cpu", "cuda:0"), not the request ("auto").
     resolved = {spec: devmod.resolve(spec) for spec in dict.fromkeys(p.device for p in points)}
+    devmod.check_disjoint(list(resolved.values()))
+    gpu_groups = [d.spec for d in resolved.values() if d.is_group]
+    if gpu_groups and cfg.ladder.workload != "served-lm":
+        raise RunError(f"device {gpu_groups[0]} is a group of GPUs, for a served ladder's tensor-parallel server; "
+                       f"ladder {cfg.ladder.name!r} runs in-process on one device: give one GPU", option="--device")
     for device in resolved.values():
         if device.note:
             emit(Event("note", device.note))
@@ -436,7 +441,7 @@ class _DeviceRun:
 
     @property
     def cuda_device(self) -> str | None:
-        return self.device.spec if self.device.is_cuda else None
+        return self.device.spec if self.device.is_cuda and not self.device.is_group else None
 
 
 @dataclass
@@ -475,8 +480,8 @@ def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, 
     ``host_components`` False: no host-CPU component meter beside a GPU (with one process per GPU
     each would meter the whole host package, counting it once per process).
     """
-    if device.is_cuda:  # the device's own current CUDA device: nothing lands on GPU 0 by default
-        import torch
+    if device.is_cuda and not device.is_group:  # the device's own current CUDA device: nothing lands
+        import torch  # on GPU 0 by default (a group's GPUs are its server's: greenbench uses none)
 
         torch.cuda.set_device(device.spec)
     headline, components = _open_device(cfg, profile, device, emit)
@@ -731,6 +736,7 @@ def _measure_served(run: _DeviceRun, group: Group) -> list[prof.Record]:
 
     srun = served.ServedRun(
         ladder=lad, protocol=run.cfg.protocol, device=run.device.spec, meters=run.meters,
+        gpus=run.device.gpus,
         log_dir=run.cfg.out_path.parent / f"{run.cfg.out_path.stem}-logs", context=context,
         emit_note=lambda t: run.emit(Event("note", t)), emit_warning=lambda t: run.emit(Event("warning", t)),
         emit_window=window, emit_flag=lambda where, code, fix: run.emit(Event("flag", where, code=code, fix=fix)),

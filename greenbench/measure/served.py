@@ -12,6 +12,7 @@ the ladder goes on.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 from greenbench import profile as prof
 from greenbench.errors import GreenbenchError
+from greenbench.measure.devices import Device
 from greenbench.measure.protocol import Protocol, Trial, required_window_s, run_window
 from greenbench.measure.records import PointContext, ServedWindow, build_served_record, flag_fixes
 from greenbench.measure.zoo import HFDataset, ServedLadder, Setting, model_dict
@@ -64,6 +66,20 @@ class ServedRun:
     emit_flag: Callable[[str, str, str], None]  # (point label, flag, fix)
     update_period_s: float | None = None
     allow_download: bool = False  # a hub dataset for quality: offline unless the user asks
+    gpus: tuple[Device, ...] = ()  # the GPUs metered (a tensor-parallel server's group, or one)
+
+
+def gpu_fields(gpus: tuple[Device, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The launch template's fields for the metered GPUs (``{tensor_parallel_size}``, ``{gpus}``)
+    and the environment that shows the launched server exactly those GPUs (by UUID, which does not
+    depend on greenbench's own CUDA_VISIBLE_DEVICES): the energy metered is then the energy it uses."""
+    if not gpus:
+        return {}, {}
+    fields: dict[str, Any] = {"tensor_parallel_size": len(gpus)}
+    if all(g.uuid for g in gpus):
+        visible = ",".join(str(g.uuid) for g in gpus)
+        return {**fields, "gpus": visible}, {"CUDA_VISIBLE_DEVICES": visible}
+    return fields, {}
 
 
 def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[Setting]) -> list[prof.Record]:
@@ -81,11 +97,15 @@ def measure_group(run: ServedRun, model_name: str, precision: str, loads: list[S
     log = run.log_dir / f"{lad.name}-{model_name}-{precision}.log"
     try:
         if lad.server.launch is not None:
+            gpu_f, gpu_env = gpu_fields(run.gpus)
             fields = {"model": model.id, "revision": model.revision or "", "dtype": DTYPES[precision],
-                      "precision": precision, **kw["fields"]}
+                      "precision": precision, **gpu_f, **kw["fields"]}
+            if "CUDA_VISIBLE_DEVICES" in lad.server.env and gpu_env:
+                run.emit_warning(f"{where}: the ladder's env sets CUDA_VISIBLE_DEVICES; the energy is metered on "
+                                 f"{run.device} ({gpu_env['CUDA_VISIBLE_DEVICES']}): make sure they are the same GPUs")
             run.emit_note(f"{where}: starting the server (log {log})")
             server = srv.launch(lad.server.launch, fields, log, ready_timeout_s=lad.server.ready_timeout_s,
-                                env=lad.server.env)
+                                env={**gpu_env, **lad.server.env} or None)
         else:
             assert lad.server.url is not None  # the zoo requires one of the two
             server = srv.attach(lad.server.url)
@@ -299,9 +319,26 @@ def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, 
                                  slo_ttft_ms=lad.slo.ttft_ms, slo_tpot_ms=lad.slo.tpot_ms,
                                  requested_output_tokens=lad.generation.output_tokens)
     record.server_log = None if log is None else str(log)
+    _judge_gpu_tenants(record, trials, server)
     for code, fix in flag_fixes(record):
         run.emit_flag(record.label, code, fix)
     return record
+
+
+def _judge_gpu_tenants(record: prof.Record, trials: list[Trial], server: Any) -> None:
+    """``other_gpu_processes`` on a served point: the server's own processes run on its GPUs by
+    design, so only processes outside a launched server's group are others. For an attached server
+    (its processes are not known here), or PIDs from another namespace (a container's NVML lists
+    the host's), nobody can be told apart, and the flag is not raised (docs/serving.md)."""
+    listed = {p for t in trials for side in ("start", "end")
+              for p in (t.readings[0].checks.get(side) or {}).get("gpu_pids", [])}
+    if "other_gpu_processes" in record.flags:
+        record.flags.remove("other_gpu_processes")
+    if not listed or not server.launched:
+        return
+    theirs = {*server.processes(), os.getpid()}
+    if listed & theirs and listed - theirs:
+        record.flags.append("other_gpu_processes")
 
 
 def _failed(run: ServedRun, model_name: str, precision: str, load: Setting, error: str,

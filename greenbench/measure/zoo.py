@@ -198,8 +198,12 @@ class _LadderBase(_Strict):
     @classmethod
     def _devices(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for d in v:
-            if not (d in ("auto", "cpu", "cuda") or d.startswith(("cuda:", "GPU-", "MIG-"))):
-                raise ValueError(f"unknown device {d!r} (use auto, cpu, cuda:N or a GPU UUID)")
+            words = d.split("+") if "+" in d else [d]
+            if len(words) > 1 and any(w in ("auto", "cpu", "cuda") for w in words):
+                raise ValueError(f"device {d!r}: a group joins GPUs (cuda:N or GPU UUIDs) with '+'")
+            if not all(w in ("auto", "cpu", "cuda") or w.startswith(("cuda:", "GPU-", "MIG-")) for w in words):
+                raise ValueError(f"unknown device {d!r} (use auto, cpu, cuda:N, a GPU UUID, or GPUs joined "
+                                 "by '+' for a tensor-parallel server)")
         return v
 
     def model(self, name: str):

@@ -60,6 +60,7 @@ class EnergyReading:
     update_period_s: float | None = None  # the counter's update period measured around this window
     tail_s: float | None = None  # idle time from the work's end to the end tick (corrected for)
     checks: dict[str, Any] = field(default_factory=dict, compare=False)  # validity reads at the edges
+    parts: tuple[EnergyReading, ...] = ()  # a GPU group's reading: each GPU's own (meters.group)
 
     @property
     def valid(self) -> bool:

@@ -279,7 +279,9 @@ class NvmlMeter(CounterMeter):
         listing = getattr(nvml, "nvmlDeviceGetComputeRunningProcesses", None)
         if listing is not None:
             try:
-                out["other_gpu_pids"] = other_gpu_pids([p.pid for p in listing(handle)])
+                pids = [p.pid for p in listing(handle)]
+                out["gpu_pids"] = pids  # all of them: a served point tells its server's apart (measure/served.py)
+                out["other_gpu_pids"] = other_gpu_pids(pids)
             except nvml.NVMLError:
                 pass
         return out

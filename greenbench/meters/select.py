@@ -13,6 +13,7 @@ from greenbench.errors import OptionError
 from greenbench.meters.base import Meter, MeterError, MeterInfo, NullMeter
 from greenbench.meters.codecarbon import CodeCarbonMeter
 from greenbench.meters.fake import FakeMeter
+from greenbench.meters.group import GroupMeter
 from greenbench.meters.nvml import NvmlMeter, parse_gpu_selector
 from greenbench.meters.rapl import RaplMeter
 
@@ -76,6 +77,8 @@ def check_prefer(prefer: str) -> str:
 
 def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
     check_prefer(prefer)
+    if "+" in device:
+        return _group_plan(device, prefer, country_iso_code)
     try:
         selector = gpu_selector(device)
     except MeterError as exc:
@@ -102,6 +105,36 @@ def plan_for(device: str, prefer: str, country_iso_code: str) -> Plan:
     host = host_plan("auto" if prefer == "nvml" else prefer, country_iso_code)
     not_used = {} if info.available else {"nvml": info.reason}
     return Plan(headline, [host.headline], {**not_used, **host.not_used})
+
+
+def _group_plan(device: str, prefer: str, country_iso_code: str) -> Plan:
+    """The GPUs of a tensor-parallel server (``cuda:0+cuda:1`` or UUIDs joined by "+"): one meter
+    that sums their counters (``GroupMeter``, each GPU kept), and the host meter once beside it.
+    No partial sum: a GPU that cannot be metered makes the group's figure unavailable, said why."""
+    parts = [p.strip() for p in device.split("+")]
+    try:
+        selectors = [gpu_selector(p) for p in parts]
+    except MeterError as exc:
+        return Plan(NullMeter(device, str(exc)))
+    if any(s is None for s in selectors):
+        return Plan(NullMeter(device, f"no energy meter for device {device!r}: a group is of GPUs, not the cpu"))
+    if prefer == "none":
+        return Plan(NullMeter("+".join(f"gpu:{s}" for s in selectors), OFF_REASON))
+    plans = [plan_for(p, prefer, country_iso_code) for p in parts]
+    for extra in plans[1:]:  # the host is metered once, beside the first GPU
+        for m in extra.components:
+            m.close()
+    heads = [pl.headline for pl in plans]
+    not_used = {k: v for pl in plans for k, v in pl.not_used.items()}
+    unavailable = [h for h in heads if not h.info().available]
+    if unavailable:
+        reason = "; ".join(f"{h.domain}: {h.info().reason}" for h in unavailable)
+        for h in heads:
+            h.close()
+        domain = "+".join(h.domain for h in heads)
+        return Plan(NullMeter(domain, f"a GPU of the group cannot be metered, so the group is not: {reason}"),
+                    plans[0].components, not_used)
+    return Plan(GroupMeter(heads), plans[0].components, not_used)
 
 
 def select_meters(

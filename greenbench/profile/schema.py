@@ -214,6 +214,9 @@ class Record(BaseModel):
     idle_basis: str | None = None  # "warm" (measured right after this point's model ran) or "cold"
     counter_update_period_s: Seconds = None  # the energy counter's update period (median)
     components: list[dict[str, Any]] = []  # other meters (host CPU beside a GPU), never summed in
+    # A tensor-parallel server's GPUs (device "cuda:0+cuda:1"): energy_j_per_item is their sum;
+    # each GPU's own share is here ({device, uuid, domain, method, energy_j_per_item, power_w, reason}).
+    gpus: list[dict[str, Any]] = []
 
     # Causal LMs: a request is prompt_tokens in, output_tokens out (greedy, fixed). Prefill is
     # measured in windows of its own; decode is the full request minus prefill.

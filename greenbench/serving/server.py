@@ -67,6 +67,24 @@ def command_args(template: str, fields: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def group_pids(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group, from /proc (Linux; none elsewhere)."""
+    pids = []
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return []
+    for d in entries:
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(d.name))
+    return pids
+
+
 def log_tail(path: Path, lines: int = 12) -> str:
     """The last ``lines`` lines of a server log (what a failed point records)."""
     try:
@@ -131,6 +149,10 @@ class Server:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+    def processes(self) -> list[int]:
+        """A launched server's live processes (its guard, the engine and its workers); [] attached."""
+        return [] if self._proc is None else group_pids(self._proc.pid)
 
     def died_message(self) -> str:
         """Why a launched server is gone, with its log's last lines."""

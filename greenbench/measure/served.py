@@ -156,24 +156,16 @@ def make_prompts(base_url: str, model: str, tokens: int, *, seed: int, count: in
     """``count`` prompts of exactly ``tokens`` tokens: seeded random words, cut by the server's own
     tokenizer (``POST /tokenize``, which vLLM and SGLang have) and sent as token ids. A server
     without it gets the words as text; the prompt tokens it reports are recorded as they are."""
-    import json
-    import urllib.request
+    from greenbench.serving.server import tokenize
 
     rng = random.Random(f"prompts:{seed}")
     texts = [" ".join(rng.choice(_WORDS) for _ in range(tokens * 2)) for _ in range(count)]
-    root = base_url.rstrip("/").removesuffix("/v1")
     out: list[str | list[int]] = []
     for text in texts:
-        body = json.dumps({"model": model, "prompt": text, "add_special_tokens": False}).encode()
-        req = urllib.request.Request(root + "/tokenize", data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 -- the ladder's own server
-                ids = json.loads(r.read().decode("utf-8")).get("tokens")
-        except (OSError, ValueError):
-            ids = None
-        if not isinstance(ids, list) or len(ids) < tokens:
+        ids = tokenize(base_url, model, text)
+        if ids is None or len(ids) < tokens:
             return [" ".join(t.split()[:tokens]) for t in texts]  # no tokenizer endpoint: words as text
-        out.append([int(i) for i in ids[:tokens]])
+        out.append(ids[:tokens])
     return out
 
 
@@ -207,6 +199,7 @@ def conversation_prompts(base_url: str, model: str, path: Path, *, seed: int
     where it has ``/tokenize``. Pairs longer than the server's context are left out, and said."""
     from greenbench.safeload import InputError, load_json, read_text
     from greenbench.serving.scoring import server_context
+    from greenbench.serving.server import tokenize
 
     try:
         text = read_text(path, what="conversations file", max_bytes=MAX_CONVERSATIONS_BYTES)
@@ -225,8 +218,8 @@ def conversation_prompts(base_url: str, model: str, path: Path, *, seed: int
     lengths: list[int] = []
     skipped = 0
     for prompt, reply in pairs[:MAX_CONVERSATIONS]:
-        ids = _tokenize(base_url, model, prompt)
-        n_out = reply if isinstance(reply, int) else len(_tokenize(base_url, model, reply) or reply.split())
+        ids = tokenize(base_url, model, prompt)
+        n_out = reply if isinstance(reply, int) else len(tokenize(base_url, model, reply) or reply.split())
         n_in = len(ids) if ids is not None else len(prompt.split())
         if context is not None and n_in + n_out > context:
             skipped += 1
@@ -238,22 +231,6 @@ def conversation_prompts(base_url: str, model: str, path: Path, *, seed: int
     how = (f"drawn from {path.name}: {len(prompts)} conversations, mean {sum(lengths) / len(lengths):.0f} output "
            f"tokens" + (f"; {skipped} longer than the context left out" if skipped else ""))
     return prompts, lengths, how
-
-
-def _tokenize(base_url: str, model: str, text: str) -> list[int] | None:
-    """The server's token ids for ``text`` (POST /tokenize), or None where it has none."""
-    import json
-    import urllib.request
-
-    body = json.dumps({"model": model, "prompt": text, "add_special_tokens": False}).encode()
-    req = urllib.request.Request(base_url.rstrip("/").removesuffix("/v1") + "/tokenize", data=body,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 -- the ladder's own server
-            ids = json.loads(r.read().decode("utf-8")).get("tokens")
-    except (OSError, ValueError):
-        return None
-    return [int(i) for i in ids] if isinstance(ids, list) else None
 
 
 def score_through(base_url: str, model: str, ds: HFDataset, allow_download: bool) -> EndpointScore:

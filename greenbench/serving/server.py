@@ -113,6 +113,20 @@ def served_models(base_url: str, timeout_s: float = 5.0) -> list[str]:
     return [str(m.get("id")) for m in data if isinstance(m, dict)]
 
 
+def tokenize(base_url: str, model: str, text: str, timeout_s: float = 10.0) -> list[int] | None:
+    """The server's token ids for ``text`` without special tokens (``POST /tokenize`` at its root,
+    which vLLM and SGLang have), or None where it has none."""
+    body = json.dumps({"model": model, "prompt": text, "add_special_tokens": False}).encode()
+    req = urllib.request.Request(base_url.rstrip("/").removesuffix("/v1") + "/tokenize", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 -- the ladder's own server
+            ids = json.loads(r.read().decode("utf-8")).get("tokens")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [int(i) for i in ids] if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else None
+
+
 def engine_version(base_url: str) -> dict[str, str]:
     """The engine's name (``owned_by`` of the model list: vLLM says "vllm") and version (vLLM's
     ``GET /version``), where the server says them; nothing is guessed."""

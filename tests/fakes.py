@@ -252,3 +252,17 @@ class ReplayMeter(CounterMeter):
     def _read_j(self) -> float:
         i = bisect.bisect_right(self._times_s, self._clock() - self._t0_s) - 1
         return self._values_j[max(i, 0)]
+
+
+class FakeClock:
+    """Advances ``step_s`` on every read, so spin loops end quickly and deterministically."""
+
+    def __init__(self, t_s: float = 1000.0, step_s: float = 0.001):
+        self.t_s, self.step_s = t_s, step_s
+
+    def __call__(self) -> float:
+        self.t_s += self.step_s
+        return self.t_s
+
+    def advance(self, dt_s: float) -> None:
+        self.t_s += dt_s

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeNvml
+from fakes import FakeClock, FakeNvml
 from typer.testing import CliRunner
 
 from greenbench.measure import devices as devmod
@@ -30,22 +30,8 @@ UUIDS = ("GPU-aaaaaaaa-0000-0000-0000-000000000000", "GPU-bbbbbbbb-0000-0000-000
 POWERS_W = (100.0, 250.0)
 
 
-class FakeClock:
-    """Advances on every read, so the meters' spins end at once and deterministically."""
-
-    def __init__(self, t_s: float = 1000.0, step_s: float = 0.0005):
-        self.t_s, self.step_s = t_s, step_s
-
-    def __call__(self) -> float:
-        self.t_s += self.step_s
-        return self.t_s
-
-    def advance(self, dt_s: float) -> None:
-        self.t_s += dt_s
-
-
 def test_a_group_meter_sums_its_gpus_over_the_same_window_and_keeps_each():
-    clock = FakeClock()
+    clock = FakeClock(step_s=0.0005)
     fake = FakeNvml(count=2, power_w=list(POWERS_W), tick_s=0.01, uuids=UUIDS, clock=clock)
     meter = GroupMeter([NvmlMeter(u, nvml=fake, clock=clock) for u in UUIDS])
     assert meter.info().available and meter.method == "nvml_counter"

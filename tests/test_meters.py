@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import FakeNvml, ReplayMeter, read_counter_log
+from fakes import FakeClock, FakeNvml, ReplayMeter, read_counter_log
 
 from greenbench import meters
 from greenbench.meters import (
@@ -35,20 +35,6 @@ from greenbench.meters import (
 from greenbench.meters import rapl as raplmod
 
 DATA = Path(__file__).parent / "data"
-
-
-class FakeClock:
-    """Advances ``step_s`` on every read, so spin loops end quickly and deterministically."""
-
-    def __init__(self, t_s: float = 1000.0, step_s: float = 0.001):
-        self.t_s, self.step_s = t_s, step_s
-
-    def __call__(self) -> float:
-        self.t_s += self.step_s
-        return self.t_s
-
-    def advance(self, dt_s: float) -> None:
-        self.t_s += dt_s
 
 
 def nvml_meter(selector=0, **fake_kw):

@@ -301,10 +301,12 @@ def test_price_and_simulate_share_their_options():
     from greenbench.cli.price import price_command
     from greenbench.cli.simulate import simulate_command
 
-    own = {"as_json", "markdown", "export_slots_csv", "plots"}
+    # price's own: its plot, the decision's objective, the bootstrap, the mix, and --trace repeatable
+    own = {"as_json", "markdown", "export_slots_csv", "plots", "plot", "objective", "trace", "draws", "seed", "mix",
+           "mix_utility_floor", "profile"}
     a, b = (inspect.signature(f).parameters for f in (price_command, simulate_command))
     shared = [n for n in a if n not in own]
-    assert shared == [n for n in b if n not in own] and len(shared) == 40  # with --latency-kind, --quality
+    assert shared == [n for n in b if n not in own] and len(shared) == 39  # with --latency-kind, --quality
     for n in shared:
         assert (a[n].annotation, a[n].default) == (b[n].annotation, b[n].default), n
 

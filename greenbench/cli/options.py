@@ -68,11 +68,15 @@ PMax = Annotated[float | None, typer.Option(
     "(--p-max-quantile).")]
 PMaxQuantile = Annotated[float, typer.Option(
     "--p-max-quantile", help="Derived p_max: this quantile of the complete months' p (default 1 = the maximum).")]
+PMaxBasis = Annotated[str, typer.Option(
+    "--p-max-basis", help="Derived p_max: worst (the worst month, the paper's ceiling) or expected (the mean "
+    "month: users are paid for the degradation they expect, a departure from the paper).")]
 Truncation = Annotated[str, typer.Option(
     "--truncation", help="How p <= p_max is kept: month (drop the month's least dirty high hours; the specification) "
     "or day-ahead (day by day until the month's budget is spent).")]
 Demand = Annotated[str, typer.Option(
-    "--demand", help="Demand profile n(t): flat, or a CSV of 24 local-hour weights (hour,weight).")]
+    "--demand", help="Demand n(t): flat, or a CSV: 24 local-hour weights (hour,weight), a weekly shape "
+    "(day_of_week,hour,weight; 0 = Monday) or requests in every hour of the trace (time,requests).")]
 
 # utility, H and R
 UtilityShape = Annotated[str, typer.Option(
@@ -136,6 +140,7 @@ class TierArgs:
     daily_share: float | None
     p_max: float | None
     p_max_quantile: float
+    p_max_basis: str
     truncation: str
     demand: str
     utility_shape: str
@@ -165,14 +170,16 @@ class TierArgs:
         from greenbench.price.slots import SlotPolicy
 
         if self.demand != "flat" and not Path(self.demand).is_file():
-            raise fail(f"--demand {self.demand!r}: give 'flat' or the path of a CSV with columns hour,weight")
+            raise fail(f"--demand {self.demand!r}: give 'flat' or the path of a CSV (hour,weight; "
+                       "day_of_week,hour,weight; or time,requests)")
         for f in fields(self):
             x = getattr(self, f.name)
             if isinstance(x, float) and not math.isfinite(x):
                 raise fail(f"--{f.name.replace('_', '-')} takes a finite number")
         slots = SlotPolicy(forecast=self.forecast, cap_mode=self.cap_mode, cap_gco2e_per_kwh=self.cap_gco2e_per_kwh,
                            cap_quantile=self.cap_quantile, daily_share=self.daily_share, p_max=self.p_max,
-                           p_max_quantile=self.p_max_quantile, truncation=self.truncation, demand=self.demand)
+                           p_max_quantile=self.p_max_quantile, p_max_basis=self.p_max_basis,
+                           truncation=self.truncation, demand=self.demand)
         return PricingOptions(
             latency=self.latency, latency_kind=self.latency_kind, quality=self.quality, energy=self.energy, utility_shape=self.utility_shape, utility_k=self.utility_k,
             consciousness=self.consciousness, reward_per_gco2e=self.reward_per_gco2e,
@@ -183,16 +190,21 @@ class TierArgs:
             carbon_price_per_tonne=self.carbon_price_per_tonne, slots=slots)
 
 
+def load_trace(name: str, args: TierArgs) -> Trace:
+    """One trace with the trace options of ``args`` (a bundled zone or a CSV)."""
+    from greenbench.carbon import trace as traces
+
+    return traces.load_trace(name, basis=args.basis, units=args.trace_units, forecast_column=args.forecast_column,
+                             tz=args.tz, time_column=args.time_column, value_column=args.value_column)
+
+
 def load_inputs(profile_path: Path, users_path: Path | None,
                 args: TierArgs) -> tuple[Profile, Users | None, Trace]:
     """Profile, users (None: the library's default, the shipped example) and trace; each error is one
     line (under ``user_errors``)."""
     from greenbench import profile as prof
-    from greenbench.carbon import trace as traces
     from greenbench.price import users as usersmod
 
     p = prof.load(profile_path)
     u = None if users_path is None else usersmod.load_users(users_path)
-    tr = traces.load_trace(args.trace, basis=args.basis, units=args.trace_units, forecast_column=args.forecast_column,
-                           tz=args.tz, time_column=args.time_column, value_column=args.value_column)
-    return p, u, tr
+    return p, u, load_trace(args.trace, args)

@@ -8,13 +8,22 @@ prints the library's JSON document.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from greenbench.cli import options as opt
-from greenbench.cli.common import EXIT_CODES_HELP, check_out_paths, fail, note, stdout_format, user_errors, write_out
+from greenbench.cli.common import (
+    EXIT_CODES_HELP,
+    check_out_paths,
+    fail,
+    note,
+    stdout_format,
+    user_errors,
+    write_out,
+)
 from greenbench.cli.tables import Wide, to_markdown
 
 if TYPE_CHECKING:
@@ -61,10 +70,55 @@ def export_slots(res: PricingResult, path: Path) -> None:
         raise fail(f"{path}: cannot write the slots CSV: {e.strerror or e}") from None
 
 
+TraceNames = Annotated[list[str] | None, typer.Option(
+    "--trace", help="Bundled grid zone (e.g. DE, GB, US-CAL-CISO; `greenbench env --zones`) or the path of an "
+    "hourly CSV trace; repeatable, or 'all' for every bundled zone, to rank zones side by side. "
+    "Default: US-MIDA-PJM.")]
+Objective = Annotated[str | None, typer.Option(
+    "--objective", help="What the recommended offer maximises: carbon (most carbon saved with net >= 0; needs a "
+    "price), cost (lowest cost per tonne avoided) or carbon-under-price (most carbon saved at a cost per tonne "
+    "under --carbon-price-per-tonne). Default: carbon with a price, else cost.")]
+
+
+def trace_names(given: list[str] | None) -> list[str]:
+    """--trace as given ('all': every bundled zone), in order, each once."""
+    from greenbench.carbon.trace import bundled_zones
+
+    names: list[str] = []
+    for t in given or [opt.DEFAULT_TRACE]:
+        names.extend(bundled_zones() if t == "all" else [t])
+    return list(dict.fromkeys(names))
+
+
+PricedPath = Annotated[Path, typer.Argument(
+    help="Profile JSON (from `greenbench profile`), or the tradeoff.json that `greenbench fit` writes.")]
+Mix = Annotated[bool, typer.Option(
+    "--mix", help="Let the reduced tier R mix two frontier points (a share f of reduced requests at one, 1-f at "
+    "the other), chosen by the same ranking; reports the mix and what it gains over the best single R.")]
+MixUtilityFloor = Annotated[float | None, typer.Option(
+    "--mix-utility-floor", help="With --mix: R keeps at least this ranking utility (0 to 1); a mix reaches it "
+    "for less energy than a single point where the lower hull of energy against utility lies below the points.")]
+
+
+def is_tradeoff(path: Path) -> bool:
+    """A tradeoff.json (fit's output) rather than a profile: its schema names it (read bounded)."""
+    from greenbench.safeload import InputError, load_json, read_text
+    from greenbench.tradeoff.outputs import TRADEOFF_SCHEMA
+
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        head = read_text(path, what="file", max_bytes=64 * 2**20)
+        doc = load_json(head, str(path))
+    except InputError:
+        return False  # the profile reader says what is wrong with it
+    return isinstance(doc, dict) and doc.get("schema") == TRADEOFF_SCHEMA
+
+
 def price_command(
-    profile: opt.ProfilePath,
+    profile: PricedPath,
     users: opt.UsersPath = None,
-    trace: opt.TraceName = opt.DEFAULT_TRACE,
+    trace: TraceNames = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the result as JSON (schema greenbench/price v1) on stdout instead of the tables.")] = False,
     markdown: Annotated[bool, typer.Option(
@@ -74,8 +128,14 @@ def price_command(
     markdown_out: Annotated[Path | None, typer.Option(
         "--markdown-out", metavar="FILE", help="Also write the tables as Markdown to FILE.")] = None,
     wide: Wide = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="FILE", help="Also draw the discount curve (uptake, carbon saved and cost per tonne "
+        "against the discount) to FILE (.png or .svg).")] = None,
     export_slots_csv: Annotated[Path | None, typer.Option(
         "--export-slots", metavar="FILE", help="Also write every hour (intensity, forecast, high or not) as CSV.")] = None,
+    objective: Objective = None,
+    mix: Mix = False,
+    mix_utility_floor: MixUtilityFloor = None,
     basis: opt.Basis = "lca",
     trace_units: opt.TraceUnits = None,
     time_column: opt.TimeColumn = None,
@@ -89,6 +149,7 @@ def price_command(
     daily_share: opt.DailyShare = None,
     p_max: opt.PMax = None,
     p_max_quantile: opt.PMaxQuantile = 1.0,
+    p_max_basis: opt.PMaxBasis = "worst",
     truncation: opt.Truncation = "month",
     demand: opt.Demand = "flat",
     utility_shape: opt.UtilityShape = "linear",
@@ -111,16 +172,21 @@ def price_command(
     electricity_price_per_kwh: opt.ElectricityPricePerKwh = None,
     carbon_price_per_tonne: opt.CarbonPricePerTonne = None,
 ) -> None:
-    from greenbench.cli import render
-    from greenbench.price.calculator import price, to_json
+    from greenbench.cli import price_view, render
+    from greenbench.price import document as docmod
+    from greenbench.price import zones as zonesmod
 
     fmt = stdout_format(json=as_json, markdown=markdown)
-    check_out_paths(json_out, markdown_out, export_slots_csv, inputs=(profile, users, trace, demand))
+    names = trace_names(trace)
+    check_out_paths(json_out, markdown_out, export_slots_csv, plot, inputs=(profile, users, *names, demand))
+    if len(names) > 1 and (export_slots_csv is not None or plot is not None):
+        raise fail("--export-slots and --plot are for one trace; give one --trace")
     args = opt.TierArgs(
-        trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
+        trace=names[0], basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
         forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
         cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
-        p_max_quantile=p_max_quantile, truncation=truncation, demand=demand, utility_shape=utility_shape,
+        p_max_quantile=p_max_quantile, p_max_basis=p_max_basis, truncation=truncation, demand=demand,
+        utility_shape=utility_shape,
         utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
         latency_kind=latency_kind, quality=quality, energy=energy, latency_slo_ms=latency_slo_ms,
         accuracy_floor=accuracy_floor,
@@ -128,19 +194,56 @@ def price_command(
         standard_price=standard_price, subscribers=subscribers, discount=discount,
         electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)
     with user_errors():
-        pricing_options = args.pricing_options()
-        p, u, tr = opt.load_inputs(profile, users, args)
-        res = price(p, u, tr, pricing_options)
-        if export_slots_csv is not None:
-            export_slots(res, export_slots_csv)
-    render.users_note(res)
+        pricing_options = replace(args.pricing_options(), mix=mix, mix_utility_floor=mix_utility_floor)
+        if is_tradeoff(profile):
+            from greenbench.price.mix import load_tradeoff
+            from greenbench.price.users import load_users
+
+            source: Any = load_tradeoff(profile)
+            conflicts = source.settings_conflicts(
+                quality=quality, latency=None if latency == "p95" else latency,
+                latency_kind=None if latency_kind == "e2e" else latency_kind,
+                energy=None if energy == "gross" else energy)
+            if conflicts:
+                raise fail(conflicts[0])
+            u = None if users is None else load_users(users)
+            traces = [opt.load_trace(name, args) for name in names]
+        else:
+            source, u, tr = opt.load_inputs(profile, users, args)
+            traces = [tr, *(opt.load_trace(name, args) for name in names[1:])]
+        zones = zonesmod.price_zones(source, u, traces, pricing_options, objective)
+        if len(zones) == 1 and export_slots_csv is not None:
+            export_slots(zones[0].result, export_slots_csv)
+        if plot is not None:
+            from greenbench.price.decision_plot import plot_curve
+
+            written = plot_curve(zones[0].decision, zones[0].result, plot)
+    render.users_note(zones[0].result)
     if export_slots_csv is not None:
         note(f"wrote {export_slots_csv}")
+    if plot is not None:
+        render.plot_notes(written)
+    if len(zones) > 1:
+        doc = zonesmod.to_dict(zones)
+        sections, summary = price_view.zone_sections(zones), price_view.zone_summary(zones)
+        headline: list[str] = []
+    else:
+        z = zones[0]
+        doc = docmod.document(z.result, z.decision)
+        headline = price_view.decision_headline(z.decision)
+        mixed = price_view.mix_section(z.result)
+        sections = (price_view.decision_sections(z.result, z.decision) + ([mixed] if mixed is not None else [])
+                    + render.price_sections(z.result))
+        summary = render.price_summary(z.result)
     if json_out is not None:
-        write_out(json_out, to_json(res))
+        write_out(json_out, docmod.dumps(doc))
     if markdown_out is not None:
-        write_out(markdown_out, to_markdown(render.price_sections(res), render.price_summary(res)))
+        write_out(markdown_out, price_view.markdown_headline(headline) + to_markdown(sections, summary))
     if fmt == "json":
-        print(to_json(res), end="")
+        print(docmod.dumps(doc), end="")
         return
-    render.show_price(res, fmt == "markdown", wide)
+    if fmt == "markdown":
+        print(price_view.markdown_headline(headline) + to_markdown(sections, summary), end="")
+        return
+    render.render_first(headline)
+    render.render(sections, summary, False, wide)

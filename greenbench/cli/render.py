@@ -182,7 +182,9 @@ def thresholds_section(res: PricingResult) -> Section | None:
               "*: from the users file" if th.any_given else None,
               (f"{'others' if th.any_given else 'all'}: the Pareto frontier's range over its {th.frontier_points} "
                f"points ({qn} from {format_quality(worst, metric)}, the worst, to {format_quality(best, metric)}; "
-               f"latency {sig(lo)} to {sig(hi)} ms)")]
+               f"latency {sig(lo)} to {sig(hi)} ms): "
+               + ", ".join(f"{t.name} from {t.source.split('(', 1)[-1].rstrip(')')}" for t in first.all
+                           if t.source != "users file"))]
     return Section(f"utility thresholds ({metric.replace('_', ' ')}, {th.latency_statistic} "
                    f"{LATENCY_WORDS[th.latency_kind]})",
                    [Col("user type", "name"), Col(first.quality_zero.name), Col(first.quality_sat.name),
@@ -244,6 +246,7 @@ def price_summary(res: PricingResult) -> list[str]:
     lines = [
         (f"high-carbon hours: {res.high_hours} of {res.trace_summary.hours}; realised p = {pct(c.p)} of green "
          f"requests (p_max {res.slots.p_max:.3f})"),
+        _paid_for(res),
         (f"carbon per green user: ρ = {pct(c.rho)} saved vs ρ_blind = {pct(c.rho_blind)} for the same share at "
          f"random hours ({ratio}: what carbon-awareness adds)"),
         (f"population per billing period: {pop.subscribers:,} subscribers, uptake {pct(pop.uptake)} at δ = "
@@ -264,6 +267,18 @@ def price_summary(res: PricingResult) -> list[str]:
     else:
         lines.append("provider's net: give --electricity-price-per-kwh and/or --carbon-price-per-tonne")
     return lines + [f"note: {n}" for n in res.notes]
+
+
+def _paid_for(res: PricingResult) -> str:
+    """δ* is priced on p_max, users see p: how many times the degradation they see they are paid for."""
+    s = res.slots
+    ratio = s.p_max_over_p
+    basis = "the worst month" if s.policy.p_max_basis == "worst" else "the expected month"
+    if ratio is None:
+        return f"p_max/p: {s.p_max_over_p_reason}"
+    return (f"p_max/p = {ratio:.2f}: the discount pays for p_max ({basis}, {s.p_max_source}), users see p; "
+            + ("--p-max-basis expected contracts on the mean month" if s.policy.p_max_basis == "worst" else
+               "a departure from the paper's worst-month ceiling"))
 
 
 def _month_row(m: SimMonth, label: str, net: bool) -> list[str]:
@@ -339,6 +354,16 @@ def plot_notes(plots: Sequence[Path]) -> None:
         note(f"wrote {p}")
     if not plots:
         note("plots: add --plots DIR for the trace and cumulative emissions (PNG and SVG)")
+
+
+def render_first(lines: list[str]) -> None:
+    """The lines a reader takes in first (price's decision), above the tables, on stdout."""
+    import textwrap
+
+    for line in lines:  # wrapped at the terminal's width, continuation lines indented like the first
+        lead = " " * (len(line) - len(line.lstrip(" ")))
+        print_lines(out, textwrap.wrap(line, width=max(40, out.width), initial_indent="",
+                                       subsequent_indent=lead + "  ") or [""])
 
 
 def render(sections: list[Section], summary: list[str], markdown: bool, wide: bool = False) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from greenbench.carbon.intensity import co2e_g
 from greenbench.errors import GreenbenchError
 from greenbench.methods import is_measurement, method_note  # pricing.is_measurement too
+from greenbench.price import mix as mixmod
 from greenbench.price import slots as slotsmod
 from greenbench.price.users import (
     LATENCY_KEYS,
@@ -84,6 +85,8 @@ class PricingOptions:
     electricity_price_per_kwh: float | None = None  # π_e
     carbon_price_per_tonne: float | None = None  # π_c
     slots: slotsmod.SlotPolicy = field(default_factory=slotsmod.SlotPolicy)
+    mix: bool = False  # §10: R may mix two points (greenbench.price.mix)
+    mix_utility_floor: float | None = None  # with mix: the least ranking utility Ū_R the mix keeps
 
     def check(self) -> None:
         if self.latency_kind not in LATENCY_KINDS:
@@ -122,6 +125,13 @@ class PricingOptions:
         if self.subscribers is not None and not 0 < self.subscribers <= MAX_SUBSCRIBERS:
             raise PricingError(f"subscribers {self.subscribers}: give a positive number of at most "
                                f"{MAX_SUBSCRIBERS:.0e}")
+        if self.mix_utility_floor is not None and not self.mix:
+            raise PricingError("--mix-utility-floor applies with --mix only")
+        if self.mix_utility_floor is not None and not (math.isfinite(self.mix_utility_floor)
+                                                       and 0 <= self.mix_utility_floor <= 1):
+            raise PricingError(f"mix utility floor {self.mix_utility_floor}: give a utility from 0 to 1")
+        if self.mix and self.reduced is not None:
+            raise PricingError("--mix chooses R as a mix of two points; --reduced names one point: give one")
         self.slots.check()
 
 
@@ -249,6 +259,13 @@ class Choice:
     ranking: tuple[Ranked, ...]
     rank_utility: str  # what ranked R
     excluded: tuple[str, ...]  # profile records that are not operating points, and why
+    # §10 (--mix): the reduced tier as a mix of two points; ``reduced`` stays the best single R (§7)
+    mix: mixmod.Mix | None = None
+
+    @property
+    def reduced_energy_j_per_item(self) -> float:
+        """E_R as served: the mix's f·E_a + (1-f)·E_b with --mix, else the reduced point's."""
+        return self.reduced.energy_j_per_item if self.mix is None else self.mix.energy_j_per_item
 
 
 def _find(points: list[OperatingPoint], label: str, what: str) -> OperatingPoint:
@@ -447,7 +464,14 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
             raise no_reduced_point(h, h_how, points, front, ranking, opts, rank_u)
         r_point = eligible[0].point
         r_how = "best ranked: most energy saved per unit of utility lost"
-    return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded))
+    mix = None
+    if opts.mix:  # §10: the same score over two-point mixes of H and the eligible points
+        mix = mixmod.best_mix(mixmod.Candidate(h, u_h), [mixmod.Candidate(r.point, r.utility)
+                                                         for r in eligible], opts.mix_utility_floor)
+        if mix is None:
+            raise PricingError(f"--mix-utility-floor {opts.mix_utility_floor:g}: at or above the ranking utility "
+                               f"of H ({u_h:.4g}), so no reduced tier keeps it; lower it")
+    return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded), mix=mix)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -537,6 +561,20 @@ class UserRow:
     saved_g_per_period: float  # ΔC of one green user of this type
     discount_cost: float  # δ·P per green user per period
     net_per_user: float | None
+    no_discount_wins: bool = False  # δ* > 1: not even a 100% discount makes up this type's loss
+
+
+@dataclass(frozen=True, eq=False)
+class UserArrays:
+    """Per user row (one per type, or one per drawn user) the inputs of the discount curve
+    (``greenbench.price.decision``): shares s_i (sum 1), N_i, P_i per period, U_H and U_R."""
+
+    names: tuple[str, ...]
+    share: np.ndarray
+    requests_per_period: np.ndarray
+    price: np.ndarray
+    u_h: np.ndarray
+    u_r: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -610,6 +648,10 @@ def thresholds(users: Users, b: Bounds, front: list[OperatingPoint], opts: Prici
     quality = [p.quality for p in front]
     lat = [p.latency_ms for p in front]
     worst, best = (max(quality), min(quality)) if lower else (min(quality), max(quality))
+    # the frontier point each default came from, named in the output (a threshold is a point's figure)
+    q_hi = front[int(np.argmax(quality))].label
+    q_lo = front[int(np.argmin(quality))].label
+    l_lo, l_hi = front[int(np.argmin(lat))].label, front[int(np.argmax(lat))].label
     rows = []
     if len(set(users.names)) == len(users.names):
         def one(name: str, key: str, values: np.ndarray, i: int, default: str) -> Threshold:
@@ -618,10 +660,12 @@ def thresholds(users: Users, b: Bounds, front: list[OperatingPoint], opts: Prici
 
         for i, n in enumerate(users.names):
             rows.append(TypeThresholds(
-                n, one(zero_name, zero_key, b.q_zero, i, "frontier " + ("max" if lower else "min")),
-                one(f"{qs}_sat", sat_key, b.q_sat, i, "frontier " + ("min" if lower else "max")),
-                one(f"{ls}_sat", lsat_key, b.l_sat, i, "frontier min"),
-                one(f"{ls}_max", lmax_key, b.l_max, i, "frontier max")))
+                n, one(zero_name, zero_key, b.q_zero, i,
+                       f"frontier {'max' if lower else 'min'} ({q_hi if lower else q_lo})"),
+                one(f"{qs}_sat", sat_key, b.q_sat, i,
+                    f"frontier {'min' if lower else 'max'} ({q_lo if lower else q_hi})"),
+                one(f"{ls}_sat", lsat_key, b.l_sat, i, f"frontier min ({l_lo})"),
+                one(f"{ls}_max", lmax_key, b.l_max, i, f"frontier max ({l_hi})")))
     return Thresholds(metric, b.direction, kind, opts.latency, len(front), (worst, best), (min(lat), max(lat)),
                       tuple(sorted(rows, key=lambda r: r.user_type)))  # by name: no order of the types shows
 
@@ -646,6 +690,7 @@ class PricingResult:
     notes: tuple[str, ...]
     users_default: bool = False  # the users were the example shipped with greenbench (no users file given)
     thresholds: Thresholds | None = None  # §3's thresholds of each user type, and where each came from
+    user_arrays: UserArrays | None = None  # per user row: s_i, N_i, P_i, U_H, U_R (the discount curve reads them)
 
     @property
     def high_hours(self) -> int:
@@ -782,6 +827,11 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
     u = utility(users, b, [h.quality, r.quality], [h.latency_ms, r.latency_ms], opts.utility_shape, opts.utility_k)
     u_h, u_r = u[:, 0], u[:, 1]
     e_h, e_r = h.energy_j_per_item, r.energy_j_per_item
+    if choice.mix is not None:  # §10: U_R and E_R of the mix itself (utility is not linear in quality)
+        mx = choice.mix
+        u_mix = utility(users, b, [p.quality for p in mx.points], [p.latency_ms for p in mx.points],
+                        opts.utility_shape, opts.utility_k)
+        u_r, e_r = u_mix @ np.array(mx.shares), mx.energy_j_per_item
     c = carbon(s, e_h, e_r)
     saved_user = users.requests_per_period * c.saved_g_per_request  # g per period per green user
     price, price_src = _prices(users, opts, u_h)
@@ -791,10 +841,14 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
                       saved_g_per_period=saved_user)
     if opts.discount is not None:
         offered, offered_src = opts.discount, "offered (--discount)"
+    elif float(ds.max()) > 1.0:  # a δ* above 1: no discount wins that type, so the default offer stops at 100%
+        offered = 1.0
+        offered_src = "not given: max δ* capped at 1 (100% of P): no discount wins every user type"
     else:
         offered = float(ds.max())
         offered_src = "not given: the smallest discount every user type takes (max δ*)"
     take = takes_up(offered, ds)
+    unwinnable = ~takes_up(1.0, ds)  # δ* > 1: not even the whole price makes up this type's loss
     subs = opts.subscribers or users.subscribers or DEFAULT_SUBSCRIBERS
     w = users.weight / users.weight.sum()
     n = users.requests_per_period
@@ -821,7 +875,8 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
         for i, name in enumerate(names):
             net_i = None if value_req is None else n[i] * value_req - offered * price[i]
             rows.append(UserRow(name, float(w[i]), float(u_h[i]), float(u_r[i]), float(price[i]), float(ds[i]),
-                                bool(take[i]), float(saved_user[i]), float(offered * price[i]), net_i))
+                                bool(take[i]), float(saved_user[i]), float(offered * price[i]), net_i,
+                                no_discount_wins=bool(unwinnable[i])))
 
     months = []
     for m, label in enumerate(s.month_labels):
@@ -844,20 +899,28 @@ def _price_points(points, users, trace, opts, excluded, slots, choice) -> Pricin
         notes.append(f"thresholds in the users file that this run does not read (it prices {b.metric} and "
                      f"{opts.latency_kind} latency): "
                      + ", ".join(unused))
-    for role, pt in (("H", h), ("R", r)):
+    served = [("R", r)] if choice.mix is None else [("R's mix", p) for p in choice.mix.points if p.label != h.label]
+    for role, pt in (("H", h), *served):
         if not is_measurement(pt.energy_method):
             notes.append(f"energy of {role} ({pt.label}) is {method_note(pt.energy_method)}")
     notes.append(f"standard price P: {price_src}")
+    if unwinnable.any():
+        lost = sorted(set(n for n, x in zip(names, unwinnable, strict=True) if x))
+        notes.append(f"no discount up to 100% wins {len(lost)} user type(s) (δ* > 1, max {float(ds.max()):.2%}): "
+                     + ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else "")
+                     + ("; the default offer is capped at 100%" if opts.discount is None else ""))
     if opts.consciousness == "reward":
         notes.append(f"reward mode: δ* = max(0, p_max·N·V·(U_H-U_R) - e·β·ΔC)/P with β = {beta:g} "
                      f"{users.currency}/gCO2e and ΔC per user per period averaged over the trace")
     if not s.complete_months.all():
         partial = [lab for lab, ok in zip(s.month_labels, s.complete_months, strict=True) if not ok]
         notes.append(f"partial months (under {slotsmod.COMPLETE_MONTH_HOURS} hours): {', '.join(partial)}")
+    notes.extend(s.notes)  # the slot selection's own (p_max = 0, share mode's whole hours, ...)
     return PricingResult(opts, getattr(trace, "name", "trace"), getattr(trace, "source", ""),
                          getattr(trace, "basis", None), getattr(trace, "tz", None), users.currency, users.source,
                          choice, s, c, tuple(months), tuple(rows), pop, ds, value_req, tuple(notes),
-                         thresholds=thresholds(users, b, list(choice.frontier), opts))
+                         thresholds=thresholds(users, b, list(choice.frontier), opts),
+                         user_arrays=UserArrays(tuple(names), w, n, price, u_h, u_r))
 
 
 def check_finite(values: dict, inputs: str) -> None:
@@ -972,14 +1035,15 @@ def to_dict(res: PricingResult) -> dict:
         "excluded_records": list(ch.excluded),
         "high_hours": res.high_hours,
         "carbon": {**_carbon(res.carbon), "e_h_j_per_item": ch.premium.energy_j_per_item,
-                   "e_r_j_per_item": ch.reduced.energy_j_per_item},
+                   "e_r_j_per_item": ch.reduced_energy_j_per_item},
         "months": [{"month": m.label, "hours": m.hours, "complete": m.complete, "p_candidate": m.p_candidate,
                     "p": m.p, "p_max": res.slots.p_max, "high_hours": m.high_hours, **_carbon(m.carbon)}
                    for m in res.months],
         "user_types": [{"name": u.name, "share": u.share, "u_h": u.u_h, "u_r": u.u_r, "standard_price": u.price,
                         "delta_star": u.delta_star, "takes_up": u.takes_up,
                         "saved_g_per_period": u.saved_g_per_period, "discount_cost_per_period": u.discount_cost,
-                        "net_per_user_per_period": finite_or_none(u.net_per_user)} for u in res.users],
+                        "net_per_user_per_period": finite_or_none(u.net_per_user),
+                        "no_discount_wins": u.no_discount_wins} for u in res.users],
         "uptake_curve": uptake_curve(res),
         "population": {"discount": pop.discount, "discount_source": pop.discount_source, "subscribers": pop.subscribers,
                        "uptake": pop.uptake, "green_subscribers": pop.green_subscribers,
@@ -990,6 +1054,7 @@ def to_dict(res: PricingResult) -> dict:
                        "net_per_period": finite_or_none(pop.net)},
         "notes": list(res.notes),
         "users_default": res.users_default,
+        "mix": None if ch.mix is None else mixmod.mix_dict(ch.mix, [(u.name, u.u_r) for u in res.users]),
     }
 
 

@@ -91,8 +91,8 @@ class SimulationResult:
 def replay(res: pricing.PricingResult) -> tuple[Hourly, tuple[SimMonth, ...], SimMonth]:
     """The hour-by-hour replay of a priced configuration (vectorised over hours)."""
     s, pop = res.slots, res.population
-    h, r = res.choice.premium, res.choice.reduced
-    e_h, e_r = h.energy_j_per_item, r.energy_j_per_item
+    h = res.choice.premium
+    e_h, e_r = h.energy_j_per_item, res.choice.reduced_energy_j_per_item  # a mix's E_R with --mix
     per_hour = s.demand / (s.demand.sum() / s.periods)  # requests per hour for one request per period
     req = pop.all_requests * per_hour
     green = pop.green_requests * per_hour

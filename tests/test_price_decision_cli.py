@@ -135,3 +135,21 @@ def test_mix_reports_its_points_and_gain():
     assert "reduced tier R (--mix)" in res.stdout and "R as served" in res.stdout
     res = invoke("price", PROFILE, "--mix-utility-floor", "0.5")
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_the_bootstrap_is_on_by_default_and_shown_beside_each_figure():
+    res = invoke("price", PROFILE, "--trace", "DE", "--draws", "300")
+    assert res.exit_code == 0, res.output
+    assert "uncertainty: 300 draws of the profile's measurements" in res.stdout
+    assert "H changes in" in res.stdout
+    doc = price_json(PROFILE, "--trace", "DE", "--draws", "300", "--seed", "3")
+    u = doc["uncertainty"]
+    assert u["draws"] == 300 and u["seed"] == 3
+    # the intervals are of the recommended offer, the one the decision names
+    offer = doc["decision"]["recommendation"]["offer"]["discount"]
+    figures = {f["name"]: f for f in u["zones"][0]["figures"]}
+    assert figures["discount"]["point"] == offer
+    assert figures["rho"]["low"] <= figures["rho"]["point"] <= figures["rho"]["high"]
+    assert price_json(PROFILE, "--draws", "0")["uncertainty"] is None
+    res = invoke("price", PROFILE, "--mix", "--mix-utility-floor", "0.5")
+    assert res.exit_code == 0 and "uncertainty not drawn" in res.stderr

@@ -100,6 +100,12 @@ MixUtilityFloor = Annotated[float | None, typer.Option(
     "for less energy than a single point where the lower hull of energy against utility lies below the points.")]
 
 
+def prof_types() -> tuple[type, ...]:
+    from greenbench.profile import Profile
+
+    return (Profile,)
+
+
 def is_tradeoff(path: Path) -> bool:
     """A tradeoff.json (fit's output) rather than a profile: its schema names it (read bounded)."""
     from greenbench.safeload import InputError, load_json, read_text
@@ -136,6 +142,11 @@ def price_command(
     objective: Objective = None,
     mix: Mix = False,
     mix_utility_floor: MixUtilityFloor = None,
+    draws: Annotated[int, typer.Option(
+        "--draws", min=0, max=100_000, help="Bootstrap draws of the profile's own uncertainty (per-repeat "
+        "energy, accuracy as a binomial on its evaluation set, latency): a 95% interval beside each figure and how "
+        "often H and R change; 0 turns it off.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the bootstrap draws.")] = 0,
     basis: opt.Basis = "lca",
     trace_units: opt.TraceUnits = None,
     time_column: opt.TimeColumn = None,
@@ -212,6 +223,20 @@ def price_command(
             source, u, tr = opt.load_inputs(profile, users, args)
             traces = [tr, *(opt.load_trace(name, args) for name in names[1:])]
         zones = zonesmod.price_zones(source, u, traces, pricing_options, objective)
+        boot, boot_skipped = None, None
+        if draws > 0 and not isinstance(source, prof_types()):
+            boot_skipped = "a tradeoff.json holds no per-repeat samples; price the profile for intervals"
+        elif draws > 0 and mix:
+            boot_skipped = "the bootstrap does not draw a mixed reduced tier yet (--mix)"
+        elif draws > 0:
+            from greenbench.price.bootstrap import bootstrap
+            from greenbench.price.users import load_users
+
+            at = pricing_options
+            rec = zones[0].decision.recommendation.row
+            if len(zones) == 1 and pricing_options.discount is None and rec is not None:
+                at = replace(pricing_options, discount=rec.discount)  # what the recommended offer buys
+            boot = bootstrap(source, u if u is not None else load_users(), traces, at, draws=draws, seed=seed)
         if len(zones) == 1 and export_slots_csv is not None:
             export_slots(zones[0].result, export_slots_csv)
         if plot is not None:
@@ -223,17 +248,25 @@ def price_command(
         note(f"wrote {export_slots_csv}")
     if plot is not None:
         render.plot_notes(written)
+    if boot_skipped is not None:
+        note(f"uncertainty not drawn: {boot_skipped}")
+    uncertainty = None
+    if boot is not None:
+        from greenbench.price.bootstrap import to_dict as boot_dict
+
+        uncertainty = boot_dict(boot)
     if len(zones) > 1:
-        doc = zonesmod.to_dict(zones)
+        doc = {**zonesmod.to_dict(zones), "uncertainty": uncertainty}
         sections, summary = price_view.zone_sections(zones), price_view.zone_summary(zones)
         headline: list[str] = []
     else:
         z = zones[0]
-        doc = docmod.document(z.result, z.decision)
-        headline = price_view.decision_headline(z.decision)
-        mixed = price_view.mix_section(z.result)
-        sections = (price_view.decision_sections(z.result, z.decision) + ([mixed] if mixed is not None else [])
-                    + render.price_sections(z.result))
+        doc = docmod.document(z.result, z.decision, uncertainty)
+        headline = price_view.decision_headline(z.decision) + price_view.uncertainty_headline(boot)
+        recommended = boot is not None and pricing_options.discount is None
+        extra = [x for x in (price_view.uncertainty_section(boot, recommended), price_view.mix_section(z.result))
+                 if x is not None]
+        sections = price_view.decision_sections(z.result, z.decision) + extra + render.price_sections(z.result)
         summary = render.price_summary(z.result)
     if json_out is not None:
         write_out(json_out, docmod.dumps(doc))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from greenbench.cli.tables import Col, Section, sig
 
 if TYPE_CHECKING:
+    from greenbench.price.bootstrap import BootstrapResult
     from greenbench.price.calculator import PricingResult
     from greenbench.price.decision import CurveRow, Decision, DiscountCurve
     from greenbench.price.zones import Zone
@@ -172,3 +173,63 @@ def mix_section(res: PricingResult) -> Section | None:
     return Section("reduced tier R (--mix)", [Col("point", "name"), Col("share of R"), Col("J/request"), Col("Ū")],
                    rows, [m.how, *gain, "Ū: the ranking utility (" + res.choice.rank_utility + ")"],
                    styles=[None] * (len(rows) - 1) + ["bold"])
+
+
+FIGURE_WORDS = {"discount": "offered discount δ", "uptake": "uptake", "rho": "ρ (a green user's saving)",
+                "rho_blind": "ρ_blind", "saved_g_per_period": "ΔC per period", "net_per_period": "net per period",
+                "cost_per_tonne": "cost per t CO2e avoided"}
+
+
+def _figure_cell(name: str, x: float | None) -> str:
+    if x is None:
+        return "—"
+    if name in ("discount", "uptake", "rho", "rho_blind") or name.startswith("delta_star:"):
+        return pct(x, 1)
+    if name == "saved_g_per_period":
+        from greenbench.cli.render import fmt_g
+
+        return fmt_g(x)
+    return big(x)
+
+
+def uncertainty_section(boot: BootstrapResult | None, recommended: bool = False) -> Section | None:
+    """Each figure beside its 95% interval over the bootstrap's draws (at the offered discount)."""
+    if boot is None:
+        return None
+    z = boot.zones[0]
+    offered = z.figure("discount").point
+    rows, absent = [], []
+    for f in z.figures:
+        if f.point is None and f.low is None and f.high is None:  # e.g. the net without prices
+            absent.append(f"{FIGURE_WORDS.get(f.name, f.name)}: {f.reason or 'no value'}")
+            continue
+        name = ("δ* " + f.name.split(":", 1)[1]) if f.name.startswith("delta_star:") else FIGURE_WORDS.get(f.name,
+                                                                                                          f.name)
+        undefined = f"{f.undefined_draws:,}" if f.undefined_draws else ""
+        rows.append([name, _figure_cell(f.name, f.point), _figure_cell(f.name, f.low),
+                     _figure_cell(f.name, f.high), undefined])
+    lo, hi = boot.percentiles
+    return Section(f"uncertainty: {boot.draws:,} draws of the profile's measurements (seed {boot.seed})",
+                   [Col("figure", "name"), Col("estimate"), Col(f"{lo:g}%"), Col(f"{hi:g}%"),
+                    Col("undefined", wide=True)], rows,
+                   [f"at the offered discount δ = {pct(offered, 2)}" + (" (the recommended offer)" if recommended else ""),
+                    *absent, *boot.notes],
+                   wide_legend=["undefined: draws where the figure has no value (no R, or no carbon saved)"])
+
+
+def uncertainty_headline(boot: BootstrapResult | None) -> list[str]:
+    """How often the choice itself changes across the draws: a figure is only as firm as H and R."""
+    if boot is None:
+        return []
+
+    def share(changed: int) -> str:
+        return pct(changed / boot.chosen_draws, 1) if boot.chosen_draws else "—"
+
+    others = sorted(((n, k) for n, k in boot.premium_drawn.items() if n != boot.premium), key=lambda x: -x[1])
+    alt = (f" (to {others[0][0]})" if len(others) == 1 else
+           f" (most often to {others[0][0]}, in {pct(others[0][1] / boot.chosen_draws, 1)})" if others else "")
+    line = (f"  across {boot.draws:,} draws of the measurements: H changes in {share(boot.premium_changed)}{alt}, "
+            f"R in {share(boot.reduced_changed)}")
+    if boot.no_choice_draws:
+        line += f"; {boot.no_choice_draws:,} draws have no H or R"
+    return [line]

@@ -182,7 +182,7 @@ def test_price_a_perplexity_profile_picks_the_lowest_perplexity_frontier_point_a
     th = res.thresholds
     assert th is not None and th.quality_metric == "perplexity" and not th.any_given
     assert th.quality_range == (40.0, 15.0) and th.user_types[0].quality_zero.name == "PPL_max"
-    assert th.user_types[0].quality_zero.source == "frontier max"
+    assert th.user_types[0].quality_zero.source.startswith("frontier max (")  # names the point it came from
     doc = pricing.to_dict(res)
     assert doc["options"]["quality_metric"] == "perplexity" and doc["options"]["quality_direction"] == "lower"
     assert doc["premium"]["perplexity"] == 15.0 and doc["premium"]["accuracy"] is None
@@ -227,7 +227,7 @@ def test_latency_kinds_read_their_fields_and_their_thresholds():
     assert res.thresholds is not None
     (t,) = res.thresholds.user_types
     assert (t.latency_sat.name, t.latency_sat.value, t.latency_sat.source) == ("TTFT_sat", 2.0, "users file")
-    assert (t.latency_max.value, t.quality_sat.source) == (500.0, "frontier min")
+    assert (t.latency_max.value, t.quality_sat.source.split(" (")[0]) == (500.0, "frontier min")
     assert any("does not read" in n and "accuracy_min, latency_max_ms" in n for n in res.notes)
 
 

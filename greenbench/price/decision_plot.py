@@ -27,13 +27,19 @@ def plot_curve(d: Decision, res: PricingResult, path: Path) -> list[Path]:
     twin.set_ylabel("carbon saved, t CO2e per period", color=orange)
     twin.set_ylim(bottom=0)
     ks = [(100 * r.discount, r.cost_per_tonne) for r in c.rows if r.cost_per_tonne is not None]
-    if ks:
-        bottom.plot([k[0] for k in ks], [k[1] for k in ks], color=blue, lw=1.4, label="cost per t CO2e avoided")
-    if c.carbon_price_per_tonne is not None:
+    pos = [(x, k) for x, k in ks if k > 0]
+    neg = [x for x, k in ks if k <= 0]
+    log = bool(pos) and max(k for _, k in pos) > 100 * min(k for _, k in pos)
+    line = pos if log else ks  # from a few to billions per tonne: a log axis of the positive costs
+    if line:
+        bottom.plot([k[0] for k in line], [k[1] for k in line], color=blue, lw=1.4, label="cost per t CO2e avoided")
+    if c.carbon_price_per_tonne is not None and (not log or c.carbon_price_per_tonne > 0):
         bottom.axhline(c.carbon_price_per_tonne, color=grey, lw=1, ls=":", label="carbon price")
-    if ks and max(abs(k[1]) for k in ks) > 100 * max(1.0, min(abs(k[1]) for k in ks)):
-        # from a few to billions per tonne: a log axis that keeps a negative K (the tier pays) readable
-        bottom.set_yscale("symlog", linthresh=max(1.0, c.carbon_price_per_tonne or 1.0))
+    if log:
+        bottom.set_yscale("log")
+        if neg:  # K <= 0 has no place on a log axis: marked along its bottom edge
+            bottom.plot(neg, [0.04] * len(neg), "v", color="seagreen", ms=7, transform=bottom.get_xaxis_transform(),
+                        label="cost <= 0: the tier pays for itself")
     bottom.set_ylabel(f"{c.currency} per t CO2e avoided")
     bottom.set_xlabel("discount offered, % of the standard price")
     for ax in (top, bottom):
@@ -52,7 +58,7 @@ def plot_curve(d: Decision, res: PricingResult, path: Path) -> list[Path]:
         handles.append(Line2D([], [], color=grey, lw=1, ls="-.", label="break-even"))
     plotting.legend(top, handles=handles, loc="center right", frameon=True)
     if ks or c.carbon_price_per_tonne is not None:
-        plotting.legend(bottom, loc="upper left", frameon=True)
+        plotting.legend(bottom, loc="lower right", frameon=True)
     caveat = plotting.energy_caveat({res.choice.premium.energy_method, res.choice.reduced.energy_method})
     plotting.title(top, f"green tier on {res.trace_name}: the discount curve"
                    + (f"\n({caveat})" if caveat else ""))

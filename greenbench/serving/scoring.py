@@ -44,7 +44,6 @@ Nothing here imports torch; the local-file readers follow hf-lm's rules for the 
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import math
 import re
@@ -55,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from greenbench import evalfiles
 from greenbench.errors import GreenbenchError
 from greenbench.serving.server import get_json
 
@@ -637,103 +637,23 @@ def score_exact_match(base_url: str, model: str, items: Sequence[QAItem], *, con
 
 def read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV/TSV (header row), JSONL (one object a line) or JSON (a list, or {"data": [...]})."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".jsonl", ".json"):
-        raise ScoringError(f"dataset {path}: unknown file type {suffix or '(none)'}; use .csv, .tsv, .jsonl, .json")
-    try:
-        text = path.read_text("utf-8")
-    except OSError as e:
-        raise ScoringError(f"dataset {path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ScoringError(f"dataset {path}: not UTF-8 text") from None
-    rows: list[Any]
-    if suffix in (".csv", ".tsv"):
-        try:
-            rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
-        except csv.Error as e:
-            raise ScoringError(f"dataset {path}: not valid {suffix[1:].upper()}: {e}") from None
-    elif suffix == ".jsonl":
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ScoringError(f"dataset {path}: line {i} is not valid JSON: {e.msg}") from None
-    else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ScoringError(f"dataset {path}: not valid JSON at line {e.lineno}: {e.msg}") from None
-        data = doc.get("data") if isinstance(doc, dict) else doc
-        if not isinstance(data, list):
-            raise ScoringError(f"dataset {path}: expected a JSON list of objects (or {{\"data\": [...]}})")
-        rows = data
-    if not rows or not all(isinstance(r, dict) for r in rows):
-        raise ScoringError(f"dataset {path}: no items, or an item that is not an object with named fields")
-    return rows
+    return evalfiles.read_table(path, ScoringError)
 
 
 def _column(rows: list[dict[str, Any]], name: str, where: Path) -> list[Any]:
-    for i, r in enumerate(rows, 1):
-        if r.get(name) in (None, ""):
-            raise ScoringError(f"dataset {where}: item {i} has no {name!r} (columns: {', '.join(map(str, r))})")
-    return [r[name] for r in rows]
+    return evalfiles.column(rows, name, where, ScoringError)
 
 
 def read_texts(path: Path, text_column: str = "text", limit: int | None = None) -> list[str]:
     """hf-lm's text documents: a TXT file's non-empty lines (stripped), or a table's text column."""
     if path.suffix.lower() == ".txt":
-        try:
-            texts = [line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise ScoringError(f"dataset {path}: cannot read as UTF-8 text: {_one_line(e)}") from None
+        texts = evalfiles.read_lines(path, ScoringError)
     else:
         texts = [str(t) for t in _column(read_table(path), text_column, path)]
     texts = texts[:limit] if limit is not None else texts
     if not texts:
         raise ScoringError(f"dataset {path}: no non-empty text")
     return texts
-
-
-def _int_like(v: Any) -> bool:
-    return not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip())
-                                                                is not None))
-
-
-def _choices(value: Any, where: Path, item: int) -> list[str]:
-    if isinstance(value, str):  # a CSV cell: a JSON list, or choices separated by '|'
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise ScoringError(f"dataset {where}: item {item}: choices is not a valid JSON list") from None
-        else:
-            value = [c.strip() for c in text.split("|")]
-    if isinstance(value, dict) and "text" in value:  # ARC's {"text": [...], "label": [...]}
-        value = value["text"]
-    if not isinstance(value, (list, tuple)) or len(value) < 2:
-        raise ScoringError(f"dataset {where}: item {item}: choices must be a list of at least 2")
-    return [str(c) for c in value]
-
-
-def _answer(answer: Any, raw: Any, choices: list[str], where: Path, item: int) -> int:
-    labels = [str(x).strip() for x in raw.get("label", [])] if isinstance(raw, dict) else []
-    if len(labels) == len(choices) and str(answer).strip() in labels:
-        return labels.index(str(answer).strip())
-    if _int_like(answer):
-        idx = int(answer)
-    elif isinstance(answer, str) and answer.strip() in choices:
-        idx = choices.index(answer.strip())
-    elif isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().isalpha():
-        idx = ord(answer.strip().upper()) - ord("A")
-    else:
-        raise ScoringError(f"dataset {where}: item {item}: answer {answer!r} is neither an index, a letter "
-                           "nor one of the choices")
-    if not 0 <= idx < len(choices):
-        raise ScoringError(f"dataset {where}: item {item}: answer {answer!r} is outside its {len(choices)} choices")
-    return idx
 
 
 def read_multiple_choice(path: Path, question_column: str = "question", choices_column: str = "choices",
@@ -745,8 +665,8 @@ def read_multiple_choice(path: Path, question_column: str = "question", choices_
     cols = [_column(rows, c, path) for c in (question_column, choices_column, answer_column)]
     items = []
     for i, (q, raw, a) in enumerate(zip(*cols, strict=True), 1):
-        choices = _choices(raw, path, i)
-        items.append(MCItem(str(q), tuple(choices), _answer(a, raw, choices, path, i)))
+        choices = evalfiles.choice_list(raw, path, i, ScoringError)
+        items.append(MCItem(str(q), tuple(choices), evalfiles.answer_index(a, raw, choices, path, i, ScoringError)))
     return items
 
 

@@ -6,19 +6,18 @@ Synthetic items are drawn by each family, in its own shape (token ids, images).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+from greenbench import evalfiles
 from greenbench.measure.zoo import HFDataset
 from greenbench.workloads.base import WorkloadError, WorkloadSkipped
 from greenbench.workloads.hf.common import one_line, require, version
 from greenbench.workloads.hf.hub import FIX_HUB, hub_offline
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+TABLE_SUFFIXES = evalfiles.TABLE_SUFFIXES
 
 
 def file_sha256(path: Path) -> str:
@@ -31,57 +30,11 @@ def file_sha256(path: Path) -> str:
 
 def read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV/TSV (header row), JSONL (one object a line) or JSON (a list of objects)."""
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text("utf-8")
-    except OSError as e:
-        raise WorkloadError(f"dataset {path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise WorkloadError(f"dataset {path}: not UTF-8 text") from None
-    rows: list[Any]
-    if suffix in (".csv", ".tsv"):
-        try:
-            rows = list(csv.DictReader(text.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
-        except csv.Error as e:
-            raise WorkloadError(f"dataset {path}: not valid {suffix[1:].upper()}: {e}") from None
-        if rows and any(None in r for r in rows):  # more fields than the header names
-            lineno = next(i for i, r in enumerate(rows) if None in r) + 2
-            raise WorkloadError(f"dataset {path}: line {lineno} has more fields than the header")
-    elif suffix == ".jsonl":
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise WorkloadError(f"dataset {path}: line {i} is not valid JSON: {e.msg}") from None
-    elif suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise WorkloadError(f"dataset {path}: not valid JSON at line {e.lineno}: {e.msg}") from None
-        items = doc.get("data") if isinstance(doc, dict) else doc
-        if not isinstance(items, list):
-            raise WorkloadError(f"dataset {path}: expected a JSON list of objects (or {{\"data\": [...]}})")
-        rows = items
-    else:
-        raise WorkloadError(f"dataset {path}: unknown file type {suffix or '(none)'}; "
-                            f"use {', '.join(TABLE_SUFFIXES)}")
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict):
-            raise WorkloadError(f"dataset {path}: item {i + 1} is not an object with named fields")
-    if not rows:
-        raise WorkloadError(f"dataset {path}: no items")
-    return rows
+    return evalfiles.read_table(path, WorkloadError)
 
 
 def column(rows: list[dict], name: str, where: str) -> list[Any]:
-    missing = next((i for i, r in enumerate(rows) if r.get(name) in (None, "")), None)
-    if missing is not None:
-        known = sorted(rows[missing]) if rows[missing] else []
-        raise WorkloadError(f"dataset {where}: item {missing + 1} has no {name!r} "
-                            f"(columns: {', '.join(map(str, known)) or 'none'}; set the ladder's *_column)")
-    return [r[name] for r in rows]
+    return evalfiles.column(rows, name, where, WorkloadError, hint="set the ladder's *_column")
 
 
 def local_dataset(ds: HFDataset) -> tuple[Path, dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from greenbench.evalfiles import is_int_like
 from greenbench.workloads.base import WorkloadError
 from greenbench.workloads.hf.common import Note
 
@@ -26,14 +27,6 @@ def label_index(id2label: dict) -> dict[str, int]:
         for alias in [name, *str(name).split(",")]:
             index.setdefault(label_key(alias), int(i))
     return index
-
-
-def is_int_like(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return True
-    return isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()) is not None
 
 
 def map_labels(values: list[Any], id2label: dict, num_labels: int, where: str) -> tuple[list[int], str]:

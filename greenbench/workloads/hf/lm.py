@@ -14,7 +14,6 @@ by the log-likelihood of each choice given the question (format "multiple-choice
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from typing import Any, Protocol, cast
 
 import torch
 
+from greenbench import evalfiles
 from greenbench.measure.zoo import Generation, HFDataset, HFModel
 from greenbench.workloads.base import Score, WorkloadError
 from greenbench.workloads.hf.base import HFWorkload, batch_size_arg, logits_of, repeat_to
-from greenbench.workloads.hf.common import Note, one_line
+from greenbench.workloads.hf.common import Note
 from greenbench.workloads.hf.data import column, hub_dataset, local_dataset, read_table
 from greenbench.workloads.hf.hub import check_available, quiet_transformers
-from greenbench.workloads.hf.labels import is_int_like
 from greenbench.workloads.hf.loading import (
     Loaded,
     check_precision,
@@ -227,11 +226,7 @@ def dataset_texts(ds: HFDataset, allow_download: bool) -> tuple[list[str], dict[
         if path.is_dir():
             raise WorkloadError(f"dataset {path}: hf-lm reads a TXT, CSV, TSV, JSONL or JSON file, not a folder")
         if path.suffix.lower() == ".txt":
-            try:
-                lines = path.read_text("utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as e:
-                raise WorkloadError(f"dataset {path}: cannot read as UTF-8 text: {one_line(e)}") from None
-            texts = [line.strip() for line in lines if line.strip()]  # one item per non-empty line
+            texts = evalfiles.read_lines(path, WorkloadError)  # one item per non-empty line
         else:
             texts = [str(t) for t in column(read_table(path), ds.text_column, str(path))]
     else:
@@ -244,38 +239,6 @@ def dataset_texts(ds: HFDataset, allow_download: bool) -> tuple[list[str], dict[
         raise WorkloadError(f"dataset {ds.path or ds.id}: no non-empty text")
     prov.update(items=len(texts), text_column=ds.text_column, limit=ds.limit)
     return texts, prov
-
-
-def _choice_list(value: Any, where: str, item: int) -> list[str]:
-    if isinstance(value, str):  # CSV cells: a JSON list, or choices separated by '|'
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise WorkloadError(f"dataset {where}: item {item}: choices is not a valid JSON list") from None
-        else:
-            value = [c.strip() for c in text.split("|")]
-    if isinstance(value, dict) and "text" in value:  # e.g. ARC's {"text": [...], "label": [...]}
-        value = value["text"]
-    if not isinstance(value, (list, tuple)) or len(value) < 2:
-        raise WorkloadError(f"dataset {where}: item {item}: choices must be a list of at least 2")
-    return [str(c) for c in value]
-
-
-def _answer_index(answer: Any, choices: list[str], where: str, item: int) -> int:
-    if is_int_like(answer):
-        idx = int(answer)
-    elif isinstance(answer, str) and answer.strip() in choices:
-        idx = choices.index(answer.strip())
-    elif isinstance(answer, str) and len(answer.strip()) == 1 and answer.strip().isalpha():
-        idx = ord(answer.strip().upper()) - ord("A")
-    else:
-        raise WorkloadError(f"dataset {where}: item {item}: answer {answer!r} is neither an index, a letter "
-                            "nor one of the choices")
-    if not 0 <= idx < len(choices):
-        raise WorkloadError(f"dataset {where}: item {item}: answer {answer!r} is outside its {len(choices)} choices")
-    return idx
 
 
 def multiple_choice_items(ds: HFDataset, allow_download: bool
@@ -296,13 +259,8 @@ def multiple_choice_items(ds: HFDataset, allow_download: bool
         columns = [list(data[c]) for c in cols]
     items = []
     for i, (q, ch, a) in enumerate(zip(*columns, strict=True), 1):
-        choices = _choice_list(ch, where, i)
-        labels = [str(x).strip() for x in ch.get("label", [])] if isinstance(ch, dict) else []
-        if len(labels) == len(choices) and str(a).strip() in labels:
-            # ARC-style {"text": [...], "label": ["A".."D"] or ["1".."4"]}: the answer names a label
-            items.append((str(q), choices, labels.index(str(a).strip())))
-        else:
-            items.append((str(q), choices, _answer_index(a, choices, where, i)))
+        choices = evalfiles.choice_list(ch, where, i, WorkloadError)
+        items.append((str(q), choices, evalfiles.answer_index(a, ch, choices, where, i, WorkloadError)))
     prov.update(items=len(items), question_column=ds.question_column, choices_column=ds.choices_column,
                 answer_column=ds.answer_column, limit=ds.limit)
     return items, prov

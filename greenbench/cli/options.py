@@ -9,9 +9,10 @@ commands take before they call the library.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -188,6 +189,13 @@ class TierArgs:
             rank_by=self.rank_by, standard_price=self.standard_price, subscribers=self.subscribers,
             discount=self.discount, electricity_price_per_kwh=self.electricity_price_per_kwh,
             carbon_price_per_tonne=self.carbon_price_per_tonne, slots=slots)
+
+
+def tier_args(values: Mapping[str, Any], **given: Any) -> TierArgs:
+    """``TierArgs`` from a command's parameters (its ``locals()``), each shared option by its name;
+    ``given`` overrides one (price's ``--trace`` is repeatable: TierArgs holds the first)."""
+    names = {f.name for f in fields(TierArgs)}
+    return TierArgs(**{**{n: values[n] for n in names if n in values}, **given})
 
 
 def load_trace(name: str, args: TierArgs) -> Trace:

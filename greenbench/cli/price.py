@@ -192,18 +192,7 @@ def price_command(
     check_out_paths(json_out, markdown_out, export_slots_csv, plot, inputs=(profile, users, *names, demand))
     if len(names) > 1 and (export_slots_csv is not None or plot is not None):
         raise fail("--export-slots and --plot are for one trace; give one --trace")
-    args = opt.TierArgs(
-        trace=names[0], basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
-        forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
-        cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
-        p_max_quantile=p_max_quantile, p_max_basis=p_max_basis, truncation=truncation, demand=demand,
-        utility_shape=utility_shape,
-        utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
-        latency_kind=latency_kind, quality=quality, energy=energy, latency_slo_ms=latency_slo_ms,
-        accuracy_floor=accuracy_floor,
-        latency_ceiling_ms=latency_ceiling_ms, premium=premium, reduced=reduced, rank_by=rank_by,
-        standard_price=standard_price, subscribers=subscribers, discount=discount,
-        electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)
+    args = opt.tier_args(locals(), trace=names[0])
     with user_errors():
         pricing_options = replace(args.pricing_options(), mix=mix, mix_utility_floor=mix_utility_floor)
         if is_tradeoff(profile):

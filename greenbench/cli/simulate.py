@@ -88,17 +88,7 @@ def simulate_command(
 
     fmt = stdout_format(json=as_json, markdown=markdown)
     check_out_paths(json_out, markdown_out, inputs=(profile, users, trace, demand))
-    args = opt.TierArgs(
-        trace=trace, basis=basis, trace_units=trace_units, time_column=time_column, value_column=value_column,
-        forecast_column=forecast_column, tz=tz, forecast=forecast, cap_mode=cap_mode,
-        cap_gco2e_per_kwh=cap_gco2e_per_kwh, cap_quantile=cap_quantile, daily_share=daily_share, p_max=p_max,
-        p_max_quantile=p_max_quantile, p_max_basis=p_max_basis, truncation=truncation, demand=demand, utility_shape=utility_shape,
-        utility_k=utility_k, consciousness=consciousness, reward_per_gco2e=reward_per_gco2e, latency=latency,
-        latency_kind=latency_kind, quality=quality, energy=energy, latency_slo_ms=latency_slo_ms,
-        accuracy_floor=accuracy_floor,
-        latency_ceiling_ms=latency_ceiling_ms, premium=premium, reduced=reduced, rank_by=rank_by,
-        standard_price=standard_price, subscribers=subscribers, discount=discount,
-        electricity_price_per_kwh=electricity_price_per_kwh, carbon_price_per_tonne=carbon_price_per_tonne)
+    args = opt.tier_args(locals())
     with user_errors():
         pricing_options = args.pricing_options()
         p, u, tr = opt.load_inputs(profile, users, args)

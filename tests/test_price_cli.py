@@ -302,7 +302,8 @@ def test_price_and_simulate_share_their_options():
     from greenbench.cli.simulate import simulate_command
 
     # price's own: its plot, the decision's objective, the bootstrap, the mix, and --trace repeatable
-    own = {"as_json", "markdown", "export_slots_csv", "plots", "plot", "objective", "trace", "draws", "seed", "mix",
+    own = {"as_json", "markdown", "export_slots_csv", "plots", "plot", "objective", "max_cost_per_tonne",
+           "trace", "draws", "seed", "mix",
            "mix_utility_floor", "profile"}
     a, b = (inspect.signature(f).parameters for f in (price_command, simulate_command))
     shared = [n for n in a if n not in own]

@@ -153,3 +153,15 @@ def test_the_bootstrap_is_on_by_default_and_shown_beside_each_figure():
     assert price_json(PROFILE, "--draws", "0")["uncertainty"] is None
     res = invoke("price", PROFILE, "--mix", "--mix-utility-floor", "0.5")
     assert res.exit_code == 0 and "uncertainty not drawn" in res.stderr
+
+
+def test_carbon_under_a_budget_per_tonne_of_its_own(tmp_path):
+    budget = price_json(PROFILE, *PRICES, "--objective", "carbon-under-price", "--max-cost-per-tonne", "2e9")
+    offer = budget["decision"]["recommendation"]["offer"]
+    assert offer["cost_per_tonne"] <= 2e9
+    market = price_json(PROFILE, *PRICES, "--objective", "carbon-under-price")
+    assert market["decision"]["recommendation"]["offer"]["saved_t_per_period"] <= offer["saved_t_per_period"]
+    res = invoke("price", PROFILE, "--max-cost-per-tonne", "10")
+    assert res.exit_code == 2 and "carbon-under-price" in res.output
+    res = invoke("price", PROFILE, "--plot", tmp_path / "curve.v2.png", "--draws", "0")
+    assert res.exit_code == 0 and (tmp_path / "curve.v2.png").is_file() and (tmp_path / "curve.v2.svg").is_file()

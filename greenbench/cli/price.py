@@ -77,7 +77,10 @@ TraceNames = Annotated[list[str] | None, typer.Option(
 Objective = Annotated[str | None, typer.Option(
     "--objective", help="What the recommended offer maximises: carbon (most carbon saved with net >= 0; needs a "
     "price), cost (lowest cost per tonne avoided) or carbon-under-price (most carbon saved at a cost per tonne "
-    "under --carbon-price-per-tonne). Default: carbon with a price, else cost.")]
+    "under --max-cost-per-tonne, else --carbon-price-per-tonne). Default: carbon with a price, else cost.")]
+MaxCostPerTonne = Annotated[float | None, typer.Option(
+    "--max-cost-per-tonne", help="For --objective carbon-under-price: the most the tier may cost per t CO2e "
+    "avoided (an internal carbon budget), where it differs from the market --carbon-price-per-tonne in the net.")]
 
 
 def trace_names(given: list[str] | None) -> list[str]:
@@ -136,10 +139,12 @@ def price_command(
     wide: Wide = False,
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="FILE", help="Also draw the discount curve (uptake, carbon saved and cost per tonne "
-        "against the discount) to FILE (.png or .svg).")] = None,
+        "against the discount): FILE and beside it the other of .png and .svg (curve.png: curve.png, curve.svg).")
+    ] = None,
     export_slots_csv: Annotated[Path | None, typer.Option(
         "--export-slots", metavar="FILE", help="Also write every hour (intensity, forecast, high or not) as CSV.")] = None,
     objective: Objective = None,
+    max_cost_per_tonne: MaxCostPerTonne = None,
     mix: Mix = False,
     mix_utility_floor: MixUtilityFloor = None,
     draws: Annotated[int, typer.Option(
@@ -211,7 +216,9 @@ def price_command(
         else:
             source, u, tr = opt.load_inputs(profile, users, args)
             traces = [tr, *(opt.load_trace(name, args) for name in names[1:])]
-        zones = zonesmod.price_zones(source, u, traces, pricing_options, objective)
+        if max_cost_per_tonne is not None and objective != "carbon-under-price":
+            raise fail("--max-cost-per-tonne applies to --objective carbon-under-price")
+        zones = zonesmod.price_zones(source, u, traces, pricing_options, objective, max_cost_per_tonne)
         boot, boot_skipped = None, None
         if draws > 0 and not isinstance(source, prof_types()):
             boot_skipped = "a tradeoff.json holds no per-repeat samples; price the profile for intervals"

@@ -12,7 +12,7 @@ from greenbench.price.decision import Decision
 
 
 def plot_curve(d: Decision, res: PricingResult, path: Path) -> list[Path]:
-    """``path`` with .png and .svg suffixes; a PricingError (one line) when they cannot be written."""
+    """``path`` and its twin (.png and .svg); a PricingError (one line) when they cannot be written."""
     c, rec = d.curve, d.recommendation
     x = [100 * r.discount for r in c.rows]
     fig = plotting.figure(7.0, 5.6)
@@ -62,7 +62,14 @@ def plot_curve(d: Decision, res: PricingResult, path: Path) -> list[Path]:
     caveat = plotting.energy_caveat({res.choice.premium.energy_method, res.choice.reduced.energy_method})
     plotting.title(top, f"green tier on {res.trace_name}: the discount curve"
                    + (f"\n({caveat})" if caveat else ""))
+    path = Path(path)
+    base = str(path)[:-len(path.suffix)] if path.suffix.lower() in (".png", ".svg") else str(path)
     try:
-        return plotting.save(fig, Path(path).with_suffix(""))
+        written = []
+        for suffix, data in plotting.render(fig).items():  # curve.v2.png: curve.v2.png and curve.v2.svg
+            out = Path(base + suffix)
+            out.write_bytes(data)
+            written.append(out)
+        return written
     except OSError as e:
         raise PricingError(f"{path}: cannot write the plot: {e.strerror or e}") from None

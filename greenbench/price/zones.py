@@ -50,8 +50,9 @@ class ZoneRow:
 
 
 def price_zones(source: Any, users: Users | None, traces: list[Any], opts: pricing.PricingOptions,
-                objective: str | None = None) -> list[Zone]:
-    """Every trace priced on the same H and R, each with its decision. ``source``: a profile, or the
+                objective: str | None = None, max_cost_per_tonne: float | None = None) -> list[Zone]:
+    """Every trace priced on the same H and R, each with its decision (``max_cost_per_tonne``: the
+    price that ``carbon-under-price`` holds K under; default the carbon price). ``source``: a profile, or the
     points of a tradeoff.json (``mix.TradeoffPoints``, priced with the settings it was fitted with)."""
     from greenbench.price.mix import TradeoffPoints
 
@@ -67,7 +68,8 @@ def price_zones(source: Any, users: Users | None, traces: list[Any], opts: prici
     results = pricing.price_traces(points, u, traces, opts, tuple(excluded))
     if users is None:
         results = [replace(r, users_default=True) for r in results]
-    return [Zone(r, decisionmod.decide(r, objective=objective)) for r in results]
+    return [Zone(r, decisionmod.decide(r, objective=objective, carbon_price_per_tonne=max_cost_per_tonne))
+            for r in results]
 
 
 def ranking(zones: list[Zone]) -> list[ZoneRow]:

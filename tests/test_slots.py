@@ -394,3 +394,17 @@ def test_drivers_are_json_without_nan():
         doc = json.loads(json.dumps(s.drivers(), allow_nan=False))
         assert doc["p_max_basis"] == "worst" and doc["notes"] == list(s.notes)
         assert (doc["p_max_over_p"] is None) == (doc["p_max_over_p_reason"] is not None)
+
+
+def test_a_stub_of_hours_at_either_end_joins_its_neighbouring_month():
+    """Spec §11: months are whole billing months; a few hours at either end are no month of their own."""
+    from greenbench.price.slots import STUB_MONTH_HOURS, fold_stub_months
+
+    month = np.array([0] * 4 + [1] * 672 + [2] * 4)
+    folded, labels = fold_stub_months(month, ("2023-01", "2023-02", "2023-03"))
+    assert labels == ("2023-02",) and set(folded.tolist()) == {0}
+    month = np.array([0] * STUB_MONTH_HOURS + [1] * 100)  # a full day is kept, as a partial month
+    folded, labels = fold_stub_months(month, ("a", "b"))
+    assert labels == ("a", "b") and folded.tolist() == month.tolist()
+    folded, labels = fold_stub_months(np.array([0] * 3), ("only",))  # a trace of one short month stays one
+    assert labels == ("only",)

@@ -440,6 +440,25 @@ def _hourly_series(p: Path, rows: list[dict], trace) -> tuple[np.ndarray, tuple[
     return counts[order[pos]], notes
 
 
+STUB_MONTH_HOURS = 24  # a first or last month with fewer hours is a stub: it joins its neighbour
+
+
+def fold_stub_months(month: np.ndarray, labels: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Spec §11: a stub of a few hours at either end of the trace (a trace that starts at 20:00 on
+    the last day of a month) joins the neighbouring month, never priced as a month of its own."""
+    month = np.array(month, dtype=np.int64)
+    keep = list(range(len(labels)))
+    hours = np.bincount(month, minlength=len(labels))
+    if len(keep) > 1 and hours[keep[0]] < STUB_MONTH_HOURS:
+        month[month == keep[0]] = keep[1]
+        keep = keep[1:]
+    if len(keep) > 1 and hours[keep[-1]] < STUB_MONTH_HOURS:
+        month[month == keep[-1]] = keep[-2]
+        keep = keep[:-1]
+    renumber = {m: i for i, m in enumerate(keep)}
+    return np.array([renumber[m] for m in month.tolist()], dtype=np.int64), tuple(labels[m] for m in keep)
+
+
 def _cap(policy: SlotPolicy, forecast: np.ndarray) -> tuple[float | None, str]:
     if policy.cap_mode == "share":
         return None, "none (share mode)"
@@ -536,9 +555,9 @@ def select(trace, policy: SlotPolicy = SlotPolicy(), demand: np.ndarray | None =
     day = np.asarray(trace.local_day_index(), dtype=np.int64)
     month = np.asarray(trace.month_index(), dtype=np.int64)
     month = month - month.min()
-    n_months = int(month.max()) + 1
     first = time[0].astype("datetime64[M]") + int(np.asarray(trace.month_index()).min())
-    labels = tuple(str(first + i) for i in range(n_months))
+    month, labels = fold_stub_months(month, tuple(str(first + i) for i in range(int(month.max()) + 1)))
+    n_months = len(labels)
     if demand is None:
         loaded = load_demand(trace, policy.demand)
         demand, demand_form, notes = loaded.weight, loaded.form, list(loaded.notes)

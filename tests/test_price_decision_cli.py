@@ -131,6 +131,11 @@ def test_mix_reports_its_points_and_gain():
     f, a, b = m["share_a"], m["point_a"], m["point_b"]
     assert m["energy_j_per_item"] == mixed["carbon"]["e_r_j_per_item"]
     assert abs(m["energy_j_per_item"] - (f * a["energy_j_per_item"] + (1 - f) * b["energy_j_per_item"])) < 1e-15
+    # a share f of reduced requests goes to H itself: only the rest are degraded
+    at_h = a["label"] == mixed["premium"]["label"]
+    row = mixed["decision"]["curve"][-1]
+    degraded = row["green_requests_per_period"] * mixed["carbon"]["p"] * ((1 - f) if at_h else 1.0)
+    assert abs(row["requests_degraded_per_period"] - degraded) <= 1e-9 * degraded
     res = invoke("price", PROFILE, "--mix", "--mix-utility-floor", "0.5")
     assert "reduced tier R (--mix)" in res.stdout and "R as served" in res.stdout
     res = invoke("price", PROFILE, "--mix-utility-floor", "0.5")

@@ -212,6 +212,15 @@ def _first_positions(names: Sequence[str], order: np.ndarray) -> list[tuple[int,
     return sorted(zip((int(p) for p in pos), (str(n) for n in uniq), strict=True))
 
 
+def _degraded_share(res: PricingResult) -> float:
+    """The share of a green user's high-hour requests served below H: all of them, except under a
+    mix that routes a share to H itself (those are served in full)."""
+    m = res.choice.mix
+    if m is None:
+        return 1.0
+    return sum(share for p, share in zip(m.points, m.shares, strict=True) if p.label != res.choice.premium.label)
+
+
 def discount_curve(res: PricingResult, grid: Sequence[float] | None = None) -> DiscountCurve:
     """The tier at each δ of ``grid`` (default ``default_grid()``; values in [0, 1]) and at each user
     type's δ* (capped at 1), sorted by δ. Vectorised: one sort of the rows by δ*, prefix sums."""
@@ -251,6 +260,7 @@ def discount_curve(res: PricingResult, grid: Sequence[float] | None = None) -> D
         won = [n for n, u in zip(ua.names, unwin, strict=True) if not u]
         for name, d in zip(won, snap, strict=True):
             star_of.setdefault(float(d), []).append(name)
+    degraded_share = _degraded_share(res)
     rows = []
     for i, d in enumerate(deltas):
         n_types = int(np.searchsorted(join_pos, k[i], side="left"))  # names whose first row is green
@@ -262,7 +272,8 @@ def discount_curve(res: PricingResult, grid: Sequence[float] | None = None) -> D
             why = ("no carbon saved: nobody takes the green tier at this discount" if k[i] == 0 else
                    "no carbon saved: the green tier degrades no high-carbon hour, or R saves no energy")
         rows.append(CurveRow(float(d), float(uptake[i]), float(subs * uptake[i]), float(green_req[i]),
-                             float(green_req[i] * c.p), float(revenue[i]), float(kwh[i]), float(tonnes[i]),
+                             float(green_req[i] * c.p * degraded_share), float(revenue[i]), float(kwh[i]),
+                             float(tonnes[i]),
                              float(net[i]) if pe is not None or pc is not None else None, kpt, why,
                              tuple(n for _, n in joins[:n_types]), tuple(sorted(star_of.get(float(d), ())))))
 

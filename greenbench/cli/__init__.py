@@ -18,6 +18,8 @@ from greenbench.cli.compare import compare_command
 from greenbench.cli.env import env_command
 from greenbench.cli.fit import HELP as FIT_HELP
 from greenbench.cli.fit import fit_command
+from greenbench.cli.merge import HELP as MERGE_HELP
+from greenbench.cli.merge import merge_command
 from greenbench.cli.price import HELP as PRICE_HELP
 from greenbench.cli.price import price_command
 from greenbench.cli.profile import HELP as PROFILE_HELP
@@ -82,6 +84,8 @@ def _main_options(
 # In the order of the data flow: measure, then everything that reads a profile.
 app.command("profile", cls=Command, help=PROFILE_HELP,
             short_help="Measure accuracy, latency and energy of every point of a ladder.")(profile_command)
+app.command("merge", cls=Command, help=MERGE_HELP,
+            short_help="Merge profiles of several hosts or runs into one fleet profile.")(merge_command)
 app.command("fit", cls=Command, help=FIT_HELP,
             short_help="Pareto frontier and validated tradeoff curves of a profile.")(fit_command)
 app.command("price", cls=Command, help=PRICE_HELP,

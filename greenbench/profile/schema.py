@@ -265,6 +265,9 @@ class Record(BaseModel):
     workload: dict[str, Any] = {}
     training: Training | None = None  # weights greenbench trained (embedded ladders); None: not trained here
     measured_utc: str | None = None
+    # A merged (fleet) profile's record: the index of its input in provenance.sources, which holds that
+    # file's host, provenance and idle baselines (greenbench.profile.merge); None: measured in this file.
+    source: Annotated[int | None, AfterValidator(bounded(0, 2.0**31))] = None
 
     # Peak memory over the point's measured windows (reset before each); None says why in
     # memory_reason, never 0. The GPU's is torch's allocator (max_memory_allocated; None on a

@@ -170,3 +170,25 @@ def test_carbon_under_a_budget_per_tonne_of_its_own(tmp_path):
     assert res.exit_code == 2 and "carbon-under-price" in res.output
     res = invoke("price", PROFILE, "--plot", tmp_path / "curve.v2.png", "--draws", "0")
     assert res.exit_code == 0 and (tmp_path / "curve.v2.png").is_file() and (tmp_path / "curve.v2.svg").is_file()
+
+
+def test_several_traces_keep_the_energy_caveat_and_each_file_once(tmp_path):
+    res = invoke("price", PROFILE, "--trace", "DE", "--trace", "GB")
+    assert res.exit_code == 0 and "is an estimate" in res.stderr  # the committed energy is estimated
+    assert "intervals are drawn for one trace at a time" in res.stderr
+    csv = tmp_path / "a" / "t.csv"
+    csv.parent.mkdir()
+    hours = [f"2023-03-{d:02d}T{h:02d}:00:00Z,{300 + 10 * h + d}" for d in range(1, 4) for h in range(24)]
+    csv.write_text("time,intensity_gco2e_per_kwh\n" + "\n".join(hours) + "\n")
+    doc = price_json(PROFILE, "--trace", csv, "--trace", tmp_path / "a" / ".." / "a" / "t.csv", "--draws", "0")
+    assert doc["schema"] == "greenbench/price"  # one file, however spelt, is one trace
+    other = tmp_path / "b" / "t.csv"
+    other.parent.mkdir()
+    other.write_text(csv.read_text())
+    res = invoke("price", PROFILE, "--trace", csv, "--trace", other)
+    assert res.exit_code == 2 and "two traces named 't'" in res.output
+
+
+def test_an_interval_needs_enough_draws():
+    res = invoke("price", PROFILE, "--draws", "5")
+    assert res.exit_code == 2 and "at least 40 draws" in res.output and "Traceback" not in res.output

@@ -83,14 +83,30 @@ MaxCostPerTonne = Annotated[float | None, typer.Option(
     "avoided (an internal carbon budget), where it differs from the market --carbon-price-per-tonne in the net.")]
 
 
+MIN_DRAWS = 40  # one draw beyond each 2.5% tail
+
+
 def trace_names(given: list[str] | None) -> list[str]:
-    """--trace as given ('all': every bundled zone), in order, each once."""
-    from greenbench.carbon.trace import bundled_zones
+    """--trace as given ('all': every bundled zone), in order, each once (a file once, however spelt);
+    two files of one name are refused, since a zone is named after its file."""
+    from greenbench.carbon.trace import bundled_zones, is_bundled
 
     names: list[str] = []
+    seen: dict[str, str] = {}
+    stems: dict[str, str] = {}
     for t in given or [opt.DEFAULT_TRACE]:
-        names.extend(bundled_zones() if t == "all" else [t])
-    return list(dict.fromkeys(names))
+        for name in bundled_zones() if t == "all" else [t]:
+            key = str(Path(name).resolve()) if Path(name).is_file() else name
+            if key in seen:
+                continue
+            if Path(name).is_file() and not is_bundled(name):
+                stem = Path(name).stem
+                if stem in stems:
+                    raise fail(f"--trace {name} and {stems[stem]}: two traces named {stem!r}; rename one file")
+                stems[stem] = name
+            seen[key] = name
+            names.append(name)
+    return names
 
 
 PricedPath = Annotated[Path, typer.Argument(
@@ -193,6 +209,8 @@ def price_command(
     from greenbench.price import zones as zonesmod
 
     fmt = stdout_format(json=as_json, markdown=markdown)
+    if 0 < draws < MIN_DRAWS:
+        raise fail(f"--draws {draws}: a 95% interval needs at least {MIN_DRAWS} draws (0 turns them off)")
     names = trace_names(trace)
     check_out_paths(json_out, markdown_out, export_slots_csv, plot, inputs=(profile, users, *names, demand))
     if len(names) > 1 and (export_slots_csv is not None or plot is not None):
@@ -222,6 +240,8 @@ def price_command(
         boot, boot_skipped = None, None
         if draws > 0 and not isinstance(source, prof_types()):
             boot_skipped = "a tradeoff.json holds no per-repeat samples; price the profile for intervals"
+        elif draws > 0 and len(traces) > 1:
+            boot_skipped = "intervals are drawn for one trace at a time (give one --trace)"
         elif draws > 0 and mix:
             boot_skipped = "the bootstrap does not draw a mixed reduced tier yet (--mix)"
         elif draws > 0:

@@ -59,7 +59,7 @@ def decision_sections(res: PricingResult, d: Decision) -> list[Section]:
         if chosen is not None and abs(r.discount - chosen) <= 1e-12:
             mark.append("offer")
         if be is not None and abs(r.discount - be) <= 1e-12:
-            mark.append("break-even")
+            mark.append("break-even" if c.break_even.attained else "break-even: below")
         if r.delta_star_of:
             mark.append("δ*")
         rows.append([pct(r.discount, 2), pct(r.uptake, 0), sig(r.saved_t), sig(r.energy_saved_kwh),
@@ -142,7 +142,8 @@ def zone_sections(zones: list[Zone]) -> list[Section]:
 def zone_summary(zones: list[Zone]) -> list[str]:
     from greenbench.price.zones import ranking
 
-    return [f"{r.zone}: {r.sentence}" for r in ranking(zones)]
+    notes = dict.fromkeys(n for z in zones for n in z.result.notes)  # the energy caveats above all
+    return [f"{r.zone}: {r.sentence}" for r in ranking(zones)] + [f"note: {n}" for n in notes]
 
 
 def markdown_headline(lines: list[str]) -> str:

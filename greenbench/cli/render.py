@@ -97,7 +97,8 @@ def option_rows(res: PricingResult) -> list[list[str]]:
             None if o.latency_ceiling_ms is None else f"latency <= {o.latency_ceiling_ms:g} ms") if x) or "none",
          ("--accuracy-floor" if o.quality_metric == "accuracy" else "--quality-floor") + ", --latency-ceiling-ms"
          if o.reduced is None else "ignored: --reduced names R"],
-        ["offered discount δ", pct(pop.discount, 2), pop.discount_source],
+        ["offered discount δ" if res.options.discount is not None else "tables' discount δ", pct(pop.discount, 2),
+         pop.discount_source],
         ["prices", "none: no net" if no_prices else
          f"π_e {o.electricity_price_per_kwh or 0:g} {cur}/kWh, π_c {o.carbon_price_per_tonne or 0:g} {cur}/t CO2e",
          "--electricity-price-per-kwh, --carbon-price-per-tonne"],
@@ -221,7 +222,8 @@ def price_sections(res: PricingResult) -> list[Section]:
                  "ΔE J per request"],
                 wide_legend=[_quality_legend(res), f"{lat}: {LATENCY_WORDS[res.options.latency_kind]}",
                              "J: energy per request", "U: utility"]),
-        Section(f"user types at δ = {pct(pop.discount, 2)}",
+        Section(f"user types at δ = {pct(pop.discount, 2)}" + ("" if res.options.discount is not None else
+                                                               " (max δ*, not the decision's offer)"),
                 [Col("user type", "name"), Col("share"), Col("U_H", wide=True), Col("U_R", wide=True),
                  Col("P/period"), Col("δ*"), Col("takes"), Col("ΔC/period"), Col("discount", wide=True),
                  Col("net/user")], ut,

@@ -175,9 +175,10 @@ def measured_points(profile: Profile, opts: PricingOptions = DEFAULT_OPTIONS) ->
             by_label.setdefault(r.label, r)
             by_label.setdefault(f"{r.ladder}/{r.label}", r)
     spreads = tuple(_record_spread(by_label[p.label], p, lat_field) for p in points)
-    notes = ["the carbon trace is taken as given: its own uncertainty (measurement, forecast) is out of scope",
-             f"{points[0].quality_metric} of different models drawn independently (a shared evaluation set "
-             "would correlate them); points of one model and precision share one draw"]
+    notes = ["the carbon trace is taken as given: its own uncertainty (measurement, forecast) is out of scope"]
+    if any(sp.quality_n is not None for sp in spreads):  # only where some quality is drawn at all
+        notes.append(f"{points[0].quality_metric} of different models drawn independently (a shared evaluation "
+                     "set would correlate them); points of one model and precision share one draw")
     if opts.energy == "net":
         notes.append("net energy moves with the gross draw: the idle baseline is held fixed")
     if any(not is_measurement(p.energy_method) for p in points):

@@ -119,25 +119,17 @@ MixUtilityFloor = Annotated[float | None, typer.Option(
     "for less energy than a single point where the lower hull of energy against utility lies below the points.")]
 
 
-def prof_types() -> tuple[type, ...]:
-    from greenbench.profile import Profile
-
-    return (Profile,)
-
-
-def is_tradeoff(path: Path) -> bool:
-    """A tradeoff.json (fit's output) rather than a profile: its schema names it (read bounded)."""
-    from greenbench.safeload import InputError, load_json, read_text
+def load_priced(path: Path) -> tuple[Any, bool]:
+    """The profile at ``path``, or the points of the tradeoff.json that fit writes (True), from one
+    read of the file: its schema says which it is."""
+    from greenbench.price.mix import tradeoff_points
+    from greenbench.profile.io import from_doc, read_doc
     from greenbench.tradeoff.outputs import TRADEOFF_SCHEMA
 
-    if path.suffix != ".json" or not path.is_file():
-        return False
-    try:
-        head = read_text(path, what="file", max_bytes=64 * 2**20)
-        doc = load_json(head, str(path))
-    except InputError:
-        return False  # the profile reader says what is wrong with it
-    return isinstance(doc, dict) and doc.get("schema") == TRADEOFF_SCHEMA
+    doc = read_doc(path)
+    if isinstance(doc, dict) and doc.get("schema") == TRADEOFF_SCHEMA:
+        return tradeoff_points(doc, str(path)), True
+    return from_doc(doc, path), False
 
 
 def price_command(
@@ -207,6 +199,7 @@ def price_command(
     from greenbench.cli import price_view, render
     from greenbench.price import document as docmod
     from greenbench.price import zones as zonesmod
+    from greenbench.price.users import load_users
 
     fmt = stdout_format(json=as_json, markdown=markdown)
     if 0 < draws < MIN_DRAWS:
@@ -218,27 +211,21 @@ def price_command(
     args = opt.tier_args(locals(), trace=names[0])
     with user_errors():
         pricing_options = replace(args.pricing_options(), mix=mix, mix_utility_floor=mix_utility_floor)
-        if is_tradeoff(profile):
-            from greenbench.price.mix import load_tradeoff
-            from greenbench.price.users import load_users
-
-            source: Any = load_tradeoff(profile)
+        source, fitted = load_priced(profile)
+        if fitted:
             conflicts = source.settings_conflicts(
                 quality=quality, latency=None if latency == "p95" else latency,
                 latency_kind=None if latency_kind == "e2e" else latency_kind,
                 energy=None if energy == "gross" else energy)
             if conflicts:
                 raise fail(conflicts[0])
-            u = None if users is None else load_users(users)
-            traces = [opt.load_trace(name, args) for name in names]
-        else:
-            source, u, tr = opt.load_inputs(profile, users, args)
-            traces = [tr, *(opt.load_trace(name, args) for name in names[1:])]
+        u = None if users is None else load_users(users)
+        traces = [opt.load_trace(name, args) for name in names]
         if max_cost_per_tonne is not None and objective != "carbon-under-price":
             raise fail("--max-cost-per-tonne applies to --objective carbon-under-price")
         zones = zonesmod.price_zones(source, u, traces, pricing_options, objective, max_cost_per_tonne)
         boot, boot_skipped = None, None
-        if draws > 0 and not isinstance(source, prof_types()):
+        if draws > 0 and fitted:
             boot_skipped = "a tradeoff.json holds no per-repeat samples; price the profile for intervals"
         elif draws > 0 and len(traces) > 1:
             boot_skipped = "intervals are drawn for one trace at a time (give one --trace)"
@@ -246,7 +233,6 @@ def price_command(
             boot_skipped = "the bootstrap does not draw a mixed reduced tier yet (--mix)"
         elif draws > 0:
             from greenbench.price.bootstrap import bootstrap
-            from greenbench.price.users import load_users
 
             at = pricing_options
             rec = zones[0].decision.recommendation.row

@@ -47,12 +47,22 @@ def load(path: Path) -> Profile:
     """The profile at ``path``, or ProfileError (one line naming the file) when it is unreadable, not
     a greenbench profile, or holds what no measurement gives: a negative or non-finite energy, an
     accuracy outside [0, 1], a batch size below 1, the same operating point twice."""
-    path = Path(path)
+    return from_doc(read_doc(path), path)
+
+
+def read_doc(path: Path) -> Any:
+    """The JSON document at ``path``, read within a profile's bounds (size, nesting), or ProfileError:
+    what ``load`` reads, for a caller that looks at the schema first (price also takes fit's output)."""
     try:
-        doc = load_json(read_text(path, what="profile", max_bytes=MAX_PROFILE_BYTES), str(path),
-                        max_depth=MAX_PROFILE_DEPTH)
+        return load_json(read_text(Path(path), what="profile", max_bytes=MAX_PROFILE_BYTES), str(path),
+                         max_depth=MAX_PROFILE_DEPTH)
     except InputError as e:
         raise ProfileError(str(e)) from None
+
+
+def from_doc(doc: Any, path: Path) -> Profile:
+    """A document ``read_doc`` read from ``path`` as a profile (see ``load``)."""
+    path = Path(path)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ProfileError(f"{path}: not a greenbench profile (no \"schema\": \"{SCHEMA}\")")
     if doc.get("schema_version") != SCHEMA_VERSION:

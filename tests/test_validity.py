@@ -46,6 +46,21 @@ def test_host_busy_beside_a_gpu_needs_one_core_not_the_threads():
     assert "host_busy" in validity_flags(_readings(3), busy, False, prov)  # the CPU run wants 2
 
 
+@pytest.mark.parametrize("listed,own,flagged", [
+    ([11, 12], {11, 12, 1}, False),  # a launched server's processes and ours: by design
+    ([11, 12, 99], {11, 12, 1}, True),  # and one more: a tenant whose energy is in the counter
+    ([11, 99], set(), False),  # an attached server: whose processes are whose is unknown here
+    ([5011, 5099], {11, 12, 1}, False),  # another namespace's PIDs (a container): nobody can be told apart
+])
+def test_a_served_point_judges_gpu_tenants_against_its_own_processes(listed, own, flagged):
+    edges = [SimpleNamespace(checks={"start": {"gpu_pids": listed, "other_gpu_pids": listed},
+                                     "end": {"gpu_pids": listed}}) for _ in range(3)]
+    flags = validity_flags(edges, _trials(0, 0, 0), True, Provenance(), frozenset(own))
+    assert ("other_gpu_processes" in flags) is flagged
+    # in process (no own set given), the meter's own judgement at the edges stands
+    assert "other_gpu_processes" in validity_flags(edges, _trials(0, 0, 0), True, Provenance())
+
+
 def test_clock_drift_and_temperature_drift_from_edge_readings():
     steady = [SimpleNamespace(checks={"start": {"temperature_c": 50.0},
                                       "end": {"sm_clock_mhz": 1980.0, "temperature_c": 52.0}}) for _ in range(3)]

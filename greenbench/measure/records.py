@@ -171,9 +171,9 @@ def _energy(point: PointContext, head: list[EnergyReading], items: np.ndarray, w
 
 
 def _flags(point: PointContext, head: list[EnergyReading], trials: list[Trial], energy: _Energy,
-           throughput: Summary) -> list[str]:
+           throughput: Summary, own_gpu_pids: frozenset[int] | None = None) -> list[str]:
     """The point's validity flags, in a fixed order: quick, the readings', power limit, energy,
-    throughput, then those from the window edges."""
+    throughput, then those from the window edges (``own_gpu_pids``: see ``validity_flags``)."""
     flags: list[str] = ["quick"] if point.protocol.quick else []
     for r in head:
         flags.extend(f for f in r.flags if f not in flags)
@@ -183,7 +183,7 @@ def _flags(point: PointContext, head: list[EnergyReading], trials: list[Trial], 
     flags.extend(energy.flags)
     if throughput.cv is not None and throughput.cv > point.protocol.max_cv:
         flags.append("throughput_cv_high")
-    flags.extend(f for f in validity_flags(head, trials, point.device.is_cuda, point.provenance)
+    flags.extend(f for f in validity_flags(head, trials, point.device.is_cuda, point.provenance, own_gpu_pids)
                  if f not in flags)
     return flags
 
@@ -277,9 +277,16 @@ def _edges(head: list, side: str, key: str) -> list[float]:
             if key in (r.checks.get(side) or {}) and r.checks[side][key] is not None]
 
 
-def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: prof.Provenance) -> list[str]:
+def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: prof.Provenance,
+                   own_gpu_pids: frozenset[int] | None = None) -> list[str]:
     """Flags from the readings at the window edges: clock and temperature drift and other
-    processes on the GPU (NVML), other processes' load on the host CPU (psutil)."""
+    processes on the GPU (NVML), other processes' load on the host CPU (psutil).
+
+    ``own_gpu_pids``: the processes on the GPU by design (a served point: greenbench and its launched
+    server's group). Others are judged against them only where some listed PID is one of them: an
+    attached server (empty: its processes are unknown here) or PIDs of another namespace (a
+    container's NVML lists the host's) tell nobody apart, so no flag. None: this process, as the
+    meter judged at each edge (``other_gpu_pids``)."""
     flags = []
     clocks = _edges(head, "end", "sm_clock_mhz")
     if len(clocks) >= 2 and (max(clocks) - min(clocks)) > SM_CLOCK_DRIFT * max(clocks):
@@ -287,8 +294,13 @@ def validity_flags(head: list, trials: list[Trial], is_cuda: bool, provenance: p
     temps = _edges(head, "start", "temperature_c") + _edges(head, "end", "temperature_c")
     if len(temps) >= 2 and max(temps) - min(temps) > TEMPERATURE_DRIFT_C:
         flags.append("temperature_drift")
-    if any((r.checks.get(side) or {}).get("other_gpu_pids") for r in head for side in ("start", "end")):
-        flags.append("other_gpu_processes")
+    if own_gpu_pids is None:
+        if any((r.checks.get(side) or {}).get("other_gpu_pids") for r in head for side in ("start", "end")):
+            flags.append("other_gpu_processes")
+    else:
+        listed = {p for r in head for side in ("start", "end") for p in (r.checks.get(side) or {}).get("gpu_pids", [])}
+        if listed & own_gpu_pids and listed - own_gpu_pids:
+            flags.append("other_gpu_processes")
     cores = provenance.usable_cpu_count
     threads = 1 if is_cuda else int(provenance.torch_threads or 1)
     others = [t.host_other_cores for t in trials if t.host_other_cores is not None]
@@ -335,7 +347,7 @@ def _ms(values: list[float]) -> dict[int, float | None]:
 def build_served_record(point: PointContext, trials: list[Trial], windows: list[ServedWindow], steady: list[Any],
                         quality: Any, *,
                         load_cpu_share: float | None, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
-                        requested_output_tokens: int) -> prof.Record:
+                        requested_output_tokens: int, own_gpu_pids: frozenset[int] = frozenset()) -> prof.Record:
     """The record of a served point: the windows' energy over the tokens (and request-equivalents)
     streamed inside them; latencies of the requests that completed over the windows (``steady``)."""
     windows_s = np.array([t.window_s for t in trials])
@@ -367,7 +379,7 @@ def build_served_record(point: PointContext, trials: list[Trial], windows: list[
     periods_s = [r.update_period_s for r in head if r.update_period_s is not None]
     updates_all = [r.counter_updates for r in head if r.counter_updates is not None]
     # host_busy counts other processes' CPU: on a served point the server is one, by design
-    flags = [f for f in _flags(point, head, trials, energy, throughput) if f != "host_busy"]
+    flags = [f for f in _flags(point, head, trials, energy, throughput, own_gpu_pids) if f != "host_busy"]
     if load_cpu_share is not None and load_cpu_share > LOAD_SATURATED_SHARE:
         flags.append("load_generator_saturated")
     if any(w.failed for w in windows):

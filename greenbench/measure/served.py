@@ -294,28 +294,13 @@ def _measure_load(run: ServedRun, server: Any, served_id: str, model_name: str, 
     steady = [t for t in gen.traces if t.ok and t.done_s is not None and start <= t.done_s < end]
     record = build_served_record(point, trials, windows, steady, quality, load_cpu_share=gen.cpu_share,
                                  slo_ttft_ms=lad.slo.ttft_ms, slo_tpot_ms=lad.slo.tpot_ms,
-                                 requested_output_tokens=lad.generation.output_tokens)
+                                 requested_output_tokens=lad.generation.output_tokens,
+                                 own_gpu_pids=frozenset({*server.processes(), os.getpid()} if server.launched
+                                                        else ()))  # an attached server's are unknown here
     record.server_log = None if log is None else str(log)
-    _judge_gpu_tenants(record, trials, server)
     for code, fix in flag_fixes(record):
         run.emit_flag(record.label, code, fix)
     return record
-
-
-def _judge_gpu_tenants(record: prof.Record, trials: list[Trial], server: Any) -> None:
-    """``other_gpu_processes`` on a served point: the server's own processes run on its GPUs by
-    design, so only processes outside a launched server's group are others. For an attached server
-    (its processes are not known here), or PIDs from another namespace (a container's NVML lists
-    the host's), nobody can be told apart, and the flag is not raised (docs/serving.md)."""
-    listed = {p for t in trials for side in ("start", "end")
-              for p in (t.readings[0].checks.get(side) or {}).get("gpu_pids", [])}
-    if "other_gpu_processes" in record.flags:
-        record.flags.remove("other_gpu_processes")
-    if not listed or not server.launched:
-        return
-    theirs = {*server.processes(), os.getpid()}
-    if listed & theirs and listed - theirs:
-        record.flags.append("other_gpu_processes")
 
 
 def _failed(run: ServedRun, model_name: str, precision: str, load: Setting, error: str,

@@ -115,11 +115,12 @@ def render(fig: Figure) -> dict[str, bytes]:
 
 def save(fig: Figure, base: Path | str) -> list[Path]:
     """Write ``<base>.png`` and ``<base>.svg`` (see ``render``) and return both paths; an OSError
-    is the caller's to turn into its own one-line error."""
+    is the caller's to turn into its own one-line error. The suffixes are added to ``base``'s
+    whole name: a base of ``curve.v2`` writes ``curve.v2.png``."""
     base = Path(base)
     paths = []
     for suffix, data in render(fig).items():
-        path = base.with_suffix(suffix)
+        path = base.with_name(base.name + suffix)
         path.write_bytes(data)
         paths.append(path)
     return paths

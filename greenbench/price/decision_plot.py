@@ -63,13 +63,8 @@ def plot_curve(d: Decision, res: PricingResult, path: Path) -> list[Path]:
     plotting.title(top, f"green tier on {res.trace_name}: the discount curve"
                    + (f"\n({caveat})" if caveat else ""))
     path = Path(path)
-    base = str(path)[:-len(path.suffix)] if path.suffix.lower() in (".png", ".svg") else str(path)
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".svg") else path  # curve.png: its twin .svg
     try:
-        written = []
-        for suffix, data in plotting.render(fig).items():  # curve.v2.png: curve.v2.png and curve.v2.svg
-            out = Path(base + suffix)
-            out.write_bytes(data)
-            written.append(out)
-        return written
+        return plotting.save(fig, base)
     except OSError as e:
         raise PricingError(f"{path}: cannot write the plot: {e.strerror or e}") from None

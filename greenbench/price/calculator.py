@@ -1058,6 +1058,11 @@ def to_dict(res: PricingResult) -> dict:
     }
 
 
+def dumps(doc: dict) -> str:
+    """A pricing document as JSON: indented, no NaN or inf, ending in a newline."""
+    return json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+
+
 def to_json(res: PricingResult) -> str:
     """The JSON document (schema greenbench/price, indented), ending in a newline."""
-    return json.dumps(to_dict(res), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    return dumps(to_dict(res))

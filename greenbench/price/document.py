@@ -4,7 +4,6 @@ and, for several traces, one document per zone with the zones ranked side by sid
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from greenbench.price import calculator as pricing
@@ -20,6 +19,4 @@ def document(res: pricing.PricingResult, decision: decisionmod.Decision | None =
     return doc
 
 
-def dumps(doc: dict[str, Any]) -> str:
-    """Indented JSON with no NaN or inf, ending in a newline."""
-    return json.dumps(doc, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+dumps = pricing.dumps  # indented JSON with no NaN or inf, ending in a newline

@@ -11,7 +11,6 @@ Hour-by-hour sums are cumulative sums over the hours; months are sums over their
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +173,7 @@ def to_dict(sim: SimulationResult, plots: Sequence[Path] = ()) -> dict:
 
 def to_json(sim: SimulationResult, plots: Sequence[Path] = ()) -> str:
     """``to_dict`` as JSON (indented), ending in a newline."""
-    return json.dumps(to_dict(sim, plots), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    return pricing.dumps(to_dict(sim, plots))
 
 
 # ------------------------------------------------------------------------------------------------

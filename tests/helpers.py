@@ -30,6 +30,18 @@ def write_zoo(tmp_path: Path, text: str = TINY_ZOO) -> Path:
     return path
 
 
+def one_line_error(res, *needles: str, stream: str = "output") -> str:
+    """A command refused a bad input: exit 2, no traceback, and one non-empty line on ``stream``
+    (``output``: stdout and stderr together, or ``stderr``) holding every needle; that line."""
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    lines = [line for line in getattr(res, stream).splitlines() if line.strip()]
+    assert len(lines) == 1, res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

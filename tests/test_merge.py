@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers
 import pytest
 from synthetic_profiles import make_profile
 from typer.testing import CliRunner
@@ -49,13 +50,7 @@ def invoke(*args, env=None):
 
 
 def one_line_error(res, *needles):
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, res.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+    return helpers.one_line_error(res, *needles, stream="stderr")  # the error line alone on stderr
 
 
 # --- the library ---------------------------------------------------------------------------------

@@ -933,24 +933,26 @@ def check_finite(values: dict, inputs: str) -> None:
                                f"({inputs})")
 
 
-def price_traces(points: list[OperatingPoint], users: Users, traces, opts: PricingOptions = PricingOptions(),
+def price_traces(points: list[OperatingPoint], users: Users | None, traces, opts: PricingOptions = PricingOptions(),
                  excluded: tuple[str, ...] = ()) -> list[PricingResult]:
-    """The calculator on several traces (e.g. every zone): H and R are chosen once."""
+    """The calculator on several traces (e.g. every zone): H and R are chosen once.
+
+    ``users`` None: the example shipped with greenbench (``load_users()``); each result says so
+    (``users_default``)."""
     opts.check()
-    choice = choose_points(points, users, opts, excluded)
-    return [price_points(points, users, tr, opts, excluded, choice=choice) for tr in traces]
+    given = load_users() if users is None else users
+    choice = choose_points(points, given, opts, excluded)
+    results = [price_points(points, given, tr, opts, excluded, choice=choice) for tr in traces]
+    return [replace(r, users_default=True) for r in results] if users is None else results
 
 
 def price(profile, users: Users | None, trace, opts: PricingOptions = PricingOptions()) -> PricingResult:
-    """The calculator of shared/docs/pricing-model.md on a profile, users and an hourly trace.
-
-    ``users`` None: the example shipped with greenbench (``load_users()``); the result says so
-    (``users_default``)."""
+    """The calculator of shared/docs/pricing-model.md on a profile, users (None: the shipped
+    example, said in ``users_default``) and an hourly trace."""
     opts.check()
     points, excluded = operating_points(profile, latency=opts.latency, energy=opts.energy, quality=opts.quality,
                                         latency_kind=opts.latency_kind)
-    res = price_points(points, load_users() if users is None else users, trace, opts, tuple(excluded))
-    return replace(res, users_default=True) if users is None else res
+    return price_traces(points, users, [trace], opts, tuple(excluded))[0]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from greenbench.price import calculator as pricing
 from greenbench.price import decision as decisionmod
 from greenbench.price import document as docmod
-from greenbench.price.users import Users, load_users
+from greenbench.price.users import Users
 from greenbench.tradeoff.points import operating_points
 
 SCHEMA = "greenbench/price-zones"
@@ -64,10 +64,7 @@ def price_zones(source: Any, users: Users | None, traces: list[Any], opts: prici
         opts.check()
         points, excluded = operating_points(source, latency=opts.latency, energy=opts.energy, quality=opts.quality,
                                             latency_kind=opts.latency_kind)
-    u = load_users() if users is None else users
-    results = pricing.price_traces(points, u, traces, opts, tuple(excluded))
-    if users is None:
-        results = [replace(r, users_default=True) for r in results]
+    results = pricing.price_traces(points, users, traces, opts, tuple(excluded))
     return [Zone(r, decisionmod.decide(r, objective=objective, carbon_price_per_tonne=max_cost_per_tonne))
             for r in results]
 

@@ -168,8 +168,6 @@ def load_profile(path: Path, side: str) -> Profile:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("GREENBENCH_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "greenbench"
+    from greenbench.measure.devices import default_cache_dir as cache_dir
+
+    return cache_dir()

@@ -77,6 +77,8 @@ def profile_command(
     device: list[str] | None = typer.Option(None, "--device", help="cpu, cuda:N, a GPU UUID, auto, or GPUs joined by + for a served ladder's tensor-parallel server (repeatable). Default: the ladder's (auto: the first visible GPU, else the CPU)."),
     devices: str | None = typer.Option(None, "--devices", help="GPUs by index or UUID, comma-separated (e.g. 0,1 or GPU-8f3e...); 'all' for every visible GPU. Each point is measured on one GPU with that GPU's counter; GPUs joined by + (0+1) are one tensor-parallel server's, their energy summed and each GPU recorded."),
     parallel: bool | None = typer.Option(None, "--parallel/--sequential", help="Measure devices at once, one process each (default: at once when two or more GPUs are given)."),
+    ray: str | None = typer.Option(None, "--ray", metavar="ADDRESS", help="Run every group (model, precision, device) as a Ray task on a cluster: 'local' starts one on this host (127.0.0.1, stopped at the end), 'auto' joins the one running here, or HOST:PORT. Needs `pip install 'greenbench[ray]'` on the driver and every node (docs/fleet.md)."),
+    accelerator: list[str] | None = typer.Option(None, "--accelerator", metavar="TYPE", help="With --ray: measure each GPU group on this Ray accelerator type (H100, A100, L4; repeatable: once per type). Default: any GPU, its type recorded."),
     download: bool = typer.Option(False, "--download", help="Let hub ladders download models and datasets that are not cached (off: offline)."),
     model: list[str] | None = typer.Option(None, "--model", help="Only these models (repeatable)."),
     batch_size: list[int] | None = typer.Option(None, "--batch-size", min=1, help="Only these batch sizes (repeatable)."),
@@ -111,6 +113,13 @@ def profile_command(
         if not name.strip():
             raise fail("--name: give a file name for the profile (e.g. --name my-run), or leave --name out "
                        "for the ladder's name")
+    if accelerator and ray is None:
+        raise fail("--accelerator pins GPU groups to a Ray accelerator type: give --ray ADDRESS too")
+    if ray is not None and parallel is not None:
+        raise fail("--parallel/--sequential choose how one host measures its devices; with --ray the cluster "
+                   "schedules the groups: leave them out")
+    if ray is not None and not ray.strip():
+        raise fail("--ray: give 'local', 'auto' or the cluster's HOST:PORT")
     ladder_notes: list[str] = []  # said once every input is known good: no note before an error
     with user_errors():  # the library's own checks speak for --meter, --precision and the protocol
         check_prefer(meter)
@@ -148,6 +157,9 @@ def profile_command(
             precisions=tuple(precision) if precision else None,
             devices=device_specs(device, devices), resume=resume, force=force,
             allow_download=download, parallel=parallel, threads=threads or default_threads(),
+            ray=None if ray is None else runner.RayOptions(
+                address=ray.strip(), accelerators=tuple(dict.fromkeys(a.strip() for a in accelerator or [])),
+                cache_dir=cache_dir),
         )
         try:
             result = run_with_progress(cfg)

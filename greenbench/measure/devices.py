@@ -168,6 +168,15 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
 
 
+def default_cache_dir() -> Path:
+    """Where trained models and data are cached: $GREENBENCH_CACHE, else the user's cache folder."""
+    env = os.environ.get("GREENBENCH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "greenbench"
+
+
 def affinity() -> list[int]:
     """The CPUs this process may run on (all of them where the OS cannot say)."""
     try:

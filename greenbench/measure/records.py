@@ -506,6 +506,8 @@ FLAG_FIXES = {
     "host_busy": "other processes kept the host's CPUs busy during windows; close them, or lower "
                  "--threads so that the run keeps a free core",
     "power_limit_changed": "the GPU power limit changed during the sweep; measure again with it fixed",
+    "node_shared": "another group ran on the same Ray node during this CPU group: a CPU meter counts the "
+                   "whole host; give --threads the nodes' CPU count so that a CPU group holds its node alone",
 }
 
 

@@ -152,6 +152,19 @@ class WindowDone:
     trial: Trial = field(repr=False)
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how ``profile --ray`` runs its groups (``greenbench.measure.cluster``)."""
+
+    address: str  # "local": a private cluster on this host, on 127.0.0.1, stopped at the end; "auto"; host:port
+    accelerators: tuple[str, ...] = ()  # each GPU group once per Ray accelerator type ("H100", "L4")
+    cache_dir: Path | None = None  # on the nodes; None: each node's own ($GREENBENCH_CACHE, ~/.cache)
+    # Ray's worker_process_setup_hook ("module.function"), run in every worker before a group; the
+    # tests install their fake GPUs with it. Not a CLI option.
+    worker_setup: str | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)  # the workers' extra environment (tests)
+
+
 @dataclass
 class RunConfig:
     ladder: Ladder
@@ -175,10 +188,11 @@ class RunConfig:
     export_csv: Path | None = None  # also the records as CSV, rewritten (atomically) with the profile
     extra: dict[str, Any] = field(default_factory=dict)
     after_window: Callable[[WindowDone], None] | None = None  # an observer; not part of settings
+    ray: RayOptions | None = None  # groups as Ray tasks on a cluster (greenbench.measure.cluster)
 
     def settings(self) -> prof.Settings:
         """What must match for a resumed run to continue an earlier one."""
-        return prof.Settings(
+        settings = prof.Settings(
             protocol=prof.ProtocolSettings(**self.protocol.to_dict()),
             meter=self.meter,
             energy_basis="gross",
@@ -188,6 +202,10 @@ class RunConfig:
             devices=list(self.devices) if self.devices else None,
             threads=self.threads,
         )
+        if self.ray is not None:  # assigned: written only for a Ray run
+            settings.executor = "ray"
+            settings.accelerators = list(self.ray.accelerators) or None
+        return settings
 
 
 def plan(cfg: RunConfig) -> list[Point]:
@@ -316,6 +334,10 @@ def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None)
     try:
         with prof.WriteLock(cfg.out_path) as lock:
             _check_outputs(cfg, lock.acquired_at, emit)
+            if cfg.ray is not None:
+                from greenbench.measure import cluster  # Ray is imported there, and only with --ray
+
+                return cluster.run_locked(cfg, points, emit, saved)
             return _run_locked(cfg, points, emit, saved)
     except KeyboardInterrupt:
         raise RunInterrupted(cfg.out_path, saved.points, saved.on_disk) from None

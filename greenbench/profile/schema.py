@@ -176,6 +176,13 @@ class Record(BaseModel):
     device: str
     device_name: str | None = None
     device_uuid: str | None = None  # the GPU whose counter measured the point (None on a CPU)
+    # Fleet profiles (``profile --ray``, ``merge``): the host that ran the point, its accelerator
+    # type as the cluster names it (Ray's "H100", "L4"; None where nobody named it), and on a Ray
+    # run the placement the point was planned on ("gpu", "gpu:L4", "2xgpu", "cpu"), which
+    # ``--resume`` matches (the host and GPU it lands on may change).
+    host: str | None = None
+    accelerator_type: str | None = None
+    placement: str | None = None
     status: Status = "ok"
     error: str | None = None
 
@@ -338,6 +345,18 @@ class Record(BaseModel):
         return point_key(self.ladder, self.model, self.batch_size, self.precision, self.device,
                          self.concurrency, self.request_rate_per_s)
 
+    def planned_key(self) -> tuple:
+        """The key of the point as planned: by its placement on a Ray run (where it ran is the
+        cluster's choice), else by its device, as ``key``."""
+        return point_key(self.ladder, self.model, self.batch_size, self.precision, self.placement or self.device,
+                         self.concurrency, self.request_rate_per_s)
+
+    @property
+    def hardware(self) -> str | None:
+        """What the point ran on, for a fleet's hardware axis: the accelerator type the cluster
+        named, else the device's own name ("NVIDIA L4", the CPU model)."""
+        return self.accelerator_type or self.device_name
+
 
 def setting_label(batch_size: int | None, concurrency: int | None = None, rate_per_s: float | None = None) -> str:
     if batch_size is not None:
@@ -414,6 +433,11 @@ class Settings(_Section):
     precisions: list[str] | None = None
     devices: list[str] | None = None
     threads: int | None = None  # torch intra-op threads asked for (None: torch's default)
+    # ``profile --ray``: "ray" (written only then), and the accelerator types GPU groups were
+    # pinned to (--accelerator; None: any GPU). The cluster's address is not a setting: a resumed
+    # run may use another.
+    executor: str | None = None
+    accelerators: list[str] | None = None
 
     @property
     def quick(self) -> bool:

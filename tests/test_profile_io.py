@@ -104,3 +104,22 @@ def test_unknown_keys_in_a_section_load_and_are_written_back(tmp_path):
     again = json.loads(path.read_text())
     assert again["provenance"]["gpu_firmware"] == "96.00.af"
     assert again["settings"]["future_option"] == 3
+
+
+def test_records_json_writes_the_profile_byte_for_byte_as_to_json_across_saves(tmp_path):
+    """The fleet driver's save keeps each record's JSON between saves: the file must still be
+    exactly what Profile.to_json writes, as records are appended, replaced and dropped."""
+    import synthetic_profiles
+
+    p = synthetic_profiles.make_profile(3)
+    every = list(p.records)
+    cache = prof.RecordsJson()
+    path = tmp_path / "p.json"
+    for n in (0, 1, len(every) // 2, len(every)):
+        p.records = every[:n]
+        prof.save(p, path, cache)
+        assert path.read_text() == p.to_json()
+        assert len(prof.load(path).records) == n
+    p.records = [every[0].model_copy(update={"model": "changed"}), *every[1:]]  # a new record object
+    prof.save(p, path, cache)
+    assert path.read_text() == p.to_json() and prof.load(path).records[0].model == "changed"

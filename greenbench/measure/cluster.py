@@ -380,12 +380,13 @@ class FleetWriter:
     saved: _Saved
     emit: Emit
     clock: _Clock
+    records_json: prof.RecordsJson = field(default_factory=prof.RecordsJson)  # each record serialised once
 
     def write(self) -> None:
         sources = self.fleet.document(self.profile, self.cfg.out_path.name)
         self.profile.provenance = prof.Provenance.model_validate(
             {**self.profile.provenance.model_dump(mode="json"), "sources": sources})
-        prof.save(self.profile, self.cfg.out_path)
+        prof.save(self.profile, self.cfg.out_path, self.records_json)
         self.saved.points, self.saved.on_disk = len(self.profile.ok_records()), True
         if self.cfg.export_csv is not None:
             prof.export_csv(self.profile, self.cfg.export_csv)

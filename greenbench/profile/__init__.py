@@ -11,6 +11,7 @@ from greenbench.profile.export import CSV_COLUMNS, csv_text, export_csv, to_rows
 from greenbench.profile.io import (
     MAX_PROFILE_BYTES,
     ProfileBusy,
+    RecordsJson,
     WriteError,
     WriteLock,
     check_writable,
@@ -48,7 +49,7 @@ from greenbench.profile.schema import (
 __all__ = [
     "CSV_COLUMNS", "MAX_ENERGY_J", "MAX_POWER_W", "MAX_PROFILE_BYTES", "QUALITY_DIRECTIONS", "SCHEMA", "SCHEMA_VERSION",
     "CarbonIntensity", "IdleBaseline", "IdleMeterPower", "LadderInfo", "MeterSummary", "Profile",
-    "ProfileBusy", "ProfileError", "ProtocolSettings", "Provenance", "Record", "Settings", "Status",
+    "ProfileBusy", "ProfileError", "ProtocolSettings", "Provenance", "Record", "RecordsJson", "Settings", "Status",
     "Training", "WarmIdle", "WriteError", "WriteLock", "check_writable", "csv_text", "export_csv", "load",
     "lock_path", "point_key", "remove_stale_temps", "save", "setting_label", "to_rows", "utc_now", "write_atomic",
 ]

@@ -6,6 +6,7 @@ left behind."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from greenbench.errors import GreenbenchError
-from greenbench.profile.schema import SCHEMA, SCHEMA_VERSION, Profile, ProfileError
+from greenbench.profile.schema import SCHEMA, SCHEMA_VERSION, Profile, ProfileError, Record
 from greenbench.safeload import InputError, load_json, read_text
 
 # A profile holds about 3.5 KB per operating point at the default 5 repeats: 64 MiB is some
@@ -200,9 +201,43 @@ def write_atomic(path: Path, text: str) -> None:
                 pass
 
 
-def save(profile: Profile, path: Path) -> None:
+def save(profile: Profile, path: Path, records_json: RecordsJson | None = None) -> None:
+    """Write the profile atomically; with ``records_json``, each record is serialised once across
+    saves (a fleet's driver rewrites a growing profile after every group: benchmarks/
+    fleet_driver_bench.py)."""
     profile.updated_utc = utc_now()
-    write_atomic(path, profile.to_json())
+    write_atomic(path, profile.to_json() if records_json is None else records_json.document(profile))
+
+
+class RecordsJson:
+    """``Profile.to_json``, byte for byte, with every record's JSON made once and kept: the rest
+    of the document is small, the records are nearly all of it. A record must not change after
+    it was first written (the driver only appends finished ones); each is kept by identity, the
+    record held so that its id stays its own."""
+
+    _PLACEHOLDER = "\0records\0"
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[Record, str]] = {}
+
+    def _one(self, r: Record) -> str:
+        hit = self._made.get(id(r))
+        if hit is None or hit[0] is not r:
+            text = json.dumps(r.model_dump(mode="json"), indent=1, allow_nan=False).replace("\n", "\n  ")
+            hit = self._made[id(r)] = (r, text)
+        return hit[1]
+
+    def document(self, profile: Profile) -> str:
+        doc = profile.model_dump(mode="json", exclude={"records"})
+        doc["records"] = self._PLACEHOLDER  # where Profile.to_json has the list: before "schema"
+        doc["schema"] = doc.pop("schema_")
+        head = json.dumps(doc, indent=1, allow_nan=False)
+        items = [self._one(r) for r in profile.records]
+        body = "[\n  " + ",\n  ".join(items) + "\n ]" if items else "[]"
+        live = {id(r) for r in profile.records}
+        for k in [k for k in self._made if k not in live]:
+            del self._made[k]
+        return head.replace(json.dumps(self._PLACEHOLDER), body, 1) + "\n"
 
 
 # Immutable and append-only inode flags (Linux FS_IOC_GETFLAGS; chattr +i / +a): such a file can

@@ -125,7 +125,7 @@ def _units(profile: Profile, name: str) -> list[_Unit]:
             raise MergeError(f"{name}: record {r.label} names no source of its provenance.sources")
         original = {v: k for k, v in sources[r.source]["devices"].items()}
         units[r.source].records.append(r.model_copy(update={"device": original.get(r.device, r.device),
-                                                            "source": None}))
+                                                            "source": None, "host": None}))
     return units
 
 
@@ -277,7 +277,8 @@ def merge(profiles: list[Profile], sources: list[str]) -> Profile:
     for i, (u, host, mapping) in enumerate(zip(units, hosts, names, strict=True)):
         entries.append({**u.entry, "host": host, "devices": mapping})
         for r in u.records:
-            merged = r.model_copy(update={"device": mapping[r.device], "source": i}, deep=True)
+            merged = r.model_copy(update={"device": mapping[r.device], "source": i, "host": r.host or host},
+                                  deep=True)
             key = merged.key()
             if key in first_of:
                 raise MergeError(f"{u.given}: {merged.label} is also in {first_of[key]}; a merged profile holds "

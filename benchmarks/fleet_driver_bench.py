@@ -36,9 +36,9 @@ from pathlib import Path
 from greenbench import __version__
 from greenbench import profile as prof
 from greenbench.carbon.intensity import static_intensity
-from greenbench.measure.cluster import FleetWriter, Placed, Placement, _Fleet, _Task
+from greenbench.measure.cluster import Fleet, FleetWriter, GroupTask, Placed, Placement
 from greenbench.measure.protocol import Protocol
-from greenbench.measure.runner import Group, RunConfig, _Clock, _Saved
+from greenbench.measure.runner import Clock, Group, RunConfig, Saved
 from greenbench.measure.zoo import get_ladder
 
 
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = prof.Profile(greenbench_version=__version__, created_utc=now, updated_utc=now,
                                ladder=prof.LadderInfo(name="mnist1d"), settings=cfg.settings(),
                                provenance=prof.Provenance(host="driver"))
-        fleet = _Fleet()
-        writer = FleetWriter(cfg, profile, fleet, _Saved(cfg.out_path), lambda e: None, _Clock(1))
+        fleet = Fleet()
+        writer = FleetWriter(cfg, profile, fleet, Saved(cfg.out_path), lambda e: None, Clock(1))
         groups = math.ceil(a.records / a.per_group)
         write_s: list[float] = []
         t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             n = min(a.per_group, a.records - made)
             placed = Placed(f"{node:056x}", f"gpu-{node:03d}", f"cuda:{g % 8}", "cuda:0", "NVIDIA H100 80GB HBM3",
                             f"GPU-{node:08x}", 0, {"host": f"gpu-{node:03d}"})
-            task = _Task(Group(f"m{g}", "fp32", tuple(range(1, n + 1))), Placement(1), placed=placed)
+            task = GroupTask(Group(f"m{g}", "fp32", tuple(range(1, n + 1))), Placement(1), placed=placed)
             task.source = fleet.source(placed)
             task.device = fleet.device(task.source, placed.local)
             records = [_record(f"m{g}", b, task.device, a.repeats, rng) for b in range(1, n + 1)]

@@ -104,7 +104,11 @@ def test_groups_run_on_fake_gpus_of_each_accelerator_type_and_records_say_where(
                               cache_dir=Path(cache_dir), worker_setup="ray_fakes.install",
                               worker_env={"PYTHONPATH": str(TESTS)}))
     events = []
-    profile = runner.run_profile(cfg, events.append)
+    with pytest.raises(runner.RunError, match="measured on the cluster"):
+        runner.run_profile(cfg)  # never on this host by mistake
+    from greenbench.measure import cluster as clustermod
+
+    profile = clustermod.run_profile(cfg, events.append)
     assert profile.complete
     by = {}
     for r in profile.records:

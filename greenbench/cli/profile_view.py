@@ -95,7 +95,10 @@ def bar_description(text: str, console_width: int) -> str:
 def run_with_progress(cfg: RunConfig) -> Profile:
     """Run the sweep: on a terminal a bar (its ETA kept at 80 columns) over a line per finished
     point; in a log, the line per finished point alone; and a closing line either way."""
-    from greenbench.measure.runner import run_profile
+    if cfg.ray is not None:  # Ray is imported there, and only with --ray
+        from greenbench.measure.cluster import run_profile
+    else:
+        from greenbench.measure.runner import run_profile
 
     progress = make_progress(err)
     task: TaskID | None = None

@@ -4,7 +4,7 @@ accelerator type) and runs on whichever node has it.
 
 - **On the node**, the task meters the GPUs Ray gave it by UUID (Ray's CUDA_VISIBLE_DEVICES shows
   it only those), with the same protocol, cold and warm idle baselines and record building as a
-  run on one host (``runner._sweep_device``). It streams its progress and, at the end, its records
+  run on one host (``runner.sweep_device``). It streams its progress and, at the end, its records
   back (a streaming generator: ``("placed", ...)`` first, then events, then the records).
 - **The driver** alone writes the profile, atomically after every group, as a run on one host does:
   Ctrl-C keeps every finished point, ``--resume`` finishes the rest on the cluster (matched by
@@ -39,8 +39,10 @@ from typing import Any
 from greenbench import __version__
 from greenbench import profile as prof
 from greenbench.measure import devices as devmod
+from greenbench.measure import runner
 from greenbench.measure.records import FLAG_FIXES
 from greenbench.measure.runner import (
+    Clock,
     Emit,
     Event,
     Group,
@@ -48,11 +50,10 @@ from greenbench.measure.runner import (
     RayOptions,
     RunConfig,
     RunError,
-    _Clock,
-    _groups_by_device,
-    _open_profile,
-    _Saved,
-    _sweep_device,
+    Saved,
+    groups_by_device,
+    open_profile,
+    sweep_device,
 )
 from greenbench.measure.zoo import model_dict
 
@@ -176,7 +177,7 @@ def _measure_on_node(cfg: RunConfig, group: Group, driver_version: str, cache_di
         renamed = [r.model_copy(update={"device": local}) for r in records]
         done.append(GroupDone(None if idle is None else idle.model_copy(update={"device": local}), renamed))
 
-    _sweep_device(cfg, node_profile, device, [group], _Clock(1), lambda e: put(("event", e)), finished,
+    sweep_device(cfg, node_profile, device, [group], Clock(1), lambda e: put(("event", e)), finished,
                   host_components=False)
     return done[0] if done else GroupDone(None, [])
 
@@ -288,13 +289,13 @@ def _short(host: str) -> str:
 
 
 @dataclass
-class _Fleet:
+class Fleet:
     """The nodes the profile's points ran on, as ``provenance.sources`` holds them."""
 
     sources: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, profile: prof.Profile) -> _Fleet:
+    def of(cls, profile: prof.Profile) -> Fleet:
         from greenbench.profile.merge import sources_of
 
         return cls([dict(s) for s in sources_of(profile) or []])
@@ -332,7 +333,7 @@ class _Fleet:
 
 
 @dataclass
-class _Task:
+class GroupTask:
     group: Group
     placement: Placement
     placed: Placed | None = None
@@ -341,7 +342,7 @@ class _Task:
     shared: bool = False  # a CPU group that shared its node with another group
 
 
-def _lost(cfg: RunConfig, task: _Task, reason: str, accelerator: str | None) -> list[prof.Record]:
+def _lost(cfg: RunConfig, task: GroupTask, reason: str, accelerator: str | None) -> list[prof.Record]:
     """The group's points, failed with the reason (a lost worker or node, an error in the task)."""
     g, placed = task.group, task.placed
     settings = [(b, None, None) for b in g.batch_sizes] + [(None, s.concurrency, s.request_rate_per_s) for s in g.loads]
@@ -358,7 +359,13 @@ def _lost(cfg: RunConfig, task: _Task, reason: str, accelerator: str | None) -> 
 NODE_SHARED_FIX = FLAG_FIXES["node_shared"]
 
 
-def run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) -> prof.Profile:
+def run_profile(cfg: RunConfig, on_event: Emit | None = None) -> prof.Profile:
+    """``runner.run_profile`` on the cluster ``cfg.ray`` names: the same lock, output checks,
+    interruption and result."""
+    return runner.run_profile(cfg, on_event, sweep=run_locked)
+
+
+def run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: Saved) -> prof.Profile:
     """``runner._run_locked`` for a cluster: the profile is locked and its outputs checked."""
     assert cfg.ray is not None
     ray = connect(cfg.ray)
@@ -376,10 +383,10 @@ class FleetWriter:
 
     cfg: RunConfig
     profile: prof.Profile
-    fleet: _Fleet
-    saved: _Saved
+    fleet: Fleet
+    saved: Saved
     emit: Emit
-    clock: _Clock
+    clock: Clock
     records_json: prof.RecordsJson = field(default_factory=prof.RecordsJson)  # each record serialised once
 
     def write(self) -> None:
@@ -391,7 +398,7 @@ class FleetWriter:
         if self.cfg.export_csv is not None:
             prof.export_csv(self.profile, self.cfg.export_csv)
 
-    def finish(self, task: _Task, records: list[prof.Record], idle: prof.IdleBaseline | None) -> None:
+    def finish(self, task: GroupTask, records: list[prof.Record], idle: prof.IdleBaseline | None) -> None:
         if idle is not None and task.device is not None:
             _keep_idle(self.profile, task.device, idle)
         self.profile.records.extend(records)
@@ -400,7 +407,7 @@ class FleetWriter:
             self.emit(Event("point", record=r, done=self.clock.done, total=self.clock.total))
 
 
-def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) -> prof.Profile:
+def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Saved) -> prof.Profile:
     opts = cfg.ray
     assert opts is not None
     cfg = replace(cfg, out_path=cfg.out_path.absolute(), after_window=None)
@@ -418,7 +425,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Sa
                        f"{sum(n['Resources'].get('CPU', 0) for n in nodes.values()):g} CPU(s), "
                        f"{sum(n['Resources'].get('GPU', 0) for n in nodes.values()):g} GPU(s)"))
 
-    profile = _open_profile(cfg)
+    profile = open_profile(cfg)
     profile.records = [r for r in profile.records if r.status == "ok"]  # failed ones are tried again
     if cfg.resume and cfg.out_path.exists() and not cfg.force:
         saved.points, saved.on_disk = len(profile.records), True
@@ -428,9 +435,9 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Sa
                               p.request_rate_per_s) not in done_keys]
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
-    clock = _Clock(len(todo) * cfg.protocol.repeats)
+    clock = Clock(len(todo) * cfg.protocol.repeats)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
-    out = FleetWriter(cfg, profile, _Fleet.of(profile), saved, emit, clock)
+    out = FleetWriter(cfg, profile, Fleet.of(profile), saved, emit, clock)
 
     def accelerator_of(node_id: str) -> str | None:
         if node_id not in nodes:  # a node that joined during the run
@@ -440,11 +447,11 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Sa
         return types[0] if types else None
 
     remote = ray.remote(num_returns="streaming", max_retries=0)(_group_task)
-    tasks: dict[Any, _Task] = {}
-    for name, groups in _groups_by_device(todo).items():
+    tasks: dict[Any, GroupTask] = {}
+    for name, groups in groups_by_device(todo).items():
         pl = place_of[name]
         for g in groups:
-            task = _Task(g, pl)
+            task = GroupTask(g, pl)
             if not any(pl.fits(n["Resources"]) for n in nodes.values()):  # Ray would wait for it forever
                 what = f"{pl.gpus} GPU(s)" + (f" of accelerator type {pl.accelerator}" if pl.accelerator else "")
                 reason = f"no node of the Ray cluster has {what}" if pl.gpus else "no node of the Ray cluster has a CPU"
@@ -455,7 +462,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Sa
                 cfg, g, __version__, opts.cache_dir)
             tasks[gen] = task
     emit(Event("note", f"{len(tasks)} group(s) submitted to the cluster"))
-    running: dict[str, list[_Task]] = {}  # node id -> its groups now running
+    running: dict[str, list[GroupTask]] = {}  # node id -> its groups now running
     try:
         while tasks:
             ready, _ = ray.wait(list(tasks), num_returns=1, timeout=1.0)
@@ -501,7 +508,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: _Sa
     return profile
 
 
-def _on_placed(task: _Task, placed: Placed, fleet: _Fleet, running: dict[str, list[_Task]], emit: Emit) -> None:
+def _on_placed(task: GroupTask, placed: Placed, fleet: Fleet, running: dict[str, list[GroupTask]], emit: Emit) -> None:
     task.placed = placed
     task.source = fleet.source(placed)
     task.device = fleet.device(task.source, placed.local)
@@ -515,14 +522,14 @@ def _on_placed(task: _Task, placed: Placed, fleet: _Fleet, running: dict[str, li
     emit(Event("note", f"{task.group.label} ({task.placement.name}) on {task.device} ({placed.device_name})"))
 
 
-def _release(running: dict[str, list[_Task]], task: _Task) -> None:
+def _release(running: dict[str, list[GroupTask]], task: GroupTask) -> None:
     if task.placed is not None:
         mine = running.get(task.placed.node_id, [])
         if task in mine:
             mine.remove(task)
 
 
-def _pass_event(task: _Task, e: Event, clock: _Clock, emit: Emit) -> None:
+def _pass_event(task: GroupTask, e: Event, clock: Clock, emit: Emit) -> None:
     where = task.device or task.placement.name
     if e.kind == "window":
         eta = clock.tick()
@@ -534,7 +541,8 @@ def _pass_event(task: _Task, e: Event, clock: _Clock, emit: Emit) -> None:
         emit(replace(e, text=f"{where}: {e.text}"))
 
 
-def _named(records: list[prof.Record], fleet: _Fleet, task: _Task, accelerator: str | None = None) -> list[prof.Record]:
+def _named(records: list[prof.Record], fleet: Fleet, task: GroupTask,
+           accelerator: str | None = None) -> list[prof.Record]:
     """Records as the fleet names them: device ``host:local``, with host, accelerator type,
     placement and source."""
     if task.source is None:

@@ -228,7 +228,7 @@ def plan(cfg: RunConfig) -> list[Point]:
     ]
 
 
-def _open_profile(cfg: RunConfig) -> prof.Profile:
+def open_profile(cfg: RunConfig) -> prof.Profile:
     """The profile to write: the earlier one on --resume (checked to be the same run), else a new
     one. The folder exists and the lock is held (``run_profile``)."""
     path = cfg.out_path
@@ -309,7 +309,7 @@ def _carbon(i: Intensity) -> prof.CarbonIntensity:
                                 basis=i.basis, pue=i.pue)
 
 
-class _Clock:
+class Clock:
     """ETA from the mean seconds per finished window."""
 
     def __init__(self, total: int):
@@ -321,30 +321,35 @@ class _Clock:
         return rate * (self.total - self.done)
 
 
-def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None) -> prof.Profile:
+# How the points are measured once the profile is locked: on this host (``_run_locked``), or as
+# tasks on a Ray cluster (``cluster.run_locked``)
+Sweep = Callable[[RunConfig, "list[Point]", Emit, "Saved"], prof.Profile]
+
+
+def run_profile(cfg: RunConfig, on_event: Callable[[Event], None] | None = None,
+                sweep: Sweep | None = None) -> prof.Profile:
     """Measure every unfinished point of the plan, saving after each group. Returns the profile.
 
     The profile is locked for the whole run (a second writer is refused at once, ``ProfileBusy``);
     its folder and the CSV export are checked writable before the first point. Ctrl-C raises
     ``RunInterrupted`` (a KeyboardInterrupt) saying how many finished points are on disk."""
+    if cfg.ray is not None and sweep is None:
+        raise RunError("a run with RunConfig.ray is measured on the cluster: call "
+                       "greenbench.measure.cluster.run_profile")
     emit = on_event or (lambda e: None)
     points = plan(cfg)
     _make_folder(cfg.out_path)
-    saved = _Saved(cfg.out_path)
+    saved = Saved(cfg.out_path)
     try:
         with prof.WriteLock(cfg.out_path) as lock:
             _check_outputs(cfg, lock.acquired_at, emit)
-            if cfg.ray is not None:
-                from greenbench.measure import cluster  # Ray is imported there, and only with --ray
-
-                return cluster.run_locked(cfg, points, emit, saved)
-            return _run_locked(cfg, points, emit, saved)
+            return (sweep or _run_locked)(cfg, points, emit, saved)
     except KeyboardInterrupt:
         raise RunInterrupted(cfg.out_path, saved.points, saved.on_disk) from None
 
 
 @dataclass
-class _Saved:
+class Saved:
     """What of this run is on disk: for the line that follows Ctrl-C."""
 
     path: Path
@@ -352,7 +357,7 @@ class _Saved:
     on_disk: bool = False  # the file exists (written by this run, or the one resumed)
 
 
-def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) -> prof.Profile:
+def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: Saved) -> prof.Profile:
     if cfg.threads is not None:
         devmod.set_threads(cfg.threads)  # before provenance, training and every window
     # Records name the device that ran ("cpu", "cuda:0"), not the request ("auto").
@@ -367,7 +372,7 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
             emit(Event("note", device.note))
     points = list(dict.fromkeys(replace(p, device=resolved[p.device].spec) for p in points))
     devices_by_spec = {d.spec: d for d in resolved.values()}
-    profile = _open_profile(cfg)
+    profile = open_profile(cfg)
     _check_same_devices(cfg.out_path, profile, devices_by_spec)
     # Failed or skipped points are tried again on resume (an OOM may have been transient).
     profile.records = [r for r in profile.records if r.status == "ok"]
@@ -379,10 +384,10 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
                               p.request_rate_per_s) not in done_keys]
     if done_keys and cfg.resume:
         emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
-    clock = _Clock(len(todo) * cfg.protocol.repeats)
+    clock = Clock(len(todo) * cfg.protocol.repeats)
     _warn_if_host_busy(profile, emit)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
-    by_device = _groups_by_device(todo)
+    by_device = groups_by_device(todo)
 
     def write() -> None:
         prof.save(profile, cfg.out_path)
@@ -405,7 +410,7 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: _Saved) 
         _run_parallel(cfg, profile, by_device, devices_by_spec, clock, emit, finished)
     else:
         for spec, groups in by_device.items():
-            _sweep_device(cfg, profile, devices_by_spec[spec], groups, clock, emit, finished)
+            sweep_device(cfg, profile, devices_by_spec[spec], groups, clock, emit, finished)
     profile.complete = True
     write()
     return profile
@@ -420,7 +425,7 @@ def _check_same_devices(path: Path, profile: prof.Profile, devices_by_spec: dict
                            f"and is now {now.name} ({now.uuid}); resume with the same devices visible")
 
 
-def _groups_by_device(todo: list[Point]) -> dict[str, list[Group]]:
+def groups_by_device(todo: list[Point]) -> dict[str, list[Group]]:
     """The points to measure as groups, by device; groups and batch sizes in plan order."""
     settings: dict[str, dict[tuple[str, str], list[Setting]]] = {}
     for p in todo:
@@ -454,7 +459,7 @@ class _DeviceRun:
     device: devmod.Device
     headline: Meter
     components: tuple[Meter, ...]
-    clock: _Clock
+    clock: Clock
     emit: Emit
 
     @property
@@ -495,8 +500,8 @@ class _WorkloadFacts:
     training: prof.Training | None = None  # how greenbench trained the weights (embedded)
 
 
-def _sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, groups: list[Group],
-                  clock: _Clock, emit: Emit, finished: Finished, host_components: bool = True) -> None:
+def sweep_device(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, groups: list[Group],
+                  clock: Clock, emit: Emit, finished: Finished, host_components: bool = True) -> None:
     """Every group of one device, in order, with that device's meters; ``finished`` after each.
 
     ``host_components`` False: no host-CPU component meter beside a GPU (with one process per GPU
@@ -530,8 +535,8 @@ def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, gr
     try:
         if cfg.threads is not None:
             devmod.set_threads(cfg.threads)
-        clock = _Clock(total)
-        _sweep_device(cfg, profile, device, groups, clock, lambda e: queue.put(("event", spec, e)),
+        clock = Clock(total)
+        sweep_device(cfg, profile, device, groups, clock, lambda e: queue.put(("event", spec, e)),
                       lambda s, idle, recs: queue.put(("records", s, idle, recs)), host_components=False)
         queue.put(("done", spec))
     except KeyboardInterrupt:
@@ -541,7 +546,7 @@ def _child_main(cfg: RunConfig, profile: prof.Profile, device: devmod.Device, gr
 
 
 def _run_parallel(cfg: RunConfig, profile: prof.Profile, by_device: dict[str, list[Group]],
-                  devices_by_spec: dict[str, devmod.Device], clock: _Clock, emit: Emit,
+                  devices_by_spec: dict[str, devmod.Device], clock: Clock, emit: Emit,
                   finished: Finished) -> None:
     """One process per device, all measuring at once; only this process writes the profile."""
     import multiprocessing as mp

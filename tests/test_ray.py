@@ -251,3 +251,69 @@ def test_bad_ray_options_are_one_line_and_exit_2(tmp_path, cache_dir, args, need
     res = CliRunner().invoke(app, ["profile", "tiny", "--zoo", str(zoo), "--out", str(tmp_path / "o"), *FAST,
                                    *args], env={"GREENBENCH_CACHE": str(cache_dir)})
     assert needle in one_line_error(res)
+
+
+def test_a_node_lost_mid_group_fails_its_points_with_the_reason_and_the_sweep_goes_on(tmp_path, cache_dir, cluster):
+    """A node of its own (a fake accelerator type nobody else has) removed while its group runs."""
+    from greenbench.carbon.intensity import static_intensity
+    from greenbench.measure import cluster as clustermod
+    from greenbench.measure import runner
+    from greenbench.measure.protocol import Protocol
+    from greenbench.measure.zoo import get_ladder
+
+    doomed = cluster.add_node(num_cpus=1, num_gpus=1, resources={"accelerator_type:FAKE-DOOMED": 1},
+                              node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    cfg = runner.RunConfig(
+        ladder=get_ladder("tiny", write_zoo(tmp_path)), out_path=tmp_path / "o" / "tiny.json",
+        cache_dir=Path(cache_dir), meter="fake", threads=1, models=("lin",),
+        protocol=Protocol(repeats=3, min_window_s=0.4, min_counter_updates=3, warmup_s=0, idle_s=0.1),
+        intensity=static_intensity(), devices=("cuda",),
+        ray=runner.RayOptions(address=cluster.address, accelerators=("FAKE-DOOMED", "FAKE-L4"),
+                              cache_dir=Path(cache_dir), worker_setup="ray_fakes.install",
+                              worker_env={"PYTHONPATH": str(TESTS)}))
+    removed: list[str] = []
+    seen: dict[str, str] = {}  # the doomed group's device, once the driver heard where it landed
+
+    def track(e):
+        if e.kind == "note" and "(gpu:FAKE-DOOMED) on " in e.text:
+            seen["device"] = e.text.split(" on ", 1)[1].split(" ")[0]
+        elif e.kind == "window" and not removed and seen and e.text.startswith(f"[{seen['device']}]"):
+            cluster.remove_node(doomed, allow_graceful=False)  # mid-group: its first window is done
+            removed.append(seen["device"])
+
+    profile = clustermod.run_profile(cfg, track)
+    assert removed, "the doomed node's group never started"
+    by = {r.placement: [] for r in profile.records}
+    for r in profile.records:
+        by[r.placement].append(r)
+    assert all(r.status == "ok" for r in by["gpu:FAKE-L4"])  # the other node's group went on
+    lost = by["gpu:FAKE-DOOMED"]
+    assert len(lost) == 2 and all(r.status == "failed" and "the Ray task was lost" in r.error for r in lost)
+    assert all(r.device == seen["device"] and r.accelerator_type == "FAKE-DOOMED" for r in lost)
+    assert profile.complete
+
+
+def test_ctrl_c_on_the_driver_keeps_finished_points_and_stops_the_cluster_s_work(tmp_path, cache_dir, cluster):
+    import signal
+
+    # six groups on two one-CPU nodes: three waves, so that one is running when the first is on disk
+    models = "\n".join(f"      - {{name: cnn{w}, arch: cnn, width: {w}}}" for w in (2, 3, 4, 5, 6, 7))
+    zoo = write_zoo(tmp_path, TINY_ZOO.replace("      - {name: lin, arch: linear}\n      - {name: cnn, arch: cnn, "
+                                               "width: 4}", models))
+    out = tmp_path / "o"
+    run = _cli(["tiny", "--zoo", str(zoo), "--out", str(out), "--device", "cpu", "--threads", "1", "--ray",
+                cluster.address, "--cache-dir", str(cache_dir), *SLOW], cache_dir)
+    # wait for a first finished group on disk, then interrupt while others run
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not (out / "tiny.json").exists():
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _stdout, stderr = run.communicate(timeout=60)
+    doc = json.loads((out / "tiny.json").read_text())
+    finished = [r for r in doc["records"] if r["status"] == "ok"]
+    assert run.returncode == 130, stderr
+    assert doc["complete"] is False and 2 <= len(finished) < 12
+    assert finished and f"interrupted: {len(finished)} point(s) saved" in stderr
+    time.sleep(2.0)  # the cancelled task's worker is gone (force-cancelled), nothing measures on
+    assert _wait_for_task_process(0.5) is None

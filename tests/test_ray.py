@@ -136,7 +136,11 @@ def test_groups_run_on_fake_gpus_of_each_accelerator_type_and_records_say_where(
     # each node is a source, as merge lays them out; the driver's file names every device
     doc = json.loads((tmp_path / "o" / "tiny.json").read_text())
     sources = doc["provenance"]["sources"]
-    assert len(sources) == 2 and len({s["ray_node_id"] for s in sources}) == 2
+    nodes = [s for s in sources if s["ray_node_id"] is not None]
+    assert len(nodes) == 2 and len({s["ray_node_id"] for s in nodes}) == 2
+    unplaced = [s for s in sources if s["ray_node_id"] is None]  # the B200 points ran nowhere
+    assert len(unplaced) == 1 and set(unplaced[0]["devices"]) == {"gpu:FAKE-B200"}
+    assert {r["device"] for r in doc["records"] if r["placement"] == "gpu:FAKE-B200"} == {"gpu:FAKE-B200"}
     for r in doc["records"]:
         if r["status"] == "ok":
             src = sources[r["source"]]
@@ -145,6 +149,21 @@ def test_groups_run_on_fake_gpus_of_each_accelerator_type_and_records_say_where(
     assert doc["settings"]["executor"] == "ray" and doc["settings"]["accelerators"] == [
         "FAKE-L4", "FAKE-H100", "FAKE-B200"]
     assert any(e.kind == "window" for e in events)
+
+    # a Ray profile merges with a host's own profile of the same ladder and protocol: each node and
+    # the host are sources, every point keeps its name, and fit spans them all
+    from greenbench.profile.merge import merge, summarize
+    from greenbench.tradeoff.points import operating_points
+
+    host = runner.run_profile(runner.RunConfig(
+        ladder=lad, out_path=tmp_path / "h" / "tiny.json", cache_dir=Path(cache_dir), meter="fake", threads=1,
+        protocol=cfg.protocol, intensity=cfg.intensity, devices=("cpu",)))
+    fleet = merge([profile, host], ["ray.json", "host.json"])
+    summary = summarize(fleet)
+    assert len(summary.sources) == 4 and summary.ok == 8 + 4 and summary.points == 12 + 4
+    assert {r.device for r in fleet.ok_records()} >= {r.device for r in profile.ok_records()}
+    points, _ = operating_points(fleet)
+    assert len(points) == 12
 
 
 def _wait_for_task_process(deadline_s: float):

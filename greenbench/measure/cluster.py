@@ -314,8 +314,20 @@ class Fleet:
                              "provenance": placed.provenance, "idle": {}, "devices": {}})
         return len(self.sources) - 1
 
+    def unplaced(self) -> int:
+        """The entry of the points no node took (no node has what they ask for, or their task was
+        lost before it said where it ran): their device stays the placement ("gpu:L4")."""
+        for i, s in enumerate(self.sources):
+            if s.get("ray_node_id") is None:
+                return i
+        self.sources.append({"file": "", "host": "unplaced", "ray_node_id": None, "provenance": {}, "idle": {},
+                             "devices": {}})
+        return len(self.sources) - 1
+
     def device(self, i: int, local: str) -> str:
         s = self.sources[i]
+        if s.get("ray_node_id") is None:
+            return s["devices"].setdefault(local, local)
         return s["devices"].setdefault(local, f"{s['host']}:{local}")
 
     def document(self, profile: prof.Profile, file: str) -> list[dict[str, Any]]:
@@ -456,7 +468,8 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                 what = f"{pl.gpus} GPU(s)" + (f" of accelerator type {pl.accelerator}" if pl.accelerator else "")
                 reason = f"no node of the Ray cluster has {what}" if pl.gpus else "no node of the Ray cluster has a CPU"
                 emit(Event("warning", f"{g.label} on {pl.name}: failed: {reason} (recorded; going on)"))
-                out.finish(task, _lost(cfg, task, reason, pl.accelerator), None)
+                out.finish(task, _named(_lost(cfg, _unplaced(task, out.fleet), reason, pl.accelerator), out.fleet,
+                                        task, pl.accelerator), None)
                 continue
             gen = remote.options(**pl.options(cfg.threads), name=f"greenbench {g.label} on {pl.name}").remote(
                 cfg, g, __version__, opts.cache_dir)
@@ -480,6 +493,8 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                     emit(Event("warning", f"{task.group.label} on {task.device or task.placement.name}: failed: "
                                           f"{reason} (recorded; going on)"))
                     acc = accelerator_of(task.placed.node_id) if task.placed else task.placement.accelerator
+                    if task.source is None:
+                        _unplaced(task, out.fleet)
                     out.finish(task, _named(_lost(cfg, task, reason, acc), out.fleet, task, acc), None)
                     continue
                 if kind == "placed":
@@ -541,13 +556,20 @@ def _pass_event(task: GroupTask, e: Event, clock: Clock, emit: Emit) -> None:
         emit(replace(e, text=f"{where}: {e.text}"))
 
 
+def _unplaced(task: GroupTask, fleet: Fleet) -> GroupTask:
+    task.source = fleet.unplaced()
+    task.device = fleet.device(task.source, task.placement.name)
+    return task
+
+
 def _named(records: list[prof.Record], fleet: Fleet, task: GroupTask,
            accelerator: str | None = None) -> list[prof.Record]:
     """Records as the fleet names them: device ``host:local``, with host, accelerator type,
     placement and source."""
     if task.source is None:
         return records
-    host = fleet.sources[task.source]["host"]
+    source = fleet.sources[task.source]
+    host = source["host"] if source.get("ray_node_id") is not None else None
     acc = accelerator if accelerator is not None else task.placement.accelerator
     return [r.model_copy(update={"device": task.device or r.device, "host": host, "accelerator_type": acc,
                                  "placement": task.placement.name, "source": task.source}) for r in records]

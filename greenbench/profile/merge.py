@@ -118,8 +118,9 @@ def _units(profile: Profile, name: str) -> list[_Unit]:
         except ValueError:
             raise MergeError(f"{name}: provenance.sources[{i}].settings is not a profile's settings") from None
         kept: dict[str, dict[str, Any]] = dict(s["idle"]) if isinstance(s.get("idle"), dict) else {}
-        units.append(_Unit(file, f"{name} ({file})", str(prov.get("host") or Path(file).stem), settings, entry,
-                           kept))
+        # a Ray run's node keeps the name the run gave it (several nodes of one machine are told apart)
+        raw = s.get("host") if s.get("ray_node_id") else prov.get("host")
+        units.append(_Unit(file, f"{name} ({file})", str(raw or Path(file).stem), settings, entry, kept))
     for r in profile.records:
         if r.source is None or r.source >= len(units):
             raise MergeError(f"{name}: record {r.label} names no source of its provenance.sources")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from greenbench.cli.common import EXIT_CODES_HELP, err, fail, note, out, stdout_format, user_errors
-from greenbench.cli.tables import Col, Section, Wide, constant, print_sections, sig, to_markdown
+from greenbench.cli.tables import Col, Section, Wide, constant, print_lines, print_sections, sig, to_markdown
 from greenbench.methods import is_measurement, method_label
 
 if TYPE_CHECKING:
@@ -75,9 +75,12 @@ def fit_command(
             print(render_outputs(result, profile=p, profile_path=str(profile), plots=False)["tradeoff.csv"]
                   .decode("utf-8"), end="")
     elif fmt == "markdown":
-        print(to_markdown(fit_sections(result)), end="")
+        print(to_markdown(fit_sections(result), hardware_lines(result)), end="")
     else:
-        print_sections(out, fit_sections(result), wide=wide)
+        frontier, *others = fit_sections(result)
+        print_sections(out, [frontier], wide=wide)
+        print_lines(out, hardware_lines(result))  # under the frontier it speaks of
+        print_sections(out, others, wide=wide)
     for line in result.excluded:
         err.print(f"[yellow]note:[/] {line}", highlight=False)
     for method in result.energy_methods:
@@ -115,6 +118,32 @@ def frontier_section(t: Tradeoff) -> Section:
               f"J/{'request' if served else 'item'}: {t.energy} energy per {'request' if served else 'item'}",
               f"energy {method_label(same_method)}" if same_method else None]
     return Section(f"Pareto frontier: {len(t.frontier)} of {n} operating points", columns, rows, legend)
+
+
+def hardware_lines(t: Tradeoff) -> list[str]:
+    """One line when the points ran on more than one hardware type (a fleet profile): which types
+    the frontier spans and how many of each type's points are on it; none on one hardware."""
+    from greenbench.tradeoff.points import hardware_shares
+
+    shares = hardware_shares(t.points, t.frontier)
+    if not shares:
+        return []
+    on = [s for s in shares if s.frontier]
+    off = [s for s in shares if not s.frontier]
+    none = _and([f"{s.name}'s {s.points}" for s in off]) if off else ""
+    if len(on) == 1:
+        return [f"hardware: the frontier is all on {on[0].name} ({on[0].frontier} of its {on[0].points} points); "
+                f"none of {none} point{'s' if off[-1].points != 1 or len(off) > 1 else ''} is on it"]
+    spans = f"{len(on)}" if not off else f"{len(on)} of the {len(shares)}"
+    parts = [("all " if s.frontier == s.points > 1 else "") + f"{s.frontier} of {s.name}'s {s.points}"
+             + (" points" if i == 0 else "") for i, s in enumerate(on)]
+    return [f"hardware: the frontier spans {spans} hardware types, with {_and(parts)}"
+            + (f"; none of {none}" if off else "")]
+
+
+def _and(items: list[str]) -> str:
+    """a, b and c."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _short(metric: str) -> str:

@@ -264,7 +264,8 @@ def price_command(
     else:
         z = zones[0]
         doc = docmod.document(z.result, z.decision, uncertainty)
-        headline = price_view.decision_headline(z.decision) + price_view.uncertainty_headline(boot)
+        headline = (price_view.decision_headline(z.decision) + price_view.hardware_headline(z.result)
+                    + price_view.uncertainty_headline(boot))
         recommended = boot is not None and pricing_options.discount is None
         extra = [x for x in (price_view.uncertainty_section(boot, recommended), price_view.mix_section(z.result))
                  if x is not None]

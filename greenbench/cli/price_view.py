@@ -115,6 +115,21 @@ def decision_headline(d: Decision) -> list[str]:
     return lines
 
 
+def hardware_headline(res: PricingResult) -> list[str]:
+    """Where the profile's points span more than one hardware type (a fleet): what H and R run on."""
+    from greenbench.tradeoff.points import UNKNOWN_HARDWARE
+
+    ch = res.choice
+    if not ch.spans_hardware:
+        return []
+    h, r = (p.hardware or UNKNOWN_HARDWARE for p in (ch.premium, ch.reduced))
+    n = len(ch.hardware)
+    if h == r:
+        return [f"  H and R both run on {h} (of the profile's {n} hardware types)"]
+    return [f"  H runs on {h} and R on {r} (of the profile's {n} hardware types): green requests in "
+            f"high-carbon hours are served on {r}"]
+
+
 def _objective_words(objective: str) -> str:
     return {"carbon": "most carbon saved with net >= 0", "cost": "lowest cost per tonne avoided",
             "carbon-under-price": "most carbon saved at a cost per tonne under the carbon price"}[objective]
@@ -161,7 +176,9 @@ def mix_section(res: PricingResult) -> Section | None:
     m = res.choice.mix
     if m is None:
         return None
-    rows = [[p.label, pct(share, 1), sig(p.energy_j_per_item), f"{u:.3f}"]
+    from greenbench.cli.render import point_name
+
+    rows = [[point_name(p, res.choice), pct(share, 1), sig(p.energy_j_per_item), f"{u:.3f}"]
             for p, share, u in zip(m.points, m.shares, (m.utility_a, m.utility_b), strict=False)]
     rows.append(["R as served", "100.0%", sig(m.energy_j_per_item), f"{m.utility:.3f}"])
     gain = []

@@ -15,11 +15,12 @@ from greenbench.cli.common import err, note, out
 from greenbench.cli.tables import Col, Section, print_lines, print_sections, sig, to_markdown
 from greenbench.methods import is_measurement
 from greenbench.price.calculator import finite_or_none, uptake_steps
-from greenbench.tradeoff.points import format_quality, latency_header
+from greenbench.tradeoff.points import UNKNOWN_HARDWARE, format_quality, latency_header
 
 if TYPE_CHECKING:
-    from greenbench.price.calculator import PricingResult, Threshold
+    from greenbench.price.calculator import Choice, PricingResult, Threshold
     from greenbench.price.simulate import SimMonth, SimulationResult
+    from greenbench.tradeoff.points import OperatingPoint
 
 # ------------------------------------------------------------------------------------------------
 # numbers
@@ -135,10 +136,16 @@ def _quality_legend(res: PricingResult) -> str | None:
     return f"{quality_header(m)}: {m.replace('_', ' ')}" + (" (lower is better)" if lower else "")
 
 
+def point_name(p: OperatingPoint, ch: Choice) -> str:
+    """A point's label, and its hardware in brackets where the profile's points span more than one
+    hardware type (a fleet): "cnn-64 b8 fp32 gpu-a:cuda:0 (H100)"."""
+    return f"{p.label} ({p.hardware or UNKNOWN_HARDWARE})" if ch.spans_hardware else p.label
+
+
 def point_rows(res: PricingResult) -> list[list[str]]:
     """H and R: their figures, energy method and how each was chosen."""
     ch = res.choice
-    return [[role, p.label, format_quality(p.quality, p.quality_metric), sig(p.latency_ms), sig(p.energy_j_per_item),
+    return [[role, point_name(p, ch), format_quality(p.quality, p.quality_metric), sig(p.latency_ms), sig(p.energy_j_per_item),
              p.energy_method + ("" if is_measurement(p.energy_method) else " (not a measurement)"), how]
             for role, p, how in (("H", ch.premium, ch.premium_how), ("R", ch.reduced, ch.reduced_how))]
 
@@ -196,7 +203,7 @@ def thresholds_section(res: PricingResult) -> Section | None:
 def price_sections(res: PricingResult) -> list[Section]:
     cur, lat, ch, pop = res.currency, _lat_header(res), res.choice, res.population
     metric = _metric(res)
-    rk = [[str(r.rank or "-"), r.point.label, format_quality(r.point.quality, metric), sig(r.point.latency_ms),
+    rk = [[str(r.rank or "-"), point_name(r.point, ch), format_quality(r.point.quality, metric), sig(r.point.latency_ms),
            sig(r.point.energy_j_per_item), f"{r.utility:.3f}", sig(r.energy_saved_j), f"{r.utility_lost:.3f}",
            sig(finite_or_none(r.score)), r.reason] for r in ch.ranking]
     ut = [[u.name, pct(u.share, 0), f"{u.u_h:.3f}", f"{u.u_r:.3f}", money(u.price), pct(u.delta_star, 2),

@@ -43,6 +43,7 @@ from greenbench.tradeoff.points import (
     QUALITY_METRICS,
     OperatingPoint,
     dominates,
+    hardware_types,
     operating_points,
     pareto_front,
 )
@@ -261,6 +262,14 @@ class Choice:
     excluded: tuple[str, ...]  # profile records that are not operating points, and why
     # §10 (--mix): the reduced tier as a mix of two points; ``reduced`` stays the best single R (§7)
     mix: mixmod.Mix | None = None
+    # The hardware types of the profile's points (``points.hardware_types``): more than one in a
+    # fleet profile, where H may run on one GPU type and R on another
+    hardware: tuple[str | None, ...] = ()
+
+    @property
+    def spans_hardware(self) -> bool:
+        """The points ran on more than one hardware type: H's and R's are worth naming."""
+        return len(self.hardware) > 1
 
     @property
     def reduced_energy_j_per_item(self) -> float:
@@ -471,7 +480,8 @@ def choose_points(points: list[OperatingPoint], users: Users, opts: PricingOptio
         if mix is None:
             raise PricingError(f"--mix-utility-floor {opts.mix_utility_floor:g}: at or above the ranking utility "
                                f"of H ({u_h:.4g}), so no reduced tier keeps it; lower it")
-    return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded), mix=mix)
+    return Choice(h, r_point, h_how, r_how, tuple(front), tuple(ranking), rank_what, tuple(excluded), mix=mix,
+                  hardware=hardware_types(points))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -990,7 +1000,7 @@ def finite_or_none(x) -> float | None:
 def _point(p: OperatingPoint) -> dict:
     return {"label": p.label, "model": p.model, "batch_size": p.batch_size, "concurrency": p.concurrency,
             "request_rate_per_s": p.request_rate_per_s, "precision": p.precision,
-            "device": p.device, "params": p.params, "quality_metric": p.quality_metric,
+            "device": p.device, "hardware": p.hardware, "params": p.params, "quality_metric": p.quality_metric,
             "quality_direction": p.direction, "quality": p.quality,
             **{p.quality_metric: p.quality, "accuracy": p.accuracy}, "latency_ms": p.latency_ms,
             "energy_j_per_item": p.energy_j_per_item, "energy_method": p.energy_method,
@@ -1033,6 +1043,7 @@ def to_dict(res: PricingResult) -> dict:
                               "energy_saved_j_per_item": r.energy_saved_j, "utility_lost": r.utility_lost,
                               "score": finite_or_none(r.score), "status": r.reason} for r in ch.ranking]},
         "frontier": [p.label for p in ch.frontier],
+        "hardware_types": list(ch.hardware),
         "thresholds": None if res.thresholds is None else _thresholds(res.thresholds),
         "excluded_records": list(ch.excluded),
         "high_hours": res.high_hours,

@@ -479,12 +479,15 @@ def tradeoff_points(doc: Any, source: str = "tradeoff.json") -> TradeoffPoints:
         params = row.get("params")
         if params is not None and (not isinstance(params, int) or isinstance(params, bool) or params < 0):
             raise bad(f"{where}: 'params' {params!r} is not a whole number")
+        hardware = row.get("hardware")  # absent from a tradeoff.json of an earlier greenbench
+        if hardware is not None and not isinstance(hardware, str):
+            raise bad(f"{where}: 'hardware' {hardware!r} is not text")
         points.append(OperatingPoint(
             label=label, model=need("model", "str"), batch_size=opt_int("batch_size"),
             precision=need("precision", "str"), device=need("device", "str"), params=params, quality=q,
             latency_ms=float(need("latency_ms", "pos")), energy_j_per_item=float(need("energy_j_per_item", "pos")),
             energy_method=method, quality_metric=metric, concurrency=opt_int("concurrency"),
-            request_rate_per_s=None if rate is None else float(rate)))
+            request_rate_per_s=None if rate is None else float(rate), hardware=hardware or None))
     frontier = doc.get("frontier", [])
     if not isinstance(frontier, list) or not all(isinstance(x, str) for x in frontier):
         raise bad("'frontier' is not a list of labels")

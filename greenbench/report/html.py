@@ -24,6 +24,7 @@ from greenbench.methods import (
 )
 from greenbench.profile import QUALITY_DIRECTIONS, Profile, Record, utc_now
 from greenbench.report import plots as plots
+from greenbench.tradeoff.points import UNKNOWN_HARDWARE
 
 
 class ReportError(GreenbenchError):
@@ -217,8 +218,21 @@ def _unmeasured(profile: Profile) -> list[str]:
 
 
 def _device_names(profile: Profile) -> str:
-    names = dict.fromkeys(f"{r.device_name or r.device} ({r.device})" for r in profile.records)
+    """Each device with its name, and its accelerator type where the cluster named one the name
+    does not already say: "NVIDIA L4 (gpu-b:cuda:0)", "FAKE-H100 (a:cuda:0)"."""
+    def name(r: Record) -> str:
+        parts = [x for x in (r.device_name, r.accelerator_type) if x]
+        if len(parts) == 2 and parts[1].lower() in parts[0].lower():
+            parts = parts[:1]  # "NVIDIA H100 80GB HBM3" already says H100
+        return ", ".join(parts) or r.device
+
+    names = dict.fromkeys(f"{name(r)} ({r.device})" for r in profile.records)
     return ", ".join(names) or "no device"
+
+
+def _hardware_varies(profile: Profile) -> bool:
+    """The points ran on more than one hardware type (a fleet): the points table says each one's."""
+    return len({r.hardware for r in profile.records}) > 1
 
 
 def _served(profile: Profile) -> bool:
@@ -297,6 +311,8 @@ def _points_table(profile: Profile) -> str:
         cols.append(("prec", "", lambda r: _e(r.precision)))
     if "device" in varying:
         cols.append(("device", "", lambda r: _e(r.device)))
+    if _hardware_varies(profile):
+        cols.append(("hardware", "", lambda r: _e(r.hardware or UNKNOWN_HARDWARE)))
     lead = len(cols)
     if _any(profile, "accuracy") or not (_any(profile, "perplexity") or _exact_match(profile)):
         cols.append(("accuracy [95% CI]", "num", _acc))

@@ -22,9 +22,10 @@ TRADEOFF_SCHEMA_VERSION = 1
 
 def point_columns(t: Tradeoff) -> list[str]:
     """tradeoff.csv's columns: the quality column is named for its metric (accuracy, perplexity),
-    and a served profile's load columns (concurrency, request rate) come where the batch size is."""
+    a served profile's load columns (concurrency, request rate) come where the batch size is, and
+    the hardware (a fleet's accelerator type, else the device's name) after the device."""
     load = [k for k in ("concurrency", "request_rate_per_s") if any(getattr(p, k) is not None for p in t.points)]
-    return ["label", "model", "batch_size", *load, "precision", "device", "params", t.quality_metric,
+    return ["label", "model", "batch_size", *load, "precision", "device", "hardware", "params", t.quality_metric,
             "latency_ms", "energy_j_per_item", "energy_method", "on_frontier"]
 
 

@@ -51,6 +51,9 @@ class OperatingPoint:
     quality_metric: str = "accuracy"  # accuracy | exact_match | perplexity
     concurrency: int | None = None  # closed-loop requests in flight (served points)
     request_rate_per_s: float | None = None  # open-loop Poisson arrivals (served points)
+    # What the point ran on (``Record.hardware``): a fleet's accelerator type ("H100", "L4"), else
+    # the device's own name ("NVIDIA L4", the CPU model); None when the profile does not say.
+    hardware: str | None = None
 
     @property
     def direction(self) -> Direction:
@@ -236,7 +239,7 @@ def operating_points(
             latency_ms=float(getattr(r, lat_field)),
             energy_j_per_item=float(getattr(r, ENERGY_FIELD[energy])),
             energy_method=r.energy_method, quality_metric=metric,
-            concurrency=r.concurrency, request_rate_per_s=r.request_rate_per_s,
+            concurrency=r.concurrency, request_rate_per_s=r.request_rate_per_s, hardware=r.hardware,
         ))
     if len(set(p.label for p in points)) != len(points):
         raise TradeoffError("the profile holds the same operating point twice")
@@ -248,6 +251,41 @@ def operating_points(
         )
     points.sort(key=OperatingPoint.sort_key)
     return points, excluded
+
+
+UNKNOWN_HARDWARE = "unknown hardware"  # how a point whose hardware the profile does not say is named
+
+
+@dataclass(frozen=True)
+class HardwareShare:
+    """One hardware type of a set of points: how many points ran on it and how many of them are on
+    the Pareto frontier."""
+
+    hardware: str | None  # None: the profile does not say (shown as UNKNOWN_HARDWARE)
+    points: int
+    frontier: int
+
+    @property
+    def name(self) -> str:
+        return self.hardware if self.hardware is not None else UNKNOWN_HARDWARE
+
+
+def hardware_types(points: Sequence[OperatingPoint]) -> tuple[str | None, ...]:
+    """The distinct hardware of ``points``, named ones sorted by name, an unnamed one (None) last.
+    More than one: the hardware is an axis of the tradeoff (a fleet profile)."""
+    seen = {p.hardware for p in points}
+    return (*sorted(h for h in seen if h is not None), *((None,) if None in seen else ()))
+
+
+def hardware_shares(points: Sequence[OperatingPoint], frontier: Sequence[OperatingPoint]) -> tuple[HardwareShare, ...]:
+    """Per hardware type (``hardware_types`` order): its points and its frontier points. Empty
+    when the points are all on one hardware: there is no hardware axis to show."""
+    kinds = hardware_types(points)
+    if len(kinds) < 2:
+        return ()
+    on_front = {p.label for p in frontier}
+    return tuple(HardwareShare(h, sum(p.hardware == h for p in points),
+                               sum(p.hardware == h and p.label in on_front for p in points)) for h in kinds)
 
 
 def dominates(a: OperatingPoint, b: OperatingPoint) -> bool:

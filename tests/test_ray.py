@@ -43,7 +43,7 @@ def _ray_processes() -> list:
 
 def _is_ray(p) -> bool:
     try:
-        return "ray" in " ".join(p.cmdline()) or p.name().startswith(("ray::", "raylet", "gcs_server"))
+        return p.name().startswith(("ray::", "raylet", "gcs_server")) or "/ray/" in " ".join(p.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
@@ -74,10 +74,33 @@ def cluster():
     c.shutdown()
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_outlives_its_test():
+    """A test that fails (or times out) half way leaves no greenbench driver, nor its cluster, behind."""
+    yield
+    while _STARTED:
+        run = _STARTED.pop()
+        if run.poll() is None:
+            run.send_signal(2)  # Ctrl-C: the driver cancels its tasks and stops a cluster it started
+            try:
+                run.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                run.kill()
+
+
+def _popen(cmd, **kw) -> subprocess.Popen:
+    run = subprocess.Popen(cmd, **kw)
+    _STARTED.append(run)
+    return run
+
+
 def _cli(args, cache_dir, **kw):
     env = {**os.environ, "GREENBENCH_CACHE": str(cache_dir), "PYTHONPATH": str(TESTS), "COLUMNS": "120"}
-    return subprocess.Popen([sys.executable, "-m", "greenbench", "profile", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # read by communicate()
+    return _popen([sys.executable, "-m", "greenbench", "profile", *args], env=env, text=True,
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # read by communicate()
 
 
 def test_every_node_and_every_listening_socket_of_the_cluster_is_on_loopback(cluster):
@@ -131,7 +154,7 @@ def test_groups_run_on_fake_gpus_of_each_accelerator_type_and_records_say_where(
     assert not l4 & h100
     assert {r.device for r in by["gpu:FAKE-L4"]}.isdisjoint({r.device for r in by["gpu:FAKE-H100"]})
     # no node has a B200: failed at once with the reason, not left waiting
-    assert all(r.status == "failed" and "no node of the Ray cluster has 1 GPU(s) of accelerator type FAKE-B200"
+    assert all(r.status == "failed" and "no live node of the Ray cluster has 1 GPU(s) of accelerator type FAKE-B200"
                in r.error for r in by["gpu:FAKE-B200"])
     # each node is a source, as merge lays them out; the driver's file names every device
     doc = json.loads((tmp_path / "o" / "tiny.json").read_text())
@@ -171,8 +194,8 @@ def _wait_for_task_process(deadline_s: float):
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         for p in _ray_processes():
-            try:
-                if "greenbench" in p.name() or any("greenbench" in a for a in p.cmdline()[:1]):
+            try:  # Ray titles a worker after its task while it runs it: "ray::greenbench lin fp32 on cpu"
+                if p.cmdline()[:1] and p.cmdline()[0].startswith("ray::greenbench"):
                     return p
             except psutil.NoSuchProcess:
                 continue
@@ -200,6 +223,7 @@ def test_a_worker_killed_mid_group_fails_that_group_and_resume_finishes_it_on_th
     assert len({r["model"] for r in failed}) == 1  # one group: the one whose worker died
     assert all("the Ray task was lost" in r["error"] for r in failed), failed[0]["error"]
     assert "failed: the Ray task was lost" in stderr and "going on" in stderr
+    assert all(r["accelerator_type"] is None and r["placement"] == "cpu" for r in doc["records"])  # CPU groups
     assert doc["complete"] is True
 
     again = _cli([*args, "--resume"], cache_dir)
@@ -219,30 +243,33 @@ def test_local_starts_a_cluster_on_loopback_and_stops_it(tmp_path, cache_dir):
     before = {p.pid for p in psutil.process_iter() if _is_ray(p)}
     err = tmp_path / "stderr.txt"
     with err.open("w") as stream:  # not a pipe: nobody reads it while the run goes on
-        run = subprocess.Popen([sys.executable, "-m", "greenbench", "profile", "tiny", "--zoo", str(zoo), "--out",
-                                str(tmp_path / "o"), "--model", "lin", "--device", "cpu", "--ray", "local", *FAST],
-                               env={**os.environ, "GREENBENCH_CACHE": str(cache_dir)}, stdout=subprocess.DEVNULL,
-                               stderr=stream, text=True)
+        run = _popen([sys.executable, "-m", "greenbench", "profile", "tiny", "--zoo", str(zoo), "--out",
+                      str(tmp_path / "o"), "--model", "lin", "--device", "cpu", "--ray", "local", *FAST],
+                     env={**os.environ, "GREENBENCH_CACHE": str(cache_dir)}, stdout=subprocess.DEVNULL,
+                     stderr=stream, text=True)
         seen = []
         end = time.monotonic() + 240
         while run.poll() is None and time.monotonic() < end:
-            seen += _listening(p for p in run_children(run.pid) if _is_ray(p))
+            seen += _listening(run_children(run.pid, with_self=True))  # the driver's own sockets too
             time.sleep(0.2)
         run.wait(timeout=10)
     stderr = err.read_text()
     assert run.returncode == 0, stderr
     assert "a Ray cluster started here (127.0.0.1)" in stderr
     assert seen and {ip for _, ip, _ in seen} <= LOOPBACK, seen
-    time.sleep(1.0)
-    left = [p for p in psutil.process_iter() if p.pid not in before and _is_ray(p)]
+    end = time.monotonic() + 20  # what ray.shutdown stopped may take a moment to exit
+    while (left := [p for p in psutil.process_iter() if p.pid not in before and _is_ray(p)]) and \
+            time.monotonic() < end:
+        time.sleep(0.2)
     assert not left, [p.cmdline()[:2] for p in left]
     doc = json.loads((tmp_path / "o" / "tiny.json").read_text())
     assert [r["status"] for r in doc["records"]] == ["ok", "ok"]
 
 
-def run_children(pid: int) -> list:
+def run_children(pid: int, with_self: bool = False) -> list:
     try:
-        return psutil.Process(pid).children(recursive=True)
+        proc = psutil.Process(pid)
+        return [proc] * with_self + proc.children(recursive=True)
     except psutil.NoSuchProcess:
         return []
 
@@ -285,7 +312,7 @@ def test_a_node_lost_mid_group_fails_its_points_with_the_reason_and_the_sweep_go
     cluster.wait_for_nodes()
     cfg = runner.RunConfig(
         ladder=get_ladder("tiny", write_zoo(tmp_path)), out_path=tmp_path / "o" / "tiny.json",
-        cache_dir=Path(cache_dir), meter="fake", threads=1, models=("lin",),
+        cache_dir=Path(cache_dir), meter="fake", threads=1,
         protocol=Protocol(repeats=3, min_window_s=0.4, min_counter_updates=3, warmup_s=0, idle_s=0.1),
         intensity=static_intensity(), devices=("cuda",),
         ray=runner.RayOptions(address=cluster.address, accelerators=("FAKE-DOOMED", "FAKE-L4"),
@@ -307,9 +334,12 @@ def test_a_node_lost_mid_group_fails_its_points_with_the_reason_and_the_sweep_go
     for r in profile.records:
         by[r.placement].append(r)
     assert all(r.status == "ok" for r in by["gpu:FAKE-L4"])  # the other node's group went on
-    lost = by["gpu:FAKE-DOOMED"]
-    assert len(lost) == 2 and all(r.status == "failed" and "the Ray task was lost" in r.error for r in lost)
-    assert all(r.device == seen["device"] and r.accelerator_type == "FAKE-DOOMED" for r in lost)
+    lost = by["gpu:FAKE-DOOMED"]  # two groups: one running on the node, one queued for it
+    assert len(lost) == 4 and all(r.status == "failed" and r.accelerator_type == "FAKE-DOOMED" for r in lost)
+    running = [r for r in lost if "the Ray task was lost" in r.error]
+    queued = [r for r in lost if "any more (a node was lost)" in r.error]
+    assert len(running) == 2 and len(queued) == 2, [r.error for r in lost]
+    assert all(r.device == seen["device"] for r in running) and all(r.device == "gpu:FAKE-DOOMED" for r in queued)
     assert profile.complete
 
 
@@ -336,3 +366,20 @@ def test_ctrl_c_on_the_driver_keeps_finished_points_and_stops_the_cluster_s_work
     assert finished and f"interrupted: {len(finished)} point(s) saved" in stderr
     time.sleep(2.0)  # the cancelled task's worker is gone (force-cancelled), nothing measures on
     assert _wait_for_task_process(0.5) is None
+
+
+def test_a_cpu_group_asking_more_threads_than_any_node_has_fails_at_once(tmp_path, cache_dir, cluster):
+    from greenbench.carbon.intensity import static_intensity
+    from greenbench.measure import cluster as clustermod
+    from greenbench.measure import runner
+    from greenbench.measure.protocol import Protocol
+    from greenbench.measure.zoo import get_ladder
+
+    cfg = runner.RunConfig(
+        ladder=get_ladder("tiny", write_zoo(tmp_path)), out_path=tmp_path / "o" / "tiny.json",
+        cache_dir=Path(cache_dir), meter="fake", threads=8, protocol=Protocol(repeats=3, min_window_s=0.03),
+        intensity=static_intensity(), devices=("cpu",), ray=runner.RayOptions(address=cluster.address))
+    profile = clustermod.run_profile(cfg)  # the nodes have one CPU each: Ray alone would wait forever
+    assert len(profile.records) == 4
+    assert all(r.status == "failed" and "no live node of the Ray cluster has 8 CPU(s) for --threads" in r.error
+               for r in profile.records)

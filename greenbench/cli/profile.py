@@ -113,6 +113,8 @@ def profile_command(
         if not name.strip():
             raise fail("--name: give a file name for the profile (e.g. --name my-run), or leave --name out "
                        "for the ladder's name")
+    if any(not a.strip() for a in accelerator or []):
+        raise fail("--accelerator: give a Ray accelerator type (H100, A100, L4), not an empty one")
     if accelerator and ray is None:
         raise fail("--accelerator pins GPU groups to a Ray accelerator type: give --ray ADDRESS too")
     if ray is not None and parallel is not None:

@@ -31,6 +31,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,11 +94,18 @@ class Placement:
             opts["accelerator_type"] = self.accelerator
         return opts
 
-    def fits(self, resources: dict[str, float]) -> bool:
+    def fits(self, resources: dict[str, float], threads: int | None) -> bool:
         """Whether a node with these (total) resources could ever run the task."""
-        if resources.get("GPU", 0) < self.gpus:
+        if resources.get("GPU", 0) < self.gpus or resources.get("CPU", 0) < self.options(threads)["num_cpus"]:
             return False
         return not self.accelerator or resources.get(f"accelerator_type:{self.accelerator}", 0) > 0
+
+    def unfit_reason(self, threads: int | None) -> str:
+        if not self.gpus:
+            return (f"no live node of the Ray cluster has {self.options(threads)['num_cpus']} CPU(s) for "
+                    "--threads; give --threads at most a node's CPUs")
+        what = f"{self.gpus} GPU(s)" + (f" of accelerator type {self.accelerator}" if self.accelerator else "")
+        return f"no live node of the Ray cluster has {what} and a CPU"
 
 
 def placements(spec: str, cluster_has_gpus: bool, accelerators: tuple[str, ...]) -> list[Placement]:
@@ -153,20 +161,20 @@ def _measure_on_node(cfg: RunConfig, group: Group, driver_version: str, cache_di
     import ray
 
     host = socket.gethostname()
-    if __version__ != driver_version:
-        raise ClusterError(f"{host} runs greenbench {__version__}, the driver {driver_version}: install the same "
-                           "version on every node")
     if cfg.threads is not None:
         devmod.set_threads(cfg.threads)
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     device = node_device(len(gpu_ids))
     local = "+".join(f"cuda:{g}" for g in gpu_ids) if gpu_ids else "cpu"
-    cache = cache_dir or devmod.default_cache_dir()  # the node's own
-    cache.mkdir(parents=True, exist_ok=True)
-    cfg = replace(cfg, cache_dir=cache, ray=None)
     provenance = devmod.provenance()
     put(("placed", Placed(ray.get_runtime_context().get_node_id(), host, local, device.spec, device.name,
                           device.uuid, os.getpid(), provenance)))
+    if __version__ != driver_version:  # after "placed": the failure names the node
+        raise ClusterError(f"{host} runs greenbench {__version__}, the driver {driver_version}: install the same "
+                           "version on every node")
+    cache = cache_dir or devmod.default_cache_dir()  # the node's own
+    cache.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, cache_dir=cache, ray=None)
     now = prof.utc_now()
     node_profile = prof.Profile(greenbench_version=__version__, created_utc=now, updated_utc=now,
                                 ladder=prof.LadderInfo(name=cfg.ladder.name), settings=cfg.settings(),
@@ -244,7 +252,7 @@ def connect(opts: RayOptions) -> Any:
         _check_listening(_bootstrap_address(opts.address))
     try:  # Ray's own notes (token authentication is on: good) are not the user's business here
         ray.init(address=opts.address, **kwargs)  # "local": a new cluster, never one found running here
-    except (ConnectionError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - Ray's own errors (authentication, time-outs) are one line too
         raise ClusterError(f"--ray {opts.address}: cannot connect to a Ray cluster: {_one_line(e)}",
                            option="--ray") from None
     return ray
@@ -451,22 +459,29 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
     out = FleetWriter(cfg, profile, Fleet.of(profile), saved, emit, clock)
 
-    def accelerator_of(node_id: str) -> str | None:
+    def accelerator_of(task: GroupTask) -> str | None:
+        """The accelerator type of the node a GPU group ran on (None for a CPU group)."""
+        if not task.placement.gpus:
+            return None
+        if task.placed is None:
+            return task.placement.accelerator
+        node_id = task.placed.node_id
         if node_id not in nodes:  # a node that joined during the run
             nodes.update({n["NodeID"]: n for n in ray.nodes()})
         types = sorted(k.split(":", 1)[1] for k in nodes.get(node_id, {}).get("Resources", {})
                        if k.startswith("accelerator_type:"))
         return types[0] if types else None
 
-    remote = ray.remote(num_returns="streaming", max_retries=0)(_group_task)
+    # One worker process per group (max_calls=1): torch keeps the CUDA devices it started with, so a
+    # reused worker would go on using its last group's GPU whatever Ray gives the next one.
+    remote = ray.remote(num_returns="streaming", max_retries=0, max_calls=1)(_group_task)
     tasks: dict[Any, GroupTask] = {}
     for name, groups in groups_by_device(todo).items():
         pl = place_of[name]
         for g in groups:
             task = GroupTask(g, pl)
-            if not any(pl.fits(n["Resources"]) for n in nodes.values()):  # Ray would wait for it forever
-                what = f"{pl.gpus} GPU(s)" + (f" of accelerator type {pl.accelerator}" if pl.accelerator else "")
-                reason = f"no node of the Ray cluster has {what}" if pl.gpus else "no node of the Ray cluster has a CPU"
+            if not any(pl.fits(n["Resources"], cfg.threads) for n in nodes.values()):  # Ray would wait forever
+                reason = pl.unfit_reason(cfg.threads)
                 emit(Event("warning", f"{g.label} on {pl.name}: failed: {reason} (recorded; going on)"))
                 out.finish(task, _named(_lost(cfg, _unplaced(task, out.fleet), reason, pl.accelerator), out.fleet,
                                         task, pl.accelerator), None)
@@ -475,10 +490,16 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                 cfg, g, __version__, opts.cache_dir)
             tasks[gen] = task
     emit(Event("note", f"{len(tasks)} group(s) submitted to the cluster"))
-    running: dict[str, list[GroupTask]] = {}  # node id -> its groups now running
+    running: dict[str, list[GroupTask]] = {}  # host -> its groups now running
+    checked = time.monotonic()
     try:
         while tasks:
-            ready, _ = ray.wait(list(tasks), num_returns=1, timeout=1.0)
+            ready, rest = ray.wait(list(tasks), num_returns=1, timeout=1.0)
+            if ready and rest:  # every generator with something to say, in one pass
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            if time.monotonic() - checked > 5:  # a node lost: groups waiting for what no live node has
+                checked = time.monotonic()
+                _fail_stranded(ray, cfg, tasks, nodes, out, emit)
             for gen in ready:
                 task = tasks[gen]
                 try:
@@ -492,7 +513,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                     reason = _lost_reason(e)
                     emit(Event("warning", f"{task.group.label} on {task.device or task.placement.name}: failed: "
                                           f"{reason} (recorded; going on)"))
-                    acc = accelerator_of(task.placed.node_id) if task.placed else task.placement.accelerator
+                    acc = accelerator_of(task)
                     if task.source is None:
                         _unplaced(task, out.fleet)
                     out.finish(task, _named(_lost(cfg, task, reason, acc), out.fleet, task, acc), None)
@@ -504,7 +525,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                 elif kind == "done":
                     _release(running, task)
                     assert task.placed is not None
-                    records = _named(payload.records, out.fleet, task, accelerator_of(task.placed.node_id))
+                    records = _named(payload.records, out.fleet, task, accelerator_of(task))
                     if task.shared:
                         for r in records:
                             if r.status == "ok" and "node_shared" not in r.flags:
@@ -523,12 +544,33 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
     return profile
 
 
+def _fail_stranded(ray: Any, cfg: RunConfig, tasks: dict[Any, GroupTask], nodes: dict[str, Any],
+                   out: FleetWriter, emit: Emit) -> None:
+    """Groups not yet placed whose placement no live node fits (their node was lost) would wait
+    forever: cancelled, and their points failed with the reason."""
+    live = [n for n in ray.nodes() if n.get("Alive")]
+    nodes.update({n["NodeID"]: n for n in live})
+    for gen, task in list(tasks.items()):
+        if task.placed is None and not any(task.placement.fits(n["Resources"], cfg.threads) for n in live):
+            del tasks[gen]
+            try:
+                ray.cancel(gen, force=True)
+            except Exception:  # noqa: BLE001, S110 - it may have ended meanwhile
+                pass
+            reason = task.placement.unfit_reason(cfg.threads) + " any more (a node was lost)"
+            emit(Event("warning", f"{task.group.label} on {task.placement.name}: failed: {reason} "
+                                  "(recorded; going on)"))
+            _unplaced(task, out.fleet)
+            out.finish(task, _named(_lost(cfg, task, reason, task.placement.accelerator), out.fleet, task,
+                                    task.placement.accelerator), None)
+
+
 def _on_placed(task: GroupTask, placed: Placed, fleet: Fleet, running: dict[str, list[GroupTask]], emit: Emit) -> None:
     task.placed = placed
     task.source = fleet.source(placed)
     task.device = fleet.device(task.source, placed.local)
     fleet.sources[task.source]["provenance"] = placed.provenance
-    others = running.setdefault(placed.node_id, [])
+    others = running.setdefault(placed.hostname, [])  # a CPU meter counts the machine, not the Ray node
     if others and (not task.placement.gpus or any(not t.placement.gpus for t in others)):
         task.shared = not task.placement.gpus
         for t in others:
@@ -539,7 +581,7 @@ def _on_placed(task: GroupTask, placed: Placed, fleet: Fleet, running: dict[str,
 
 def _release(running: dict[str, list[GroupTask]], task: GroupTask) -> None:
     if task.placed is not None:
-        mine = running.get(task.placed.node_id, [])
+        mine = running.get(task.placed.hostname, [])
         if task in mine:
             mine.remove(task)
 
@@ -552,8 +594,9 @@ def _pass_event(task: GroupTask, e: Event, clock: Clock, emit: Emit) -> None:
     elif e.kind == "flag":  # "model b8 fp32 cuda:0": the point as the fleet names it
         spec = f" {task.placed.spec}" if task.placed else ""
         emit(replace(e, text=e.text[:-len(spec)] + f" {where}" if spec and e.text.endswith(spec) else e.text))
-    elif e.kind not in ("point", "start"):
-        emit(replace(e, text=f"{where}: {e.text}"))
+    elif e.kind not in ("point", "start"):  # "cuda:0: energy is an estimate": the node's name for it goes
+        spec = f"{task.placed.spec}: " if task.placed else ""
+        emit(replace(e, text=f"{where}: {e.text.removeprefix(spec) if spec else e.text}"))
 
 
 def _unplaced(task: GroupTask, fleet: Fleet) -> GroupTask:
@@ -570,7 +613,7 @@ def _named(records: list[prof.Record], fleet: Fleet, task: GroupTask,
         return records
     source = fleet.sources[task.source]
     host = source["host"] if source.get("ray_node_id") is not None else None
-    acc = accelerator if accelerator is not None else task.placement.accelerator
+    acc = accelerator if task.placement.gpus else None
     return [r.model_copy(update={"device": task.device or r.device, "host": host, "accelerator_type": acc,
                                  "placement": task.placement.name, "source": task.source}) for r in records]
 

@@ -278,7 +278,7 @@ def merge(profiles: list[Profile], sources: list[str]) -> Profile:
     for i, (u, host, mapping) in enumerate(zip(units, hosts, names, strict=True)):
         entries.append({**u.entry, "host": host, "devices": mapping})
         for r in u.records:
-            merged = r.model_copy(update={"device": mapping[r.device], "source": i, "host": r.host or host},
+            merged = r.model_copy(update={"device": mapping[r.device], "source": i, "host": host},
                                   deep=True)
             key = merged.key()
             if key in first_of:

@@ -9,7 +9,8 @@ from greenbench.profile.io import write_atomic
 from greenbench.profile.schema import Profile
 
 CSV_COLUMNS = [
-    "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "status",
+    "ladder", "model", "params", "batch_size", "precision", "device", "device_name", "host", "accelerator_type",
+    "status",
     "accuracy", "accuracy_ci95_low", "accuracy_ci95_high", "quality_metric", "perplexity",
     "latency_p50_ms", "latency_p90_ms",
     "latency_p95_ms", "latency_p99_ms", "latency_per_item_ms", "latency_per_item_p50_ms",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import socket
 import sys
 import threading
@@ -54,9 +53,12 @@ from greenbench.measure.runner import (
     Saved,
     groups_by_device,
     open_profile,
+    points_to_measure,
+    save_profile,
     sweep_device,
 )
 from greenbench.measure.zoo import model_dict
+from greenbench.profile.merge import short_host, sources_of
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Ray reaches a node by the address it sees itself at from outside; on one host that is its
@@ -186,7 +188,7 @@ def _measure_on_node(cfg: RunConfig, group: Group, driver_version: str, cache_di
         done.append(GroupDone(None if idle is None else idle.model_copy(update={"device": local}), renamed))
 
     sweep_device(cfg, node_profile, device, [group], Clock(1), lambda e: put(("event", e)), finished,
-                  host_components=False)
+                 host_components=False)
     return done[0] if done else GroupDone(None, [])
 
 
@@ -290,12 +292,6 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}".strip().rstrip(":")
 
 
-def _short(host: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", host).strip("-") or "host"
-    head = clean.split(".")[0]
-    return head if head and re.search(r"[A-Za-z]", head) else clean
-
-
 @dataclass
 class Fleet:
     """The nodes the profile's points ran on, as ``provenance.sources`` holds them."""
@@ -304,8 +300,6 @@ class Fleet:
 
     @classmethod
     def of(cls, profile: prof.Profile) -> Fleet:
-        from greenbench.profile.merge import sources_of
-
         return cls([dict(s) for s in sources_of(profile) or []])
 
     def source(self, placed: Placed) -> int:
@@ -315,7 +309,7 @@ class Fleet:
         for i, s in enumerate(self.sources):
             if s.get("ray_node_id") == placed.node_id:
                 return i
-        host = _short(placed.hostname)
+        host = short_host(placed.hostname)
         if any(s.get("host") == host for s in self.sources):
             host = f"{host}-{placed.node_id[:6]}"
         self.sources.append({"file": "", "host": host, "ray_node_id": placed.node_id,
@@ -413,10 +407,16 @@ class FleetWriter:
         sources = self.fleet.document(self.profile, self.cfg.out_path.name)
         self.profile.provenance = prof.Provenance.model_validate(
             {**self.profile.provenance.model_dump(mode="json"), "sources": sources})
-        prof.save(self.profile, self.cfg.out_path, self.records_json)
-        self.saved.points, self.saved.on_disk = len(self.profile.ok_records()), True
-        if self.cfg.export_csv is not None:
-            prof.export_csv(self.profile, self.cfg.export_csv)
+        save_profile(self.cfg, self.profile, self.saved, self.records_json)
+
+    def fail(self, task: GroupTask, reason: str, accelerator: str | None) -> None:
+        """A group that will not finish (lost, or that no node can run): its points, failed with
+        the reason, on disk at once; the sweep goes on."""
+        self.emit(Event("warning", f"{task.group.label} on {task.device or task.placement.name}: failed: {reason} "
+                                   "(recorded; going on)"))
+        if task.source is None:  # it never said where it ran
+            _unplaced(task, self.fleet)
+        self.finish(task, _named(_lost(self.cfg, task, reason, accelerator), self.fleet, task, accelerator), None)
 
     def finish(self, task: GroupTask, records: list[prof.Record], idle: prof.IdleBaseline | None) -> None:
         if idle is not None and task.device is not None:
@@ -446,15 +446,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                        f"{sum(n['Resources'].get('GPU', 0) for n in nodes.values()):g} GPU(s)"))
 
     profile = open_profile(cfg)
-    profile.records = [r for r in profile.records if r.status == "ok"]  # failed ones are tried again
-    if cfg.resume and cfg.out_path.exists() and not cfg.force:
-        saved.points, saved.on_disk = len(profile.records), True
-    done_keys = {r.planned_key() for r in profile.records}
-    todo = [p for p in points
-            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device, p.concurrency,
-                              p.request_rate_per_s) not in done_keys]
-    if done_keys and cfg.resume:
-        emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
+    todo = points_to_measure(cfg, points, profile, emit, saved)  # by placement: Point.device is one here
     clock = Clock(len(todo) * cfg.protocol.repeats)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
     out = FleetWriter(cfg, profile, Fleet.of(profile), saved, emit, clock)
@@ -481,10 +473,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
         for g in groups:
             task = GroupTask(g, pl)
             if not any(pl.fits(n["Resources"], cfg.threads) for n in nodes.values()):  # Ray would wait forever
-                reason = pl.unfit_reason(cfg.threads)
-                emit(Event("warning", f"{g.label} on {pl.name}: failed: {reason} (recorded; going on)"))
-                out.finish(task, _named(_lost(cfg, _unplaced(task, out.fleet), reason, pl.accelerator), out.fleet,
-                                        task, pl.accelerator), None)
+                out.fail(task, pl.unfit_reason(cfg.threads), pl.accelerator)
                 continue
             gen = remote.options(**pl.options(cfg.threads), name=f"greenbench {g.label} on {pl.name}").remote(
                 cfg, g, __version__, opts.cache_dir)
@@ -499,7 +488,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             if time.monotonic() - checked > 5:  # a node lost: groups waiting for what no live node has
                 checked = time.monotonic()
-                _fail_stranded(ray, cfg, tasks, nodes, out, emit)
+                _fail_stranded(ray, cfg, tasks, nodes, out)
             for gen in ready:
                 task = tasks[gen]
                 try:
@@ -510,13 +499,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
                 except Exception as e:  # noqa: BLE001 - a lost worker or node, or an error in the task
                     del tasks[gen]
                     _release(running, task)
-                    reason = _lost_reason(e)
-                    emit(Event("warning", f"{task.group.label} on {task.device or task.placement.name}: failed: "
-                                          f"{reason} (recorded; going on)"))
-                    acc = accelerator_of(task)
-                    if task.source is None:
-                        _unplaced(task, out.fleet)
-                    out.finish(task, _named(_lost(cfg, task, reason, acc), out.fleet, task, acc), None)
+                    out.fail(task, _lost_reason(e), accelerator_of(task))
                     continue
                 if kind == "placed":
                     _on_placed(task, payload, out.fleet, running, emit)
@@ -545,7 +528,7 @@ def _sweep(ray: Any, cfg: RunConfig, points: list[Point], emit: Emit, saved: Sav
 
 
 def _fail_stranded(ray: Any, cfg: RunConfig, tasks: dict[Any, GroupTask], nodes: dict[str, Any],
-                   out: FleetWriter, emit: Emit) -> None:
+                   out: FleetWriter) -> None:
     """Groups not yet placed whose placement no live node fits (their node was lost) would wait
     forever: cancelled, and their points failed with the reason."""
     live = [n for n in ray.nodes() if n.get("Alive")]
@@ -557,12 +540,8 @@ def _fail_stranded(ray: Any, cfg: RunConfig, tasks: dict[Any, GroupTask], nodes:
                 ray.cancel(gen, force=True)
             except Exception:  # noqa: BLE001, S110 - it may have ended meanwhile
                 pass
-            reason = task.placement.unfit_reason(cfg.threads) + " any more (a node was lost)"
-            emit(Event("warning", f"{task.group.label} on {task.placement.name}: failed: {reason} "
-                                  "(recorded; going on)"))
-            _unplaced(task, out.fleet)
-            out.finish(task, _named(_lost(cfg, task, reason, task.placement.accelerator), out.fleet, task,
-                                    task.placement.accelerator), None)
+            out.fail(task, task.placement.unfit_reason(cfg.threads) + " any more (a node was lost)",
+                     task.placement.accelerator)
 
 
 def _on_placed(task: GroupTask, placed: Placed, fleet: Fleet, running: dict[str, list[GroupTask]], emit: Emit) -> None:
@@ -599,10 +578,9 @@ def _pass_event(task: GroupTask, e: Event, clock: Clock, emit: Emit) -> None:
         emit(replace(e, text=f"{where}: {e.text.removeprefix(spec) if spec else e.text}"))
 
 
-def _unplaced(task: GroupTask, fleet: Fleet) -> GroupTask:
+def _unplaced(task: GroupTask, fleet: Fleet) -> None:
     task.source = fleet.unplaced()
     task.device = fleet.device(task.source, task.placement.name)
-    return task
 
 
 def _named(records: list[prof.Record], fleet: Fleet, task: GroupTask,

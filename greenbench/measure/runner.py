@@ -374,26 +374,14 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: Saved) -
     devices_by_spec = {d.spec: d for d in resolved.values()}
     profile = open_profile(cfg)
     _check_same_devices(cfg.out_path, profile, devices_by_spec)
-    # Failed or skipped points are tried again on resume (an OOM may have been transient).
-    profile.records = [r for r in profile.records if r.status == "ok"]
-    if cfg.resume and cfg.out_path.exists() and not cfg.force:
-        saved.points, saved.on_disk = len(profile.records), True
-    done_keys = profile.finished_keys()
-    todo = [p for p in points
-            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device, p.concurrency,
-                              p.request_rate_per_s) not in done_keys]
-    if done_keys and cfg.resume:
-        emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
+    todo = points_to_measure(cfg, points, profile, emit, saved)
     clock = Clock(len(todo) * cfg.protocol.repeats)
     _warn_if_host_busy(profile, emit)
     emit(Event("start", f"{len(todo)} operating point(s)", total=clock.total))
     by_device = groups_by_device(todo)
 
     def write() -> None:
-        prof.save(profile, cfg.out_path)
-        saved.points, saved.on_disk = len(profile.ok_records()), True
-        if cfg.export_csv is not None:
-            prof.export_csv(profile, cfg.export_csv)
+        save_profile(cfg, profile, saved)
 
     def finished(spec: str, idle: prof.IdleBaseline | None, records: list[prof.Record]) -> None:
         if idle is not None:
@@ -414,6 +402,32 @@ def _run_locked(cfg: RunConfig, points: list[Point], emit: Emit, saved: Saved) -
     profile.complete = True
     write()
     return profile
+
+
+def save_profile(cfg: RunConfig, profile: prof.Profile, saved: Saved,
+                 records_json: prof.RecordsJson | None = None) -> None:
+    """Write the profile (atomically) and its CSV export, and count what is now on disk."""
+    prof.save(profile, cfg.out_path, records_json)
+    saved.points, saved.on_disk = len(profile.ok_records()), True
+    if cfg.export_csv is not None:
+        prof.export_csv(profile, cfg.export_csv)
+
+
+def points_to_measure(cfg: RunConfig, points: list[Point], profile: prof.Profile, emit: Emit,
+                      saved: Saved) -> list[Point]:
+    """The planned points the opened profile has not finished. Its failed and skipped records are
+    dropped, to be tried again (an OOM may have been transient); on --resume, ``saved`` counts the
+    finished ones already on disk."""
+    profile.records = [r for r in profile.records if r.status == "ok"]
+    if cfg.resume and cfg.out_path.exists() and not cfg.force:
+        saved.points, saved.on_disk = len(profile.records), True
+    done_keys = profile.finished_keys()
+    todo = [p for p in points
+            if prof.point_key(cfg.ladder.name, p.model, p.batch_size, p.precision, p.device, p.concurrency,
+                              p.request_rate_per_s) not in done_keys]
+    if done_keys and cfg.resume:
+        emit(Event("note", f"resuming: {len(done_keys)} point(s) already finished, {len(todo)} to go"))
+    return todo
 
 
 def _check_same_devices(path: Path, profile: prof.Profile, devices_by_spec: dict[str, devmod.Device]) -> None:

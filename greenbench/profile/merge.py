@@ -48,7 +48,7 @@ from greenbench.profile.schema import (
 )
 
 __all__ = ["FREE_PROTOCOL_FIELDS", "PROTOCOL_FIELDS", "MergeError", "MergeSummary", "SourceSummary", "merge",
-           "sources_of", "summarize"]
+           "short_host", "sources_of", "summarize"]
 
 # The protocol's settings that change a measured number: two files must agree on each. In the
 # order the error line names the first difference (quick first: it changes several at once).
@@ -169,19 +169,25 @@ def _clean(host: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", host).strip("-") or "host"
 
 
+def _short(clean: str) -> str:
+    """``gpu-a`` of ``gpu-a.cluster.org``; an IP (no letter before the first dot) stays whole."""
+    head = clean.split(".")[0]
+    return head if head and re.search(r"[A-Za-z]", head) else clean
+
+
+def short_host(host: str) -> str:
+    """A host as device names carry it: cleaned, and short (``gpu-a``)."""
+    return _short(_clean(host))
+
+
 def _host_names(units: Sequence[_Unit]) -> list[str]:
     """Each unit's host as device names carry it: the short name (``gpu-a`` of
     ``gpu-a.cluster.org``), or the full one where two hosts share a short name (and for an IP)."""
     full = [_clean(u.host) for u in units]
-
-    def short(h: str) -> str:
-        head = h.split(".")[0]
-        return head if head and re.search(r"[A-Za-z]", head) else h
-
     owners: dict[str, set[str]] = {}
     for h in full:
-        owners.setdefault(short(h), set()).add(h)
-    return [short(h) if len(owners[short(h)]) == 1 else h for h in full]
+        owners.setdefault(_short(h), set()).add(h)
+    return [_short(h) if len(owners[_short(h)]) == 1 else h for h in full]
 
 
 def _uuid(u: _Unit, device: str) -> str | None:

@@ -572,7 +572,8 @@ class Profile(BaseModel):
     records: list[Record] = []
 
     def finished_keys(self) -> set[tuple]:
-        return {r.key() for r in self.records}
+        """The points as planned (``Record.planned_key``: by placement on a Ray run, else by device)."""
+        return {r.planned_key() for r in self.records}
 
     def ok_records(self) -> list[Record]:
         return [r for r in self.records if r.status == "ok"]
